@@ -1,0 +1,278 @@
+//! Corpus audits: read every MIDI file under some folders and report what was found.
+//!
+//! ```
+//! use aurl_data::audit::{audit_files, discover};
+//! let fixtures = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures"));
+//! let found = discover(&[fixtures.to_path_buf()]);
+//! let summary = audit_files(&found.files, 1, || {});
+//! assert_eq!(summary.files, found.files.len());
+//! assert!(summary.notes > 0);
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::{Mode, WriteOptions, read_midi, write_midi};
+
+/// File extensions read as MIDI (compared case-insensitively).
+pub const MIDI_EXTENSIONS: [&str; 4] = ["mid", "midi", "kar", "rmi"];
+
+/// What [`discover`] found.
+#[derive(Debug, Default)]
+pub struct Discovered {
+    /// MIDI files, sorted by path.
+    pub files: Vec<PathBuf>,
+    /// Paths that could not be listed, with the reason.
+    pub unreadable: Vec<(PathBuf, String)>,
+}
+
+/// Whether a path has one of the [`MIDI_EXTENSIONS`].
+#[must_use]
+pub fn is_midi_path(path: &Path) -> bool {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .is_some_and(|e| MIDI_EXTENSIONS.iter().any(|m| e.eq_ignore_ascii_case(m)))
+}
+
+/// Lists the MIDI files under `paths` (files are taken as given when they have a MIDI
+/// extension; folders are walked recursively). Symbolic links to folders are not followed,
+/// so link cycles cannot hang the walk.
+#[must_use]
+pub fn discover(paths: &[PathBuf]) -> Discovered {
+    let mut out = Discovered::default();
+    let mut stack: Vec<PathBuf> = paths.to_vec();
+    while let Some(p) = stack.pop() {
+        let meta = match std::fs::symlink_metadata(&p) {
+            Ok(m) => m,
+            Err(e) => {
+                out.unreadable.push((p, e.to_string()));
+                continue;
+            }
+        };
+        if meta.is_dir() {
+            match std::fs::read_dir(&p) {
+                Ok(entries) => {
+                    for entry in entries {
+                        match entry {
+                            Ok(e) => stack.push(e.path()),
+                            Err(e) => out.unreadable.push((p.clone(), e.to_string())),
+                        }
+                    }
+                }
+                Err(e) => out.unreadable.push((p, e.to_string())),
+            }
+        } else if is_midi_path(&p) {
+            out.files.push(p);
+        }
+    }
+    out.files.sort();
+    out
+}
+
+/// How one file fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FileStatus {
+    /// Well-formed: read with nothing to repair (strict mode accepts it as is).
+    StrictOk,
+    /// Read only thanks to repairs (see the repair counts).
+    Repaired,
+    /// No usable content: a typed error.
+    Failed,
+}
+
+/// The audit of one file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileAudit {
+    /// The path as given.
+    pub file: String,
+    /// Outcome.
+    pub status: FileStatus,
+    /// Notes read.
+    pub notes: usize,
+    /// Tracks (instruments) read.
+    pub tracks: usize,
+    /// Duration in seconds.
+    pub seconds: f64,
+    /// Repairs by kind.
+    pub repairs: BTreeMap<&'static str, u32>,
+    /// Whether Score → MIDI bytes → Score gave the same score.
+    #[serde(skip)]
+    pub roundtrip_ok: bool,
+    /// Time spent reading and parsing, in milliseconds.
+    #[serde(skip)]
+    pub parse_ms: f64,
+    /// The error, for failed files.
+    #[serde(skip)]
+    pub error: Option<String>,
+}
+
+/// Audits MIDI bytes: lenient read, classification, and a write/read round trip.
+#[must_use]
+pub fn audit_bytes(file: String, bytes: &[u8], parse_ms_before: f64) -> FileAudit {
+    let t = Instant::now();
+    let result = read_midi(bytes, Mode::Lenient);
+    let parse_ms = parse_ms_before + t.elapsed().as_secs_f64() * 1e3;
+    match result {
+        Ok((score, report)) => {
+            let roundtrip_ok = write_midi(&score, &WriteOptions::keep_resolution())
+                .ok()
+                .and_then(|b| read_midi(&b, Mode::Strict).ok())
+                .is_some_and(|(back, r)| r.is_clean() && back == score);
+            FileAudit {
+                file,
+                status: if report.is_clean() {
+                    FileStatus::StrictOk
+                } else {
+                    FileStatus::Repaired
+                },
+                notes: score.note_count(),
+                tracks: score.tracks.len(),
+                seconds: score.duration_seconds(),
+                repairs: report.repair_map(),
+                roundtrip_ok,
+                parse_ms,
+                error: None,
+            }
+        }
+        Err(e) => failed(file, e.to_string(), parse_ms),
+    }
+}
+
+fn failed(file: String, error: String, parse_ms: f64) -> FileAudit {
+    FileAudit {
+        file,
+        status: FileStatus::Failed,
+        notes: 0,
+        tracks: 0,
+        seconds: 0.0,
+        repairs: BTreeMap::new(),
+        roundtrip_ok: false,
+        parse_ms,
+        error: Some(error),
+    }
+}
+
+/// Audits one file from disk; reading the file counts towards its parse time.
+#[must_use]
+pub fn audit_file(path: &Path) -> FileAudit {
+    let name = path.display().to_string();
+    let t = Instant::now();
+    match crate::midi::read_file_bytes(path) {
+        Ok(bytes) => audit_bytes(name, &bytes, t.elapsed().as_secs_f64() * 1e3),
+        Err(e) => failed(name, e.to_string(), t.elapsed().as_secs_f64() * 1e3),
+    }
+}
+
+/// A failed file and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileError {
+    /// The path.
+    pub file: String,
+    /// The error message.
+    pub error: String,
+}
+
+/// The summary of an audit, serialisable as the `--json` output of the audit example.
+/// Field names are stable: later versions only add fields.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditSummary {
+    /// Files examined.
+    pub files: usize,
+    /// Files read with nothing to repair.
+    pub strict_ok: usize,
+    /// Files read only leniently.
+    pub repaired: usize,
+    /// Files with no usable content.
+    pub failed: usize,
+    /// Total notes read.
+    pub notes: usize,
+    /// Total tracks read.
+    pub tracks: usize,
+    /// Total duration in seconds.
+    pub seconds: f64,
+    /// Files whose Score → MIDI → Score round trip was identical.
+    pub roundtrip_ok: usize,
+    /// Time spent reading and parsing, summed over files (ms).
+    pub parse_ms: f64,
+    /// Wall time of the whole run (ms).
+    pub elapsed_ms: f64,
+    /// The failed files.
+    pub errors: Vec<FileError>,
+    /// Repair kind → count, over all files.
+    pub repairs: BTreeMap<&'static str, u64>,
+    /// Per-file details, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub per_file: Option<Vec<FileAudit>>,
+}
+
+impl AuditSummary {
+    /// Sums per-file audits (kept in `per_file`; drop them with `per_file = None`).
+    #[must_use]
+    pub fn from_files(audits: Vec<FileAudit>, elapsed_ms: f64) -> Self {
+        let mut s = AuditSummary {
+            files: audits.len(),
+            strict_ok: 0,
+            repaired: 0,
+            failed: 0,
+            notes: 0,
+            tracks: 0,
+            seconds: 0.0,
+            roundtrip_ok: 0,
+            parse_ms: 0.0,
+            elapsed_ms,
+            errors: Vec::new(),
+            repairs: BTreeMap::new(),
+            per_file: None,
+        };
+        for a in &audits {
+            match a.status {
+                FileStatus::StrictOk => s.strict_ok += 1,
+                FileStatus::Repaired => s.repaired += 1,
+                FileStatus::Failed => s.failed += 1,
+            }
+            s.notes += a.notes;
+            s.tracks += a.tracks;
+            s.seconds += a.seconds;
+            s.roundtrip_ok += usize::from(a.roundtrip_ok);
+            s.parse_ms += a.parse_ms;
+            if let Some(e) = &a.error {
+                s.errors.push(FileError {
+                    file: a.file.clone(),
+                    error: e.clone(),
+                });
+            }
+            for (k, n) in &a.repairs {
+                *s.repairs.entry(*k).or_default() += u64::from(*n);
+            }
+        }
+        s.per_file = Some(audits);
+        s
+    }
+}
+
+/// Audits `files` on `threads` worker threads (0 = all cores), calling `on_file` after each
+/// file (for progress bars). Results keep the order of `files`.
+#[must_use]
+pub fn audit_files(files: &[PathBuf], threads: usize, on_file: impl Fn() + Sync) -> AuditSummary {
+    let start = Instant::now();
+    let run = || -> Vec<FileAudit> {
+        files
+            .par_iter()
+            .map(|p| {
+                let a = audit_file(p);
+                on_file();
+                a
+            })
+            .collect()
+    };
+    let audits = match rayon::ThreadPoolBuilder::new().num_threads(threads).build() {
+        Ok(pool) => pool.install(run),
+        Err(_) => run(),
+    };
+    AuditSummary::from_files(audits, start.elapsed().as_secs_f64() * 1e3)
+}

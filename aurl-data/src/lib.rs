@@ -1,0 +1,49 @@
+//! # aurl-data — from bytes and files to scores, and back
+//!
+//! ## Reading MIDI
+//!
+//! [`read_midi`] turns Standard MIDI File bytes (formats 0, 1 and 2, RIFF `RMID` wrappers,
+//! metrical or SMPTE timing) into an [`aurl_core::Score`] plus a [`ParseReport`]:
+//!
+//! * [`Mode::Strict`] rejects any violation of the specification with an
+//!   [`Error::Malformed`] naming the byte offset and track chunk.
+//! * [`Mode::Lenient`] repairs what it can — truncated tracks, wrong chunk lengths, missing
+//!   end-of-track events, stray data bytes, running status after meta events, … — keeps every
+//!   note it can recover before and after the damage, and counts each repair by kind.
+//!
+//! Both modes keep memory bounded by the input size and the [`ReadLimits`].
+//!
+//! ```
+//! use aurl_data::{read_midi, Mode, RepairKind};
+//! let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/malformed_truncated_track.mid");
+//! let bytes = std::fs::read(path)?;
+//! assert!(read_midi(&bytes, Mode::Strict).is_err());
+//! let (score, report) = read_midi(&bytes, Mode::Lenient)?;
+//! assert!(score.note_count() > 0);
+//! assert_eq!(report.count(RepairKind::TruncatedEvent), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! ## Writing MIDI
+//!
+//! [`write_midi`] produces a format-1 file at a chosen resolution (480 ticks per quarter by
+//! default) with a conductor track and one track per instrument; [`write_midi_file`] writes
+//! it atomically. Reading back what was written gives the same score
+//! ([`aurl_core::Score::canonicalize`] describes the one normalisation MIDI imposes).
+//!
+//! ## Auditing a corpus
+//!
+//! [`audit`] reads a folder tree of MIDI files in parallel and summarises what it found
+//! (the engine behind `cargo run --example audit`).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod audit;
+mod error;
+pub mod midi;
+
+pub use error::Error;
+pub use midi::{
+    Mode, ParseReport, Problem, ReadLimits, RepairKind, WriteOptions, allocate_channels, read_midi,
+    read_midi_file, read_midi_with_limits, write_midi, write_midi_file,
+};

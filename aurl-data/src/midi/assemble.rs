@@ -1,0 +1,281 @@
+//! The score level: turns decoded channel events into tracks and paired notes.
+
+use aurl_core::{
+    Channel, ControlChange, ControlValue, Note, Pitch, PitchBend, Program, Score, Track, Velocity,
+};
+
+use super::reader::ReadCtx;
+use super::report::RepairKind;
+use crate::Error;
+
+const NONE: u32 = u32::MAX;
+const KEYS: usize = 16 * 128;
+
+/// A sounding note waiting for its note-off, linked into its (channel, pitch) queue.
+#[derive(Clone, Copy)]
+struct Open {
+    track: u32,
+    note: u32,
+    next: u32,
+}
+
+/// Builds tracks from channel events. Reused across the chunks of one file, so its buffers
+/// are allocated once per file.
+pub(super) struct Assembler {
+    /// Per (channel, pitch): first and last open note in `slab` (a FIFO queue), or NONE.
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    /// Open notes; freed entries are chained through `next` from `free`.
+    slab: Vec<Open>,
+    free: u32,
+    open: usize,
+    /// Track (index into `score.tracks`) each channel of the current chunk writes to.
+    current: [u32; 16],
+    /// Program in force per channel of the current chunk.
+    programs: [u8; 16],
+    /// First index in `score.tracks` belonging to the current chunk.
+    chunk_first: usize,
+    chunk_index: usize,
+    chunk_name: Option<Vec<u8>>,
+    notes: usize,
+}
+
+impl Assembler {
+    pub fn new() -> Self {
+        Self {
+            head: vec![NONE; KEYS],
+            tail: vec![NONE; KEYS],
+            slab: Vec::new(),
+            free: NONE,
+            open: 0,
+            current: [NONE; 16],
+            programs: [0; 16],
+            chunk_first: 0,
+            chunk_index: 0,
+            chunk_name: None,
+            notes: 0,
+        }
+    }
+
+    pub fn begin_chunk(&mut self, score: &Score, chunk_index: usize) {
+        self.current = [NONE; 16];
+        self.programs = [0; 16];
+        self.chunk_first = score.tracks.len();
+        self.chunk_index = chunk_index;
+        self.chunk_name = None;
+    }
+
+    /// The first track name of a chunk names its tracks.
+    pub fn set_chunk_name(&mut self, name: &[u8]) {
+        if self.chunk_name.is_none() {
+            self.chunk_name = Some(name.to_vec());
+        }
+    }
+
+    /// The track of `channel` in this chunk, created on first use.
+    #[inline]
+    fn track_for(&mut self, score: &mut Score, channel: u8) -> usize {
+        let t = self.current[usize::from(channel)];
+        if t != NONE {
+            return t as usize;
+        }
+        let program = self.programs[usize::from(channel)];
+        let t = self.find_or_create(score, channel, program);
+        self.current[usize::from(channel)] = t as u32;
+        t
+    }
+
+    fn find_or_create(&mut self, score: &mut Score, channel: u8, program: u8) -> usize {
+        let existing = score.tracks[self.chunk_first..]
+            .iter()
+            .position(|t| t.channel.get() == channel && t.program.get() == program);
+        if let Some(i) = existing {
+            return self.chunk_first + i;
+        }
+        let channel = Channel::saturating(channel);
+        score.tracks.push(Track {
+            program: Program::saturating(program),
+            is_drum: channel == Channel::DRUMS,
+            channel,
+            ..Track::default()
+        });
+        score.tracks.len() - 1
+    }
+
+    pub fn note_on(
+        &mut self,
+        score: &mut Score,
+        ctx: &ReadCtx<'_>,
+        channel: u8,
+        pitch: u8,
+        velocity: u8,
+        tick: u64,
+    ) -> Result<(), Error> {
+        self.notes += 1;
+        if self.notes > ctx.limits.max_notes {
+            ctx.limit(
+                "notes",
+                "max_notes",
+                self.notes as u64,
+                ctx.limits.max_notes as u64,
+            )?;
+        }
+        let t = self.track_for(score, channel);
+        let notes = &mut score.tracks[t].notes;
+        notes.push(Note::new(
+            Pitch::saturating(pitch),
+            Velocity::saturating(velocity),
+            tick,
+            0,
+        ));
+        let entry = Open {
+            track: t as u32,
+            note: (notes.len() - 1) as u32,
+            next: NONE,
+        };
+        let slot = if self.free != NONE {
+            let s = self.free;
+            self.free = self.slab[s as usize].next;
+            self.slab[s as usize] = entry;
+            s
+        } else {
+            self.slab.push(entry);
+            (self.slab.len() - 1) as u32
+        };
+        let key = usize::from(channel) * 128 + usize::from(pitch);
+        if self.tail[key] == NONE {
+            self.head[key] = slot;
+        } else {
+            self.slab[self.tail[key] as usize].next = slot;
+        }
+        self.tail[key] = slot;
+        self.open += 1;
+        Ok(())
+    }
+
+    /// Ends the oldest sounding note of (channel, pitch). False if none was sounding.
+    pub fn note_off(&mut self, score: &mut Score, channel: u8, pitch: u8, tick: u64) -> bool {
+        let key = usize::from(channel) * 128 + usize::from(pitch);
+        let slot = self.head[key];
+        if slot == NONE {
+            return false;
+        }
+        let open = self.slab[slot as usize];
+        self.head[key] = open.next;
+        if open.next == NONE {
+            self.tail[key] = NONE;
+        }
+        self.slab[slot as usize].next = self.free;
+        self.free = slot;
+        self.open -= 1;
+        let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
+        note.duration = tick - note.start;
+        true
+    }
+
+    pub fn control(
+        &mut self,
+        score: &mut Score,
+        channel: u8,
+        controller: u8,
+        value: u8,
+        tick: u64,
+    ) {
+        let t = self.track_for(score, channel);
+        score.tracks[t].controls.push(ControlChange {
+            tick,
+            controller: ControlValue::saturating(controller),
+            value: ControlValue::saturating(value),
+        });
+    }
+
+    pub fn pitch_bend(&mut self, score: &mut Score, channel: u8, value: i16, tick: u64) {
+        let t = self.track_for(score, channel);
+        score.tracks[t].pitch_bends.push(PitchBend { tick, value });
+    }
+
+    /// A program change relabels the channel's track while it has no notes; after notes it
+    /// starts (or returns to) the channel's track for the new program.
+    pub fn program(&mut self, score: &mut Score, channel: u8, program: u8) {
+        self.programs[usize::from(channel)] = program;
+        let t = self.current[usize::from(channel)];
+        if t != NONE && score.tracks[t as usize].notes.is_empty() {
+            score.tracks[t as usize].program = Program::saturating(program);
+            return;
+        }
+        let t = self.find_or_create(score, channel, program);
+        self.current[usize::from(channel)] = t as u32;
+    }
+
+    /// Closes dangling notes, names the chunk's tracks, and folds note-less tracks left by
+    /// program changes into their channel's track with notes.
+    pub fn end_chunk(
+        &mut self,
+        score: &mut Score,
+        ctx: &mut ReadCtx<'_>,
+        end_tick: u64,
+        end_offset: usize,
+    ) -> Result<(), Error> {
+        if self.open > 0 {
+            for key in 0..KEYS {
+                let mut slot = self.head[key];
+                while slot != NONE {
+                    let open = self.slab[slot as usize];
+                    let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
+                    note.duration = end_tick - note.start;
+                    ctx.problem(
+                        RepairKind::DanglingNoteClosed,
+                        end_offset,
+                        Some(self.chunk_index),
+                    )?;
+                    slot = open.next;
+                }
+                self.head[key] = NONE;
+                self.tail[key] = NONE;
+            }
+            self.open = 0;
+        }
+        self.slab.clear();
+        self.free = NONE;
+
+        self.fold_noteless_tracks(score);
+        let first = self.chunk_first;
+        match self.chunk_name.take() {
+            Some(name) if score.tracks.len() > first => {
+                for t in &mut score.tracks[first..] {
+                    t.name.clone_from(&name);
+                }
+            }
+            Some(name) if self.chunk_index == 0 && score.title.is_empty() => score.title = name,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn fold_noteless_tracks(&mut self, score: &mut Score) {
+        let first = self.chunk_first;
+        let mut i = first;
+        while i < score.tracks.len() {
+            let t = &score.tracks[i];
+            let host = if t.notes.is_empty() {
+                score.tracks[first..]
+                    .iter()
+                    .position(|o| o.channel == t.channel && !o.notes.is_empty())
+                    .map(|p| first + p)
+            } else {
+                None
+            };
+            if let Some(host) = host {
+                let removed = score.tracks.remove(i);
+                let host = if host > i { host - 1 } else { host };
+                let h = &mut score.tracks[host];
+                h.controls.extend(removed.controls);
+                h.pitch_bends.extend(removed.pitch_bends);
+                h.controls.sort_by_key(|c| c.tick);
+                h.pitch_bends.sort_by_key(|b| b.tick);
+            } else {
+                i += 1;
+            }
+        }
+    }
+}

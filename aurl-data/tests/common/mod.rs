@@ -1,0 +1,14 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+pub mod fixtures;
+pub mod smf_builder;
+
+use std::path::PathBuf;
+
+/// The repository's `fixtures/` folder.
+pub fn fixtures_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("fixtures")
+}

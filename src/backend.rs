@@ -1,0 +1,83 @@
+//! Choosing a Burn device from the backends compiled into this build.
+
+use burn::tensor::Device;
+
+/// The backends this build was compiled with, fastest first for training on this kind of
+/// machine: `cuda`, `wgpu`, `flex`, `ndarray`.
+#[must_use]
+pub fn compiled_backends() -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if cfg!(feature = "cuda") {
+        names.push("cuda");
+    }
+    if cfg!(feature = "wgpu") {
+        names.push("wgpu");
+    }
+    if cfg!(feature = "flex") {
+        names.push("flex");
+    }
+    if cfg!(feature = "ndarray") {
+        names.push("ndarray");
+    }
+    names
+}
+
+/// Error for a backend name this build cannot provide.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "backend `{name}` is not compiled in: rebuild with `--features {name}` (this build has: {available})"
+)]
+pub struct UnknownBackend {
+    /// The name that was asked for.
+    pub name: String,
+    /// Comma-separated list of what is available.
+    pub available: String,
+}
+
+/// A device of the named backend (`flex`, `ndarray`, `wgpu`, `cuda`).
+///
+/// # Errors
+/// [`UnknownBackend`], naming the Cargo feature to enable, when the backend is not compiled in.
+pub fn device(name: &str) -> Result<Device, UnknownBackend> {
+    match name {
+        #[cfg(feature = "flex")]
+        "flex" => Ok(Device::flex()),
+        #[cfg(feature = "ndarray")]
+        #[allow(deprecated)]
+        "ndarray" => Ok(Device::ndarray()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => Ok(Device::wgpu(burn::tensor::DeviceKind::DefaultDevice)),
+        #[cfg(feature = "cuda")]
+        "cuda" => Ok(Device::cuda(0)),
+        _ => Err(UnknownBackend {
+            name: name.to_owned(),
+            available: compiled_backends().join(", "),
+        }),
+    }
+}
+
+/// A device of the first backend compiled in, in the order of [`compiled_backends`].
+#[must_use]
+pub fn default_device() -> Device {
+    let first = compiled_backends()[0];
+    device(first).expect("compiled_backends lists only backends that `device` accepts")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_backend_names_the_feature_to_enable() {
+        let err = device("tpu").unwrap_err();
+        assert!(err.to_string().contains("--features tpu"), "{err}");
+    }
+
+    #[test]
+    fn the_default_device_computes() {
+        let d = default_device();
+        let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &d);
+        let s: f32 = t.sum().into_scalar();
+        assert_eq!(s, 6.0);
+    }
+}
