@@ -58,8 +58,8 @@ impl Track {
     #[must_use]
     pub fn end_tick(&self) -> Tick {
         let notes = self.notes.iter().map(Note::end).max().unwrap_or(0);
-        let controls = self.controls.last().map_or(0, |c| c.tick);
-        let bends = self.pitch_bends.last().map_or(0, |b| b.tick);
+        let controls = self.controls.iter().map(|c| c.tick).max().unwrap_or(0);
+        let bends = self.pitch_bends.iter().map(|b| b.tick).max().unwrap_or(0);
         notes.max(controls).max(bends)
     }
 

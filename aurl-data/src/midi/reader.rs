@@ -263,7 +263,8 @@ fn set_smpte_timing(
 ) -> Result<(), Error> {
     ctx.smpte = true;
     ctx.report.smpte = true;
-    let fps = (-((division >> 8) as u8 as i8)) as i32;
+    // The high byte is the negated frame rate (two's complement): 0xE7 = -25.
+    let fps = -i32::from((division >> 8) as u8 as i8);
     let ticks_per_frame = i32::from(division as u8);
     // 29 means 29.97 drop-frame: 30 nominal frames last 1.001 s.
     let (frames, micros) = match fps {

@@ -3,6 +3,7 @@
 
 pub mod fixtures;
 pub mod smf_builder;
+pub mod strategies;
 
 use std::path::PathBuf;
 
