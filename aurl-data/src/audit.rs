@@ -101,7 +101,6 @@ pub struct FileAudit {
     /// Repairs by kind.
     pub repairs: BTreeMap<&'static str, u32>,
     /// Whether Score → MIDI bytes → Score gave the same score.
-    #[serde(skip)]
     pub roundtrip_ok: bool,
     /// Time spent reading and parsing, in milliseconds.
     #[serde(skip)]

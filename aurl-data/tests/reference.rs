@@ -20,6 +20,7 @@ fn reference_notes(smf: &Smf<'_>) -> Vec<Key> {
     for track in &smf.tracks {
         let mut open: Vec<std::collections::VecDeque<(u64, u8)>> =
             vec![Default::default(); 16 * 128];
+        let mut orphans: Vec<(usize, u64)> = Vec::new();
         let mut tick = 0u64;
         for ev in track {
             tick += u64::from(ev.delta.as_int());
@@ -30,17 +31,30 @@ fn reference_notes(smf: &Smf<'_>) -> Vec<Key> {
                     MidiMessage::NoteOff { key, .. } => (key.as_int(), 0),
                     _ => continue,
                 };
-                let q = &mut open[usize::from(ch) * 128 + usize::from(key)];
+                let k = usize::from(ch) * 128 + usize::from(key);
+                let q = &mut open[k];
                 if on_vel > 0 {
                     q.push_back((tick, on_vel));
                 } else if let Some((start, vel)) = q.pop_front() {
                     out.push((ch, key, vel, start, tick - start));
+                } else {
+                    orphans.push((k, tick));
                 }
             }
         }
+        // Dangling notes end with the track, unless their own note-off came just before
+        // them on the same tick (a zero-length note).
         for (i, q) in open.iter().enumerate() {
             for &(start, vel) in q {
-                out.push(((i / 128) as u8, (i % 128) as u8, vel, start, tick - start));
+                let own_off = orphans.iter().position(|&o| o == (i, start));
+                let len = match own_off {
+                    Some(j) => {
+                        orphans.swap_remove(j);
+                        0
+                    }
+                    None => tick - start,
+                };
+                out.push(((i / 128) as u8, (i % 128) as u8, vel, start, len));
             }
         }
     }

@@ -11,6 +11,15 @@ use crate::Error;
 const NONE: u32 = u32::MAX;
 const KEYS: usize = 16 * 128;
 
+/// A note-off that found no sounding note.
+#[derive(Clone, Copy)]
+struct Orphan {
+    key: u16,
+    tick: u64,
+    offset: usize,
+    matched: bool,
+}
+
 /// A sounding note waiting for its note-off, linked into its (channel, pitch) queue.
 #[derive(Clone, Copy)]
 struct Open {
@@ -37,6 +46,10 @@ pub(super) struct Assembler {
     chunk_first: usize,
     chunk_index: usize,
     chunk_name: Option<Vec<u8>>,
+    /// Note-offs of this chunk that found no sounding note.
+    orphans: Vec<Orphan>,
+    /// Expected notes in the current chunk (a note takes at least 6 bytes; most take ~8).
+    chunk_note_estimate: usize,
     notes: usize,
 }
 
@@ -53,11 +66,29 @@ impl Assembler {
             chunk_first: 0,
             chunk_index: 0,
             chunk_name: None,
+            orphans: Vec::new(),
+            chunk_note_estimate: 0,
             notes: 0,
         }
     }
 
-    pub fn begin_chunk(&mut self, score: &Score, chunk_index: usize) {
+    /// Makes the assembler ready for another file, whatever state the last one left
+    /// (an error can end a read with notes still open).
+    pub fn reset(&mut self) {
+        if self.open > 0 {
+            self.head.fill(NONE);
+            self.tail.fill(NONE);
+        }
+        self.open = 0;
+        self.slab.clear();
+        self.free = NONE;
+        self.notes = 0;
+        self.orphans.clear();
+    }
+
+    /// Starts a track chunk of `chunk_len` bytes.
+    pub fn begin_chunk(&mut self, score: &Score, chunk_index: usize, chunk_len: usize) {
+        self.chunk_note_estimate = chunk_len / 8;
         self.current = [NONE; 16];
         self.programs = [0; 16];
         self.chunk_first = score.tracks.len();
@@ -93,15 +124,20 @@ impl Assembler {
             return self.chunk_first + i;
         }
         let channel = Channel::saturating(channel);
+        // The chunk's first track usually gets most of its notes: size it once instead of
+        // growing it through a dozen reallocations (bounded by the input size).
+        let notes = Vec::with_capacity(std::mem::take(&mut self.chunk_note_estimate));
         score.tracks.push(Track {
             program: Program::saturating(program),
             is_drum: channel == Channel::DRUMS,
             channel,
+            notes,
             ..Track::default()
         });
         score.tracks.len() - 1
     }
 
+    #[inline]
     pub fn note_on(
         &mut self,
         score: &mut Score,
@@ -153,12 +189,27 @@ impl Assembler {
         Ok(())
     }
 
-    /// Ends the oldest sounding note of (channel, pitch). False if none was sounding.
-    pub fn note_off(&mut self, score: &mut Score, channel: u8, pitch: u8, tick: u64) -> bool {
+    /// Ends the oldest sounding note of (channel, pitch). A note-off with nothing sounding
+    /// is kept aside until the chunk ends (see [`Assembler::end_chunk`]).
+    #[inline]
+    pub fn note_off(
+        &mut self,
+        score: &mut Score,
+        channel: u8,
+        pitch: u8,
+        tick: u64,
+        offset: usize,
+    ) {
         let key = usize::from(channel) * 128 + usize::from(pitch);
         let slot = self.head[key];
         if slot == NONE {
-            return false;
+            self.orphans.push(Orphan {
+                key: key as u16,
+                tick,
+                offset,
+                matched: false,
+            });
+            return;
         }
         let open = self.slab[slot as usize];
         self.head[key] = open.next;
@@ -170,9 +221,9 @@ impl Assembler {
         self.open -= 1;
         let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
         note.duration = tick - note.start;
-        true
     }
 
+    #[inline]
     pub fn control(
         &mut self,
         score: &mut Score,
@@ -189,6 +240,7 @@ impl Assembler {
         });
     }
 
+    #[inline]
     pub fn pitch_bend(&mut self, score: &mut Score, channel: u8, value: i16, tick: u64) {
         let t = self.track_for(score, channel);
         score.tracks[t].pitch_bends.push(PitchBend { tick, value });
@@ -216,24 +268,44 @@ impl Assembler {
         end_tick: u64,
         end_offset: usize,
     ) -> Result<(), Error> {
+        let chunk = Some(self.chunk_index);
+        let mut zero_length_repaired = false;
         if self.open > 0 {
             for key in 0..KEYS {
                 let mut slot = self.head[key];
                 while slot != NONE {
                     let open = self.slab[slot as usize];
                     let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
-                    note.duration = end_tick - note.start;
-                    ctx.problem(
-                        RepairKind::DanglingNoteClosed,
-                        end_offset,
-                        Some(self.chunk_index),
-                    )?;
+                    // Its own note-off came first, on the same tick: a zero-length note.
+                    let own_off = self
+                        .orphans
+                        .iter_mut()
+                        .find(|o| !o.matched && usize::from(o.key) == key && o.tick == note.start);
+                    if let Some(orphan) = own_off {
+                        orphan.matched = true;
+                        note.duration = 0;
+                        zero_length_repaired = true;
+                        ctx.problem(RepairKind::NoteOffBeforeNoteOn, orphan.offset, chunk)?;
+                    } else {
+                        note.duration = end_tick - note.start;
+                        ctx.problem(RepairKind::DanglingNoteClosed, end_offset, chunk)?;
+                    }
                     slot = open.next;
                 }
                 self.head[key] = NONE;
                 self.tail[key] = NONE;
             }
             self.open = 0;
+        }
+        if zero_length_repaired {
+            // A zero-length note inside a longer one of the same pitch would be "nested",
+            // which MIDI cannot store; re-pair first in, first out like every other note.
+            for t in &mut score.tracks[self.chunk_first..] {
+                t.pair_overlaps_fifo();
+            }
+        }
+        for orphan in self.orphans.drain(..).filter(|o| !o.matched) {
+            ctx.problem(RepairKind::OrphanNoteOffDropped, orphan.offset, chunk)?;
         }
         self.slab.clear();
         self.free = NONE;

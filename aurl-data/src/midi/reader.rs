@@ -1,5 +1,7 @@
 //! The container level: RIFF wrapper, header, and the walk over chunks.
 
+use std::cell::RefCell;
+
 use aurl_core::{Score, Tempo};
 
 use super::assemble::Assembler;
@@ -128,7 +130,28 @@ pub(super) fn find_track_magic(bytes: &[u8], from: usize, end: usize) -> Option<
         .map(|i| from + i)
 }
 
+thread_local! {
+    /// Each thread keeps its note-pairing tables between files: allocating and clearing them
+    /// per file cost more than parsing a small file.
+    static ASSEMBLER: RefCell<Option<Assembler>> = const { RefCell::new(None) };
+}
+
 pub(super) fn read(
+    bytes: &[u8],
+    mode: Mode,
+    limits: &ReadLimits,
+) -> Result<(Score, ParseReport), Error> {
+    let mut asm = ASSEMBLER
+        .with(|a| a.borrow_mut().take())
+        .unwrap_or_else(Assembler::new);
+    let result = read_with(&mut asm, bytes, mode, limits);
+    asm.reset();
+    ASSEMBLER.with(|a| *a.borrow_mut() = Some(asm));
+    result
+}
+
+fn read_with(
+    asm: &mut Assembler,
     bytes: &[u8],
     mode: Mode,
     limits: &ReadLimits,
@@ -191,7 +214,6 @@ pub(super) fn read(
     }
 
     // Track chunks.
-    let mut asm = Assembler::new();
     let mut pos = fields.saturating_add(header_len).min(end);
     let mut track_index = 0usize;
     while pos < end {
@@ -228,7 +250,7 @@ pub(super) fn read(
             )?;
             let read_to = read_track(
                 &mut ctx,
-                &mut asm,
+                asm,
                 &mut score,
                 bytes,
                 data,
@@ -292,9 +314,18 @@ trait SortGlobal {
 
 impl SortGlobal for Score {
     fn sort_global_events(&mut self) {
-        self.tempos.sort_by_key(|e| e.tick);
-        self.time_signatures.sort_by_key(|e| e.tick);
-        self.key_signatures.sort_by_key(|e| e.tick);
-        self.texts.sort_by_key(|e| e.tick);
+        // Usually already in order (one conductor track): checking is cheaper than sorting.
+        if !self.tempos.is_sorted_by_key(|e| e.tick) {
+            self.tempos.sort_by_key(|e| e.tick);
+        }
+        if !self.time_signatures.is_sorted_by_key(|e| e.tick) {
+            self.time_signatures.sort_by_key(|e| e.tick);
+        }
+        if !self.key_signatures.is_sorted_by_key(|e| e.tick) {
+            self.key_signatures.sort_by_key(|e| e.tick);
+        }
+        if !self.texts.is_sorted_by_key(|e| e.tick) {
+            self.texts.sort_by_key(|e| e.tick);
+        }
     }
 }

@@ -68,11 +68,15 @@ pub enum RepairKind {
     DanglingNoteClosed,
     /// A note-off with no sounding note of that pitch and channel; dropped.
     OrphanNoteOffDropped,
+    /// A note-off placed just before its own note-on on the same tick (how some exporters,
+    /// music21 among them, write grace notes): read as a zero-length note rather than an
+    /// orphan note-off plus a note sounding to the end of the track.
+    NoteOffBeforeNoteOn,
 }
 
 impl RepairKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RepairKind; 24] = [
+    pub const ALL: [RepairKind; 25] = [
         Self::LeadingGarbage,
         Self::BadHeaderLength,
         Self::UnknownFormat,
@@ -97,6 +101,7 @@ impl RepairKind {
         Self::TempoInSmpteFile,
         Self::DanglingNoteClosed,
         Self::OrphanNoteOffDropped,
+        Self::NoteOffBeforeNoteOn,
     ];
 
     /// Whether this kind violates the file-format specification (an error in strict mode).
@@ -110,6 +115,7 @@ impl RepairKind {
                 | Self::TempoInSmpteFile
                 | Self::DanglingNoteClosed
                 | Self::OrphanNoteOffDropped
+                | Self::NoteOffBeforeNoteOn
         )
     }
 
@@ -141,6 +147,7 @@ impl RepairKind {
             Self::TempoInSmpteFile => "tempo_in_smpte_file",
             Self::DanglingNoteClosed => "dangling_note_closed",
             Self::OrphanNoteOffDropped => "orphan_note_off_dropped",
+            Self::NoteOffBeforeNoteOn => "note_off_before_note_on",
         }
     }
 }
@@ -189,7 +196,8 @@ pub struct ParseReport {
     /// Chunks of unknown type, skipped as the specification asks (not a repair).
     pub unknown_chunks: usize,
     counts: [u32; RepairKind::ALL.len()],
-    /// The first [`ParseReport::MAX_PROBLEMS`] problems, in file order, with their location.
+    /// The first [`ParseReport::MAX_PROBLEMS`] problems in the order they were found (note
+    /// pairing problems are settled at the end of their track chunk), with their location.
     pub problems: Vec<Problem>,
 }
 

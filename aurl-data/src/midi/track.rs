@@ -105,7 +105,7 @@ pub(super) fn read_track(
     // After a resynchronisation the next byte is a status with no delta time before it.
     let mut status_pending = false;
     let mut saw_end_of_track = false;
-    asm.begin_chunk(score, track);
+    asm.begin_chunk(score, track, chunk_end - start);
 
     'events: loop {
         if c.pos >= c.end {
@@ -208,9 +208,7 @@ pub(super) fn read_track(
                 let channel = status & 0x0F;
                 match status & 0xF0 {
                     0x90 if d[1] > 0 => asm.note_on(score, ctx, channel, d[0], d[1], tick)?,
-                    0x80 | 0x90 if !asm.note_off(score, channel, d[0], tick) => {
-                        ctx.problem(RepairKind::OrphanNoteOffDropped, event_start, Some(track))?;
-                    }
+                    0x80 | 0x90 => asm.note_off(score, channel, d[0], tick, event_start),
                     0xB0 => asm.control(score, channel, d[0], d[1], tick),
                     0xC0 => asm.program(score, channel, d[0]),
                     0xE0 => {

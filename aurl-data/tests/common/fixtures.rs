@@ -56,6 +56,10 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             irregular_orphans_and_dangling(),
         ),
         ("irregular_key_signature.mid", irregular_key_signature()),
+        (
+            "irregular_grace_note_off_first.mid",
+            irregular_grace_note_off_first(),
+        ),
     ]
 }
 
@@ -531,5 +535,17 @@ pub fn irregular_key_signature() -> Vec<u8> {
         .on(0, 0, 60, 100)
         .off(96, 0, 60)
         .eot(0);
+    smf(1, 96, &[t])
+}
+
+/// A grace note written as music21 does: its note-off just before its note-on, same tick.
+pub fn irregular_grace_note_off_first() -> Vec<u8> {
+    let mut t = Trk::new();
+    t.name(b"Grace")
+        .on(0, 0, 60, 90)
+        .off(96, 0, 60)
+        .off(0, 0, 62)
+        .on(0, 0, 62, 80);
+    t.on(0, 0, 64, 90).off(96, 0, 64).eot(0);
     smf(1, 96, &[t])
 }
