@@ -561,13 +561,20 @@ fn orphan_note_offs_are_dropped_and_dangling_notes_closed_in_both_modes() {
 #[test]
 fn a_note_off_just_before_its_note_on_is_a_zero_length_grace_note() {
     let (s, r) = read_midi(&bytes("irregular_grace_note_off_first.mid"), Mode::Strict).unwrap();
-    assert_eq!(repairs(&r), vec![(RepairKind::NoteOffBeforeNoteOn, 1)]);
+    assert_eq!(repairs(&r), vec![(RepairKind::NoteOffBeforeNoteOn, 3)]);
     assert_track(
         &s.tracks[0],
         b"Grace",
         0,
         0,
-        &[(60, 90, 0, 96), (62, 80, 96, 0), (64, 90, 96, 96)],
+        &[
+            (60, 90, 0, 96),
+            (62, 80, 96, 0),
+            (64, 90, 96, 96),
+            (65, 70, 192, 0),
+            (65, 71, 192, 0),
+            (65, 72, 240, 48),
+        ],
     );
 }
 

@@ -35,8 +35,18 @@ fn reference_notes(smf: &Smf<'_>) -> Vec<Key> {
                 let q = &mut open[k];
                 if on_vel > 0 {
                     q.push_back((tick, on_vel));
-                } else if let Some((start, vel)) = q.pop_front() {
-                    out.push((ch, key, vel, start, tick - start));
+                } else if let Some(mut head) = q.pop_front() {
+                    // A note whose own note-off came first on its tick is zero-length, when a
+                    // later note of the pitch is sounding to take this note-off.
+                    while !q.is_empty() {
+                        let Some(j) = orphans.iter().position(|&o| o == (k, head.0)) else {
+                            break;
+                        };
+                        orphans.swap_remove(j);
+                        out.push((ch, key, head.1, head.0, 0));
+                        head = q.pop_front().expect("not empty");
+                    }
+                    out.push((ch, key, head.1, head.0, tick - head.0));
                 } else {
                     orphans.push((k, tick));
                 }

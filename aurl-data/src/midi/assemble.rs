@@ -190,26 +190,61 @@ impl Assembler {
     }
 
     /// Ends the oldest sounding note of (channel, pitch). A note-off with nothing sounding
-    /// is kept aside until the chunk ends (see [`Assembler::end_chunk`]).
+    /// is kept aside as an orphan: if a note of that pitch then starts on the same tick, the
+    /// orphan was that note's own note-off written first (a zero-length grace note). That is
+    /// settled here when a later note of the pitch is sounding behind it, otherwise at the end
+    /// of the chunk ([`Assembler::end_chunk`]).
     #[inline]
     pub fn note_off(
         &mut self,
         score: &mut Score,
+        ctx: &mut ReadCtx<'_>,
         channel: u8,
         pitch: u8,
         tick: u64,
         offset: usize,
-    ) {
+    ) -> Result<(), Error> {
         let key = usize::from(channel) * 128 + usize::from(pitch);
-        let slot = self.head[key];
-        if slot == NONE {
+        let Some(mut open) = self.pop_oldest(key) else {
             self.orphans.push(Orphan {
                 key: key as u16,
                 tick,
                 offset,
                 matched: false,
             });
-            return;
+            return Ok(());
+        };
+        // Several grace notes of one pitch on one tick each left an orphan: settle them all.
+        while !self.orphans.is_empty() && self.head[key] != NONE {
+            let start = score.tracks[open.track as usize].notes[open.note as usize].start;
+            let own_off = self
+                .orphans
+                .iter_mut()
+                .find(|o| !o.matched && usize::from(o.key) == key && o.tick == start);
+            let Some(orphan) = own_off else { break };
+            orphan.matched = true;
+            let orphan_offset = orphan.offset;
+            score.tracks[open.track as usize].notes[open.note as usize].duration = 0;
+            ctx.problem(
+                RepairKind::NoteOffBeforeNoteOn,
+                orphan_offset,
+                Some(self.chunk_index),
+            )?;
+            open = self
+                .pop_oldest(key)
+                .expect("checked: another note of this key is sounding");
+        }
+        let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
+        note.duration = tick - note.start;
+        Ok(())
+    }
+
+    /// Removes and returns the oldest sounding note of `key`.
+    #[inline]
+    fn pop_oldest(&mut self, key: usize) -> Option<Open> {
+        let slot = self.head[key];
+        if slot == NONE {
+            return None;
         }
         let open = self.slab[slot as usize];
         self.head[key] = open.next;
@@ -219,8 +254,7 @@ impl Assembler {
         self.slab[slot as usize].next = self.free;
         self.free = slot;
         self.open -= 1;
-        let note = &mut score.tracks[open.track as usize].notes[open.note as usize];
-        note.duration = tick - note.start;
+        Some(open)
     }
 
     #[inline]

@@ -208,7 +208,7 @@ pub(super) fn read_track(
                 let channel = status & 0x0F;
                 match status & 0xF0 {
                     0x90 if d[1] > 0 => asm.note_on(score, ctx, channel, d[0], d[1], tick)?,
-                    0x80 | 0x90 => asm.note_off(score, channel, d[0], tick, event_start),
+                    0x80 | 0x90 => asm.note_off(score, ctx, channel, d[0], tick, event_start)?,
                     0xB0 => asm.control(score, channel, d[0], d[1], tick),
                     0xC0 => asm.program(score, channel, d[0]),
                     0xE0 => {

@@ -546,6 +546,12 @@ pub fn irregular_grace_note_off_first() -> Vec<u8> {
         .off(96, 0, 60)
         .off(0, 0, 62)
         .on(0, 0, 62, 80);
-    t.on(0, 0, 64, 90).off(96, 0, 64).eot(0);
+    t.on(0, 0, 64, 90).off(96, 0, 64);
+    // Two grace notes of one pitch, then a real note of that pitch.
+    t.off(0, 0, 65)
+        .off(0, 0, 65)
+        .on(0, 0, 65, 70)
+        .on(0, 0, 65, 71);
+    t.on(48, 0, 65, 72).off(48, 0, 65).eot(0);
     smf(1, 96, &[t])
 }
