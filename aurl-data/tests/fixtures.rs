@@ -579,6 +579,14 @@ fn a_note_off_just_before_its_note_on_is_a_zero_length_grace_note() {
 }
 
 #[test]
+fn unknown_chunks_are_skipped_counted_and_not_a_repair() {
+    let s = clean("unknown_chunk.mid");
+    let (_, r) = lenient("unknown_chunk.mid");
+    assert_eq!(repairs(&r), vec![(RepairKind::UnknownChunkSkipped, 1)]);
+    assert_track(&s.tracks[0], b"After XFIH", 0, 0, &[(60, 100, 0, 96)]);
+}
+
+#[test]
 fn out_of_range_key_signatures_are_clamped_not_rejected() {
     let (s, r) = read_midi(&bytes("irregular_key_signature.mid"), Mode::Strict).unwrap();
     assert_eq!(repairs(&r), vec![(RepairKind::InvalidKeySignature, 1)]);

@@ -260,7 +260,7 @@ fn read_with(
             track_index += 1;
             pos = read_to.max(chunk_end);
         } else {
-            ctx.report.unknown_chunks += 1;
+            ctx.problem(RepairKind::UnknownChunkSkipped, pos, None)?;
             pos = chunk_end;
         }
     }

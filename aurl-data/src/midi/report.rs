@@ -72,11 +72,14 @@ pub enum RepairKind {
     /// music21 among them, write grace notes): read as a zero-length note rather than an
     /// orphan note-off plus a note sounding to the end of the track.
     NoteOffBeforeNoteOn,
+    /// A chunk of unknown type, skipped as the specification asks. Counted so nothing is
+    /// skipped silently, but not a repair: [`ParseReport::is_clean`] ignores it.
+    UnknownChunkSkipped,
 }
 
 impl RepairKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RepairKind; 25] = [
+    pub const ALL: [RepairKind; 26] = [
         Self::LeadingGarbage,
         Self::BadHeaderLength,
         Self::UnknownFormat,
@@ -102,6 +105,7 @@ impl RepairKind {
         Self::DanglingNoteClosed,
         Self::OrphanNoteOffDropped,
         Self::NoteOffBeforeNoteOn,
+        Self::UnknownChunkSkipped,
     ];
 
     /// Whether this kind violates the file-format specification (an error in strict mode).
@@ -116,6 +120,7 @@ impl RepairKind {
                 | Self::DanglingNoteClosed
                 | Self::OrphanNoteOffDropped
                 | Self::NoteOffBeforeNoteOn
+                | Self::UnknownChunkSkipped
         )
     }
 
@@ -148,6 +153,7 @@ impl RepairKind {
             Self::DanglingNoteClosed => "dangling_note_closed",
             Self::OrphanNoteOffDropped => "orphan_note_off_dropped",
             Self::NoteOffBeforeNoteOn => "note_off_before_note_on",
+            Self::UnknownChunkSkipped => "unknown_chunk_skipped",
         }
     }
 }
@@ -193,8 +199,6 @@ pub struct ParseReport {
     pub riff: bool,
     /// Whether the file is timed in SMPTE frames (converted to a tempo map).
     pub smpte: bool,
-    /// Chunks of unknown type, skipped as the specification asks (not a repair).
-    pub unknown_chunks: usize,
     counts: [u32; RepairKind::ALL.len()],
     /// The first [`ParseReport::MAX_PROBLEMS`] problems in the order they were found (note
     /// pairing problems are settled at the end of their track chunk), with their location.
@@ -233,10 +237,13 @@ impl ParseReport {
         self.repairs().map(|(k, n)| (k.name(), n)).collect()
     }
 
-    /// Total number of repairs of any kind.
+    /// Total number of repairs of any kind (skipped unknown chunks are not repairs).
     #[must_use]
     pub fn total_repairs(&self) -> u64 {
-        self.counts.iter().map(|&n| u64::from(n)).sum()
+        self.repairs()
+            .filter(|&(k, _)| k != RepairKind::UnknownChunkSkipped)
+            .map(|(_, n)| u64::from(n))
+            .sum()
     }
 
     /// True when nothing had to be repaired: the file is well-formed and musically consistent.

@@ -60,6 +60,7 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             "irregular_grace_note_off_first.mid",
             irregular_grace_note_off_first(),
         ),
+        ("unknown_chunk.mid", unknown_chunk()),
     ]
 }
 
@@ -554,4 +555,17 @@ pub fn irregular_grace_note_off_first() -> Vec<u8> {
         .on(0, 0, 65, 71);
     t.on(48, 0, 65, 72).off(48, 0, 65).eot(0);
     smf(1, 96, &[t])
+}
+
+/// A vendor chunk between the header and the track, which readers must skip.
+pub fn unknown_chunk() -> Vec<u8> {
+    let mut t = Trk::new();
+    t.name(b"After XFIH")
+        .on(0, 0, 60, 100)
+        .off(96, 0, 60)
+        .eot(0);
+    let mut out = header(1, 1, 96);
+    out.extend(chunk(b"XFIH", b"vendor data\x00\x01\x02"));
+    out.extend(chunk(b"MTrk", &t.bytes));
+    out
 }
