@@ -111,11 +111,12 @@ pub struct FileAudit {
 }
 
 /// Audits MIDI bytes: lenient read, classification, and a write/read round trip.
+/// `file` names them in the report.
 #[must_use]
-pub fn audit_bytes(file: String, bytes: &[u8], parse_ms_before: f64) -> FileAudit {
+pub fn audit_bytes(file: String, bytes: &[u8]) -> FileAudit {
     let t = Instant::now();
     let result = read_midi(bytes, Mode::Lenient);
-    let parse_ms = parse_ms_before + t.elapsed().as_secs_f64() * 1e3;
+    let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     match result {
         Ok((score, report)) => {
             let roundtrip_ok = write_midi(&score, &WriteOptions::keep_resolution())
@@ -162,7 +163,12 @@ pub fn audit_file(path: &Path) -> FileAudit {
     let name = path.display().to_string();
     let t = Instant::now();
     match crate::midi::read_file_bytes(path) {
-        Ok(bytes) => audit_bytes(name, &bytes, t.elapsed().as_secs_f64() * 1e3),
+        Ok(bytes) => {
+            let read_ms = t.elapsed().as_secs_f64() * 1e3;
+            let mut audit = audit_bytes(name, &bytes);
+            audit.parse_ms += read_ms;
+            audit
+        }
         Err(e) => failed(name, e.to_string(), t.elapsed().as_secs_f64() * 1e3),
     }
 }
