@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod expect;
 pub mod fixtures;
 pub mod smf_builder;
 pub mod strategies;
