@@ -75,7 +75,7 @@ impl Track {
     /// with note-offs: first in, first out. Within one pitch, the k-th onset gets the k-th
     /// earliest end. Afterwards the track is exactly what a MIDI round trip returns.
     ///
-    /// Notes must already be sorted by onset ([`Track::sort`]).
+    /// The order of `notes` is left as it is.
     pub fn pair_overlaps_fifo(&mut self) {
         // Indices of notes per pitch, in onset order; only pitches with an overlap change.
         let mut by_pitch: Vec<Vec<usize>> = vec![Vec::new(); 128];
@@ -83,7 +83,9 @@ impl Track {
             by_pitch[usize::from(n.pitch.get())].push(i);
         }
         let mut ends: Vec<Tick> = Vec::new();
-        for indices in by_pitch.iter().filter(|v| v.len() > 1) {
+        for indices in by_pitch.iter_mut().filter(|v| v.len() > 1) {
+            // Onset order (stable, so equal onsets keep their order in `notes`).
+            indices.sort_by_key(|&i| self.notes[i].start);
             ends.clear();
             ends.extend(indices.iter().map(|&i| self.notes[i].end()));
             if ends.is_sorted() {
@@ -122,6 +124,14 @@ mod tests {
             t.notes,
             vec![note(60, 0, 10), note(60, 5, 15), note(62, 1, 100)]
         );
+    }
+
+    #[test]
+    fn fifo_pairing_works_on_unsorted_notes() {
+        let mut t = Track::new("t");
+        t.notes = vec![note(60, 5, 5), note(60, 0, 20)];
+        t.pair_overlaps_fifo();
+        assert_eq!(t.notes, vec![note(60, 5, 15), note(60, 0, 10)]);
     }
 
     #[test]
