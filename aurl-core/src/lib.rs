@@ -28,6 +28,7 @@
 mod error;
 pub mod score;
 mod tempo_map;
+pub mod tokenize;
 
 pub use error::Error;
 pub use score::{

@@ -1,0 +1,225 @@
+//! The quantised form every scheme encodes from and decodes to: notes on the grid with
+//! binned values, tempo and time-signature changes at grid steps. `quantize(score)` is
+//! `Piece::from_score(score).to_score()`, and decoding builds a `Piece` too, so
+//! `decode(encode(x)) == quantize(x)` holds by construction of one shared normal form.
+
+use crate::{Channel, Note, Pitch, Program, Score, Tempo, TimeSignature, Track, Velocity};
+
+use super::Vocabulary;
+
+/// Which stream a note belongs to: a General MIDI program (0..=127) or [`DRUMS`].
+pub(crate) type StreamKey = u8;
+/// The drum stream's key (sorts after every program).
+pub(crate) const DRUMS: StreamKey = 128;
+
+/// A note on the grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct GridNote {
+    pub start: u64,
+    pub key: StreamKey,
+    pub pitch: u8,
+    pub duration: u16,
+    pub velocity: u8,
+}
+
+/// A piece in the tokenizers' normal form.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Piece {
+    /// Sorted by (start, key, pitch, duration, velocity).
+    pub notes: Vec<GridNote>,
+    /// (step, tempo bin): the first at step 0, then only changes, ascending.
+    pub tempos: Vec<(u64, u8)>,
+    /// (bar-start step, time-signature index): the first at 0, then only changes.
+    pub time_signatures: Vec<(u64, u8)>,
+}
+
+/// Melodic channels in allocation order (channel 10 is for drums).
+const MELODIC_CHANNELS: [u8; 15] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 10, 11, 12, 13, 14, 15];
+
+impl Piece {
+    /// Quantises a score onto the vocabulary's grid.
+    pub fn from_score(score: &Score, vocab: &Vocabulary) -> Self {
+        let config = vocab.config();
+        let grid = vocab.grid();
+        let tpq = score.ticks_per_quarter;
+        let [lo, hi] = config.pitch_range;
+        let mut notes = Vec::with_capacity(score.note_count());
+        for track in &score.tracks {
+            if track.is_drum && !config.use_drums {
+                continue;
+            }
+            let key = match (config.use_programs, track.is_drum) {
+                (false, _) => 0,
+                (true, true) => DRUMS,
+                (true, false) => track.program.get(),
+            };
+            for n in &track.notes {
+                let pitch = n.pitch.get();
+                if pitch < lo || pitch > hi {
+                    continue;
+                }
+                let start = grid.step(n.start, tpq);
+                let end = grid.step(n.end(), tpq);
+                notes.push(GridNote {
+                    start,
+                    key,
+                    pitch,
+                    duration: grid.duration_index(end - start) as u16,
+                    velocity: grid.velocity_index(n.velocity.get()) as u8,
+                });
+            }
+        }
+        notes.sort_unstable();
+
+        let mut tempos: Vec<(u64, u8)> = Vec::new();
+        if config.use_tempos {
+            let mut sorted = score.tempos.clone();
+            sorted.sort_by_key(|t| t.tick);
+            let initial = sorted
+                .iter()
+                .take_while(|t| t.tick == 0)
+                .last()
+                .map_or(Tempo::DEFAULT_MICROS_PER_QUARTER, |t| t.micros_per_quarter);
+            tempos.push((0, grid.tempo_index(initial) as u8));
+            for t in sorted.iter().filter(|t| t.tick > 0) {
+                let step = grid.step(t.tick, tpq);
+                let bin = grid.tempo_index(t.micros_per_quarter) as u8;
+                push_change(&mut tempos, step, bin);
+            }
+        }
+
+        let last_onset = notes.last().map_or(0, |n| n.start);
+        let content_end = last_onset.max(tempos.last().map_or(0, |t| t.0));
+        let time_signatures = if config.use_time_signatures {
+            bar_structure(score, vocab, content_end)
+        } else {
+            vec![(0, 0)]
+        };
+        Self {
+            notes,
+            tempos,
+            time_signatures,
+        }
+    }
+
+    /// The score this piece stands for: resolution = grid steps per quarter, one track per
+    /// stream (programs ascending, drums last) with channels allocated in that order, no
+    /// names, controllers or text.
+    pub fn to_score(&self, vocab: &Vocabulary) -> Score {
+        let config = vocab.config();
+        let grid = vocab.grid();
+        let mut score = Score::new(grid.resolution as u16);
+        if config.use_tempos {
+            score.tempos = self
+                .tempos
+                .iter()
+                .map(|&(step, bin)| Tempo {
+                    tick: step,
+                    micros_per_quarter: grid.tempos[usize::from(bin)],
+                })
+                .collect();
+        }
+        if config.use_time_signatures {
+            score.time_signatures = self
+                .time_signatures
+                .iter()
+                .map(|&(step, i)| {
+                    let (n, d) = grid.time_signatures[usize::from(i)];
+                    TimeSignature {
+                        tick: step,
+                        numerator: n,
+                        denominator: d,
+                    }
+                })
+                .collect();
+        }
+        let mut keys: Vec<StreamKey> = self.notes.iter().map(|n| n.key).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        let mut melodic = 0;
+        for key in keys {
+            let channel = if key == DRUMS {
+                Channel::DRUMS
+            } else {
+                melodic += 1;
+                Channel::saturating(MELODIC_CHANNELS[(melodic - 1) % MELODIC_CHANNELS.len()])
+            };
+            let notes = self
+                .notes
+                .iter()
+                .filter(|n| n.key == key)
+                .map(|n| {
+                    Note::new(
+                        Pitch::saturating(n.pitch),
+                        Velocity::saturating(grid.velocities[usize::from(n.velocity)]),
+                        n.start,
+                        u64::from(grid.durations[usize::from(n.duration)]),
+                    )
+                })
+                .collect();
+            score.tracks.push(Track {
+                program: Program::saturating(if key == DRUMS { 0 } else { key }),
+                is_drum: key == DRUMS,
+                channel,
+                notes,
+                ..Track::default()
+            });
+        }
+        score
+    }
+}
+
+/// Appends a change at `step`: a later change on the same step replaces the earlier one, and
+/// a change to the value already in force is dropped.
+pub(crate) fn push_change(changes: &mut Vec<(u64, u8)>, step: u64, value: u8) {
+    if let Some(last) = changes.last_mut() {
+        if last.0 == step {
+            last.1 = value;
+            let n = changes.len();
+            if n >= 2 && changes[n - 2].1 == value {
+                changes.pop();
+            }
+            return;
+        }
+        if last.1 == value {
+            return;
+        }
+    }
+    changes.push((step, value));
+}
+
+/// Time-signature changes moved to bar starts of the quantised bar grid, for the bars that
+/// cover `content_end`.
+fn bar_structure(score: &Score, vocab: &Vocabulary, content_end: u64) -> Vec<(u64, u8)> {
+    let grid = vocab.grid();
+    let tpq = score.ticks_per_quarter;
+    let mut sorted = score.time_signatures.clone();
+    sorted.sort_by_key(|t| t.tick);
+    let index = |ts: &TimeSignature| grid.time_signature_index(ts.numerator, ts.denominator) as u8;
+    let initial = sorted
+        .iter()
+        .take_while(|t| t.tick == 0)
+        .last()
+        .map_or_else(|| grid.time_signature_index(4, 4) as u8, index);
+    let mut changes: Vec<(u64, u8)> = sorted
+        .iter()
+        .filter(|t| t.tick > 0)
+        .map(|t| (grid.step(t.tick, tpq), index(t)))
+        .collect();
+    changes.reverse(); // pop from the earliest
+    let mut out = vec![(0u64, initial)];
+    let mut current = initial;
+    let mut bar_start = u64::from(grid.bar_steps(usize::from(initial)));
+    while bar_start <= content_end {
+        let mut next = current;
+        while changes.last().is_some_and(|c| c.0 <= bar_start) {
+            next = changes.pop().map_or(next, |c| c.1);
+        }
+        if next != current {
+            out.push((bar_start, next));
+            current = next;
+        }
+        bar_start += u64::from(grid.bar_steps(usize::from(current)));
+    }
+    out
+}

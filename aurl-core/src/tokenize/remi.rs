@@ -1,0 +1,242 @@
+//! REMI (Huang & Yang, "Pop Music Transformer", 2020) with REMI+ extensions (programs in one
+//! stream, tempo and time-signature tokens; von Rütte et al., "FIGARO", 2023):
+//! `Bar [TimeSig] (Position [Tempo] ([Program] Pitch Velocity Duration)*)*`.
+
+use super::piece::{DRUMS, GridNote, Piece, push_change};
+use super::{
+    BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
+};
+use crate::{Error, Score};
+
+/// Most bars one sequence may span (guards against files whose ticks span millennia).
+const MAX_BARS: u64 = 1_000_000;
+
+/// The bar-based tokenizer.
+#[derive(Debug, Clone)]
+pub struct Remi {
+    vocab: Vocabulary,
+}
+
+impl Remi {
+    /// A REMI tokenizer for `config`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn new(config: &TokenizerConfig) -> Result<Self, Error> {
+        Ok(Self {
+            vocab: Vocabulary::remi(config)?,
+        })
+    }
+
+    fn id(&self, token: Token) -> TokenId {
+        // Every token built below is in range by construction of the piece and vocabulary.
+        self.vocab.id(token).unwrap_or(0)
+    }
+
+    fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
+        let config = self.vocab.config();
+        let grid = self.vocab.grid();
+        let last_note = piece.notes.last().map_or(0, |n| n.start);
+        let content_end = last_note.max(piece.tempos.last().map_or(0, |t| t.0));
+        let mut out = TokenSequence {
+            ids: Vec::with_capacity(piece.notes.len() * 5 + 16),
+            bars: Vec::new(),
+        };
+        let (mut notes, mut tempos, mut sigs) = (0usize, 0usize, 0usize);
+        let mut ts = 0u8;
+        let mut tempo: Option<TokenId> = None;
+        let mut bar_start = 0u64;
+        let mut bars = 0u64;
+        while bar_start <= content_end {
+            bars += 1;
+            if bars > MAX_BARS {
+                return Err(Error::SequenceTooLong {
+                    bars: content_end / u64::from(grid.bar_steps(0).max(1)),
+                    limit: MAX_BARS,
+                });
+            }
+            let mut ts_changed = bar_start == 0;
+            while sigs < piece.time_signatures.len() && piece.time_signatures[sigs].0 <= bar_start {
+                ts = piece.time_signatures[sigs].1;
+                sigs += 1;
+                ts_changed = true;
+            }
+            let ts_id = config
+                .use_time_signatures
+                .then(|| self.id(Token::TimeSig(ts)));
+            out.bars.push(BarStart {
+                token_index: out.ids.len(),
+                time_signature: ts_id,
+                tempo,
+            });
+            out.ids.push(self.id(Token::Bar));
+            if ts_changed && let Some(id) = ts_id {
+                out.ids.push(id);
+            }
+            let bar_end = bar_start + u64::from(grid.bar_steps(usize::from(ts)));
+            loop {
+                let next_note = piece
+                    .notes
+                    .get(notes)
+                    .map(|n| n.start)
+                    .filter(|&s| s < bar_end);
+                let next_tempo = piece
+                    .tempos
+                    .get(tempos)
+                    .map(|t| t.0)
+                    .filter(|&s| s < bar_end);
+                let Some(step) = next_note.into_iter().chain(next_tempo).min() else {
+                    break;
+                };
+                out.ids
+                    .push(self.id(Token::Position((step - bar_start) as u16)));
+                if next_tempo == Some(step) {
+                    let id = self.id(Token::Tempo(piece.tempos[tempos].1));
+                    out.ids.push(id);
+                    tempo = Some(id);
+                    tempos += 1;
+                }
+                while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
+                    if config.use_programs {
+                        out.ids.push(self.id(if n.key == DRUMS {
+                            Token::Drums
+                        } else {
+                            Token::Program(n.key)
+                        }));
+                    }
+                    out.ids.push(self.id(Token::Pitch(n.pitch)));
+                    out.ids.push(self.id(Token::Velocity(n.velocity)));
+                    out.ids.push(self.id(Token::Duration(n.duration)));
+                    notes += 1;
+                }
+            }
+            bar_start = bar_end;
+        }
+        Ok(out)
+    }
+}
+
+impl Tokenizer for Remi {
+    fn vocab(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    fn encode(&self, score: &Score) -> Result<TokenSequence, Error> {
+        self.encode_piece(&Piece::from_score(score, &self.vocab))
+    }
+
+    fn quantize(&self, score: &Score) -> Score {
+        super::quantize(score, &self.vocab)
+    }
+
+    fn decode(&self, ids: &[TokenId]) -> (Score, DecodeReport) {
+        let grid = self.vocab.grid();
+        let config = self.vocab.config();
+        let mut report = DecodeReport::default();
+        let mut piece = Piece::default();
+        // State: bar start and length, whether the bar has had a position yet, onset, stream,
+        // and the note being assembled.
+        let mut bar: Option<(u64, u32)> = None;
+        let mut ts: u8 = 0;
+        let mut bar_has_position = false;
+        let mut onset: Option<u64> = None;
+        let mut key: Option<u8> = (!config.use_programs).then_some(0);
+        let mut pitch: Option<u8> = None;
+        let mut velocity: Option<u8> = None;
+        let default_ts = grid.time_signature_index(4, 4) as u8;
+        for (i, &id) in ids.iter().enumerate() {
+            let Some(token) = self.vocab.token(id) else {
+                report.unknown_ids += 1;
+                continue;
+            };
+            if pitch.is_some() && !matches!(token, Token::Velocity(_) | Token::Duration(_)) {
+                report.incomplete_notes += 1;
+                pitch = None;
+                velocity = None;
+            }
+            match token {
+                Token::Pad | Token::Bos | Token::Mask => {}
+                Token::Eos => {
+                    report.after_eos += ids.len() - i - 1;
+                    break;
+                }
+                Token::Bar => {
+                    let start = match bar {
+                        None => {
+                            ts = if config.use_time_signatures {
+                                ts
+                            } else {
+                                default_ts
+                            };
+                            0
+                        }
+                        Some((start, len)) => start + u64::from(len),
+                    };
+                    bar = Some((start, grid.bar_steps(usize::from(ts))));
+                    bar_has_position = false;
+                    onset = None;
+                }
+                Token::TimeSig(t) => match bar {
+                    Some((start, _)) if !bar_has_position => {
+                        ts = t;
+                        bar = Some((start, grid.bar_steps(usize::from(t))));
+                        push_change(&mut piece.time_signatures, start, t);
+                    }
+                    _ => report.misplaced += 1,
+                },
+                Token::Position(p) => match bar {
+                    Some((start, len)) if u32::from(p) < len => {
+                        let step = start + u64::from(p);
+                        if onset.is_some_and(|o| step < o) {
+                            report.misplaced += 1; // time never goes backwards
+                        } else {
+                            onset = Some(step);
+                            bar_has_position = true;
+                        }
+                    }
+                    _ => report.misplaced += 1,
+                },
+                Token::Tempo(t) => match onset {
+                    Some(step) => push_change(&mut piece.tempos, step, t),
+                    None => report.misplaced += 1,
+                },
+                Token::Program(p) => key = Some(p),
+                Token::Drums => key = Some(DRUMS),
+                Token::Pitch(p) => {
+                    if onset.is_some() && key.is_some() {
+                        pitch = Some(p);
+                    } else {
+                        report.misplaced += 1;
+                    }
+                }
+                Token::Velocity(v) => {
+                    if pitch.is_some() && velocity.is_none() {
+                        velocity = Some(v);
+                    } else {
+                        report.misplaced += 1;
+                    }
+                }
+                Token::Duration(d) => match (onset, key, pitch.take(), velocity.take()) {
+                    (Some(start), Some(key), Some(pitch), Some(velocity)) => {
+                        piece.notes.push(GridNote {
+                            start,
+                            key,
+                            pitch,
+                            duration: d,
+                            velocity,
+                        });
+                    }
+                    (_, _, Some(_), None) => {
+                        report.misplaced += 1;
+                        report.incomplete_notes += 1;
+                    }
+                    _ => report.misplaced += 1,
+                },
+            }
+        }
+        if pitch.is_some() {
+            report.incomplete_notes += 1;
+        }
+        (piece.to_score(&self.vocab), report)
+    }
+}

@@ -1,0 +1,185 @@
+//! Tokenizer invariants over random scores: lossless up to quantisation, total decoding,
+//! determinism and independence from track order.
+
+use aurl_core::tokenize::{Remi, TokenId, Tokenizer, TokenizerConfig};
+use aurl_core::{Channel, Note, Pitch, Program, Score, Tempo, TimeSignature, Track, Velocity};
+use proptest::prelude::*;
+
+fn note(tpq: u64) -> impl Strategy<Value = Note> {
+    (
+        0u8..=127,
+        1u8..=127,
+        0..tpq * 64,
+        prop_oneof![Just(0u64), 1..tpq * 4, 1..tpq * 40],
+    )
+        .prop_map(|(p, v, start, duration)| {
+            Note::new(
+                Pitch::new(p).unwrap(),
+                Velocity::new(v).unwrap(),
+                start,
+                duration,
+            )
+        })
+}
+
+fn track(tpq: u64) -> impl Strategy<Value = Track> {
+    (
+        0u8..8,
+        any::<bool>(),
+        prop::collection::vec(note(tpq), 0..30),
+    )
+        .prop_map(|(program, drum, notes)| Track {
+            program: Program::new(program).unwrap(),
+            is_drum: drum,
+            channel: if drum {
+                Channel::DRUMS
+            } else {
+                Channel::new(program % 9).unwrap()
+            },
+            notes,
+            ..Track::default()
+        })
+}
+
+/// Scores with odd resolutions, non-4/4 and changing meters, tempo changes, drums, several
+/// tracks sharing a program, empty tracks and very long notes.
+fn score() -> impl Strategy<Value = Score> {
+    prop_oneof![Just(480u16), Just(96u16), Just(1000u16), 24u16..=960].prop_flat_map(|tpq| {
+        let t = u64::from(tpq);
+        (
+            Just(tpq),
+            prop::collection::vec(track(t), 0..5),
+            prop::collection::vec((0..t * 64, 200_000u32..2_000_000), 0..4),
+            prop::collection::vec(
+                (
+                    0..t * 64,
+                    1u8..=13,
+                    prop_oneof![Just(2u8), Just(4), Just(8), Just(16)],
+                ),
+                0..4,
+            ),
+        )
+            .prop_map(|(tpq, tracks, tempos, sigs)| {
+                let mut s = Score::new(tpq);
+                s.tracks = tracks;
+                s.tempos = tempos
+                    .into_iter()
+                    .map(|(tick, m)| Tempo::new(tick, m).unwrap())
+                    .collect();
+                s.time_signatures = sigs
+                    .into_iter()
+                    .map(|(tick, n, d)| TimeSignature::new(tick, n, d).unwrap())
+                    .collect();
+                s
+            })
+    })
+}
+
+fn configs() -> impl Strategy<Value = TokenizerConfig> {
+    (
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(
+            |(programs, tempos, sigs, triplets, drums)| TokenizerConfig {
+                use_programs: programs,
+                use_tempos: tempos,
+                use_time_signatures: sigs,
+                triplets,
+                use_drums: drums,
+                ..TokenizerConfig::default()
+            },
+        )
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn remi_decode_of_encode_is_the_quantized_score(s in score(), config in configs()) {
+        let remi = Remi::new(&config).unwrap();
+        let tokens = remi.encode(&s).unwrap();
+        let (back, report) = remi.decode(&tokens.ids);
+        prop_assert_eq!(report.skipped(), 0, "{:?}", report);
+        prop_assert_eq!(back, remi.quantize(&s));
+    }
+
+    #[test]
+    fn quantizing_twice_changes_nothing(s in score(), config in configs()) {
+        let remi = Remi::new(&config).unwrap();
+        let q = remi.quantize(&s);
+        prop_assert_eq!(remi.quantize(&q), q.clone());
+        prop_assert!(q.tracks.iter().flat_map(|t| &t.notes).all(|n| n.duration > 0), "no note vanishes");
+    }
+
+    #[test]
+    fn encoding_ignores_track_order(s in score()) {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let mut reversed = s.clone();
+        reversed.tracks.reverse();
+        prop_assert_eq!(remi.encode(&s).unwrap(), remi.encode(&reversed).unwrap());
+    }
+
+    #[test]
+    fn bar_starts_point_at_bar_tokens_with_their_header_state(s in score()) {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let tokens = remi.encode(&s).unwrap();
+        let bar = remi.vocab().id(aurl_core::tokenize::Token::Bar).unwrap();
+        let bars = tokens.ids.iter().filter(|&&id| id == bar).count();
+        prop_assert_eq!(bars, tokens.bars.len());
+        for b in &tokens.bars {
+            prop_assert_eq!(tokens.ids[b.token_index], bar);
+            prop_assert!(b.time_signature.is_some());
+        }
+    }
+
+    #[test]
+    fn decoding_any_ids_never_panics(ids in prop::collection::vec(any::<u16>(), 0..400)) {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let (_, report) = remi.decode(&ids);
+        let eos = remi.vocab().id(aurl_core::tokenize::Token::Eos).unwrap();
+        let unknown = ids
+            .iter()
+            .take_while(|&&id| id != eos)
+            .filter(|&&id| usize::from(id) >= remi.vocab().len())
+            .count();
+        prop_assert_eq!(report.unknown_ids, unknown);
+    }
+
+    #[test]
+    fn decoding_shuffled_or_truncated_sequences_never_panics(s in score(), cut in any::<prop::sample::Index>(),
+                                                             seed in any::<u64>()) {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let ids = remi.encode(&s).unwrap().ids;
+        let truncated: Vec<TokenId> = ids[..cut.index(ids.len() + 1)].to_vec();
+        let _ = remi.decode(&truncated);
+        let mut shuffled = ids.clone();
+        let mut x = seed | 1;
+        for i in (1..shuffled.len()).rev() {
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            shuffled.swap(i, (x % (i as u64 + 1)) as usize);
+        }
+        let _ = remi.decode(&shuffled);
+    }
+}
+
+#[test]
+fn a_score_spanning_millennia_is_a_typed_error_not_an_allocation() {
+    let mut s = Score::new(480);
+    let mut t = Track::new("x");
+    t.notes.push(Note::new(
+        Pitch::MIDDLE_C,
+        Velocity::new(64).unwrap(),
+        480 * 4 * 10_000_000,
+        1,
+    ));
+    s.tracks.push(t);
+    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    assert!(matches!(
+        remi.encode(&s),
+        Err(aurl_core::Error::SequenceTooLong { .. })
+    ));
+}
