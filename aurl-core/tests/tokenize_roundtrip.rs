@@ -1,7 +1,7 @@
 //! Tokenizer invariants over random scores: lossless up to quantisation, total decoding,
 //! determinism and independence from track order.
 
-use aurl_core::tokenize::{Remi, TokenId, Tokenizer, TokenizerConfig};
+use aurl_core::tokenize::{Grammar, Remi, TokenId, TokenMask, Tokenizer, TokenizerConfig};
 use aurl_core::{Channel, Note, Pitch, Program, Score, Tempo, TimeSignature, Track, Velocity};
 use proptest::prelude::*;
 
@@ -141,12 +141,12 @@ proptest! {
         let remi = Remi::new(&TokenizerConfig::default()).unwrap();
         let (_, report) = remi.decode(&ids);
         let eos = remi.vocab().id(aurl_core::tokenize::Token::Eos).unwrap();
-        let unknown = ids
+        let unknown_before_eos = ids
             .iter()
             .take_while(|&&id| id != eos)
             .filter(|&&id| usize::from(id) >= remi.vocab().len())
             .count();
-        prop_assert_eq!(report.unknown_ids, unknown);
+        prop_assert_eq!(report.unknown_ids, unknown_before_eos);
     }
 
     #[test]
@@ -163,6 +163,50 @@ proptest! {
             shuffled.swap(i, (x % (i as u64 + 1)) as usize);
         }
         let _ = remi.decode(&shuffled);
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    #[test]
+    fn every_encoding_is_grammar_valid(s in score(), config in configs()) {
+        let remi = Remi::new(&config).unwrap();
+        let grammar = Grammar::new(remi.vocab());
+        let report = grammar.validate(&remi.encode(&s).unwrap().ids);
+        prop_assert_eq!(report.error_count(), 0, "{:?}", report);
+        prop_assert_eq!(report.note_pairing_rate, 1.0);
+    }
+
+    #[test]
+    fn walks_through_allowed_sets_always_decode_cleanly(config in configs(), seed in any::<u64>(), steps in 1usize..400) {
+        let remi = Remi::new(&config).unwrap();
+        let grammar = Grammar::new(remi.vocab());
+        let mut state = grammar.start();
+        let mut mask = TokenMask::new(remi.vocab().len());
+        let mut ids: Vec<TokenId> = Vec::new();
+        let mut x = seed | 1;
+        for _ in 0..steps {
+            grammar.allowed(&state, &mut mask);
+            let allowed: Vec<usize> = mask.iter().collect();
+            prop_assert!(!allowed.is_empty(), "dead end after {:?}", ids);
+            x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+            let id = allowed[(x % allowed.len() as u64) as usize] as TokenId;
+            grammar.advance(&mut state, id).unwrap();
+            ids.push(id);
+        }
+        prop_assert_eq!(grammar.validate(&ids).error_count(), 0);
+        let (complete, _) = grammar.repair(&ids);
+        let (_, report) = remi.decode(&complete);
+        prop_assert_eq!(report.skipped(), 0, "{:?}", report);
+    }
+
+    #[test]
+    fn repaired_sequences_always_validate(ids in prop::collection::vec(0u16..500, 0..300)) {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let grammar = Grammar::new(remi.vocab());
+        let (fixed, _) = grammar.repair(&ids);
+        prop_assert_eq!(grammar.validate(&fixed).error_count(), 0);
     }
 }
 

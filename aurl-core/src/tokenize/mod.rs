@@ -26,13 +26,19 @@
 //! ```
 
 mod config;
+mod grammar;
 mod grid;
+mod mask;
 mod piece;
 mod remi;
 mod vocab;
 
 pub use config::{BeatRange, TokenizerConfig};
+pub use grammar::{
+    Grammar, GrammarError, GrammarErrorKind, GrammarReport, GrammarState, RepairReport,
+};
 pub use grid::Grid;
+pub use mask::TokenMask;
 pub use remi::Remi;
 pub use vocab::{Token, TokenId, Vocabulary};
 
@@ -71,7 +77,7 @@ pub struct DecodeReport {
     pub misplaced: usize,
     /// Notes started but not finished (a pitch without its velocity or duration).
     pub incomplete_notes: usize,
-    /// Tokens after an end-of-sequence token.
+    /// Tokens other than padding after an end-of-sequence token.
     pub after_eos: usize,
 }
 

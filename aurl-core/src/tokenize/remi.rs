@@ -157,7 +157,8 @@ impl Tokenizer for Remi {
             match token {
                 Token::Pad | Token::Bos | Token::Mask => {}
                 Token::Eos => {
-                    report.after_eos += ids.len() - i - 1;
+                    let pad = self.vocab.id(Token::Pad);
+                    report.after_eos += ids[i + 1..].iter().filter(|&&id| Some(id) != pad).count();
                     break;
                 }
                 Token::Bar => {
