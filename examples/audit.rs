@@ -10,7 +10,8 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aurl::data::audit::{AuditSummary, FileStatus, audit_files, discover};
+use aurl::core::tokenize::{SCHEMES, TokenizerConfig};
+use aurl::data::audit::{AuditSummary, FileStatus, TokenizerCheck, audit_files, discover};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -30,10 +31,49 @@ struct Args {
     /// Worker threads (0 = all cores; 1 for single-thread measurements).
     #[arg(long, default_value_t = 0)]
     threads: usize,
+    /// Also check a tokenization scheme on every file (round trip, grammar, timings):
+    /// a scheme name or `all`. Repeatable.
+    #[arg(long)]
+    tokenizer: Vec<String>,
+    /// Tokenizer configuration (TOML); defaults otherwise.
+    #[arg(long)]
+    tokenizer_config: Option<PathBuf>,
+}
+
+fn tokenizer_checks(args: &Args) -> Result<Vec<TokenizerCheck>, String> {
+    let config = match &args.tokenizer_config {
+        Some(path) => {
+            let text =
+                std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            TokenizerConfig::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?
+        }
+        None => TokenizerConfig::default(),
+    };
+    let mut names: Vec<&str> = Vec::new();
+    for t in &args.tokenizer {
+        if t == "all" {
+            names.extend(SCHEMES);
+        } else {
+            names.push(t);
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+        .iter()
+        .map(|n| TokenizerCheck::new(n, &config).map_err(|e| e.to_string()))
+        .collect()
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let checks = match tokenizer_checks(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let found = discover(&args.paths);
     for (path, why) in &found.unreadable {
         eprintln!("warning: cannot list {}: {why}", path.display());
@@ -48,7 +88,7 @@ fn main() -> ExitCode {
     } else {
         ProgressBar::hidden()
     };
-    let mut summary = audit_files(&found.files, args.threads, || bar.inc(1));
+    let mut summary = audit_files(&found.files, args.threads, &checks, || bar.inc(1));
     bar.finish_and_clear();
     if !args.per_file {
         summary.per_file = None;
@@ -86,6 +126,14 @@ fn print_table(s: &AuditSummary) {
         s.parse_ms
     );
     println!("wall time      {:>10.1} ms", s.elapsed_ms);
+    let read = s.files - s.failed;
+    for (scheme, t) in &s.tokenizers {
+        println!(
+            "\n{scheme}: {} tokens, vocabulary {}, round trip exact {}/{read}, grammar-valid {}/{read}, \
+             encode {:.1} ms, decode {:.1} ms",
+            t.tokens, t.vocab_size, t.roundtrip_exact, t.grammar_valid, t.encode_ms, t.decode_ms
+        );
+    }
     if !s.repairs.is_empty() {
         println!("\nrepairs:");
         for (kind, n) in &s.repairs {

@@ -2,7 +2,8 @@
 //!
 //! This facade re-exports the member crates so one dependency brings the whole pipeline:
 //!
-//! * [`core`] (`aurl-core`): the [`Score`](core::Score) model, tempo maps, score operations.
+//! * [`core`] (`aurl-core`): the [`Score`](core::Score) model, tempo maps, score operations,
+//!   and [`tokenize`](core::tokenize) (tokenizers, vocabularies, the token grammar).
 //! * [`data`] (`aurl-data`): MIDI reading (strict and lenient) and writing, corpus audits.
 //!
 //! Backends for the models are chosen by Cargo feature: `flex` (default, pure-Rust CPU),

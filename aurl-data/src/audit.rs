@@ -4,7 +4,7 @@
 //! use aurl_data::audit::{audit_files, discover};
 //! let fixtures = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures"));
 //! let found = discover(&[fixtures.to_path_buf()]);
-//! let summary = audit_files(&found.files, 1, || {});
+//! let summary = audit_files(&found.files, 1, &[], || {});
 //! assert_eq!(summary.files, found.files.len());
 //! assert!(summary.notes > 0);
 //! ```
@@ -13,6 +13,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use aurl_core::Score;
+use aurl_core::tokenize::{Grammar, Tokenizer, TokenizerConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -85,6 +87,81 @@ pub enum FileStatus {
     Failed,
 }
 
+/// A tokenization scheme to check on every file: round trip and grammar validity.
+pub struct TokenizerCheck {
+    tokenizer: Box<dyn Tokenizer + Send + Sync>,
+    grammar: Grammar,
+}
+
+impl TokenizerCheck {
+    /// Checks for the named scheme (see [`aurl_core::tokenize::SCHEMES`]).
+    ///
+    /// # Errors
+    /// An unknown scheme or invalid config.
+    pub fn new(scheme: &str, config: &TokenizerConfig) -> Result<Self, aurl_core::Error> {
+        let tokenizer = aurl_core::tokenize::by_name(scheme, config)?;
+        let grammar = Grammar::new(tokenizer.vocab());
+        Ok(Self { tokenizer, grammar })
+    }
+
+    fn check(&self, score: &Score) -> FileTokens {
+        let t = Instant::now();
+        let encoded = self.tokenizer.encode(score);
+        let encode_ms = t.elapsed().as_secs_f64() * 1e3;
+        let Ok(seq) = encoded else {
+            return FileTokens {
+                tokens: 0,
+                roundtrip_exact: false,
+                grammar_valid: false,
+                encode_ms,
+                decode_ms: 0.0,
+            };
+        };
+        let t = Instant::now();
+        let (decoded, report) = self.tokenizer.decode(&seq.ids);
+        let decode_ms = t.elapsed().as_secs_f64() * 1e3;
+        FileTokens {
+            tokens: seq.ids.len(),
+            roundtrip_exact: report.skipped() == 0 && decoded == self.tokenizer.quantize(score),
+            grammar_valid: self.grammar.validate(&seq.ids).error_count() == 0,
+            encode_ms,
+            decode_ms,
+        }
+    }
+}
+
+/// One file under one tokenizer.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct FileTokens {
+    /// Tokens in the encoding.
+    pub tokens: usize,
+    /// Whether decode(encode(x)) == quantize(x).
+    pub roundtrip_exact: bool,
+    /// Whether the encoding passes the grammar with no error.
+    pub grammar_valid: bool,
+    /// Time to encode (including quantisation), ms.
+    pub encode_ms: f64,
+    /// Time to decode, ms.
+    pub decode_ms: f64,
+}
+
+/// One tokenizer over the whole audit.
+#[derive(Debug, Clone, Copy, Serialize, Default)]
+pub struct TokenizerSummary {
+    /// Total tokens.
+    pub tokens: usize,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Files whose round trip was exact.
+    pub roundtrip_exact: usize,
+    /// Files whose encoding is grammar-valid.
+    pub grammar_valid: usize,
+    /// Total encode time, ms.
+    pub encode_ms: f64,
+    /// Total decode time, ms.
+    pub decode_ms: f64,
+}
+
 /// The audit of one file.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileAudit {
@@ -108,12 +185,15 @@ pub struct FileAudit {
     /// The error, for failed files.
     #[serde(skip)]
     pub error: Option<String>,
+    /// Results per tokenizer checked.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokenizers: BTreeMap<&'static str, FileTokens>,
 }
 
-/// Audits MIDI bytes: lenient read, classification, and a write/read round trip.
-/// `file` names them in the report.
+/// Audits MIDI bytes: lenient read, classification, a write/read round trip, and each
+/// tokenizer check. `file` names them in the report.
 #[must_use]
-pub fn audit_bytes(file: String, bytes: &[u8]) -> FileAudit {
+pub fn audit_bytes(file: String, bytes: &[u8], checks: &[TokenizerCheck]) -> FileAudit {
     let t = Instant::now();
     let result = read_midi(bytes, Mode::Lenient);
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
@@ -137,6 +217,10 @@ pub fn audit_bytes(file: String, bytes: &[u8]) -> FileAudit {
                 roundtrip_ok,
                 parse_ms,
                 error: None,
+                tokenizers: checks
+                    .iter()
+                    .map(|c| (c.tokenizer.vocab().scheme(), c.check(&score)))
+                    .collect(),
             }
         }
         Err(e) => failed(file, e.to_string(), parse_ms),
@@ -154,18 +238,19 @@ fn failed(file: String, error: String, parse_ms: f64) -> FileAudit {
         roundtrip_ok: false,
         parse_ms,
         error: Some(error),
+        tokenizers: BTreeMap::new(),
     }
 }
 
 /// Audits one file from disk; reading the file counts towards its parse time.
 #[must_use]
-pub fn audit_file(path: &Path) -> FileAudit {
+pub fn audit_file(path: &Path, checks: &[TokenizerCheck]) -> FileAudit {
     let name = path.display().to_string();
     let t = Instant::now();
     match crate::midi::read_file_bytes(path) {
         Ok(bytes) => {
             let read_ms = t.elapsed().as_secs_f64() * 1e3;
-            let mut audit = audit_bytes(name, &bytes);
+            let mut audit = audit_bytes(name, &bytes, checks);
             audit.parse_ms += read_ms;
             audit
         }
@@ -210,6 +295,9 @@ pub struct AuditSummary {
     pub errors: Vec<FileError>,
     /// Repair kind → count, over all files.
     pub repairs: BTreeMap<&'static str, u64>,
+    /// Per tokenizer checked (absent when none was).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub tokenizers: BTreeMap<&'static str, TokenizerSummary>,
     /// Per-file details, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub per_file: Option<Vec<FileAudit>>,
@@ -218,7 +306,7 @@ pub struct AuditSummary {
 impl AuditSummary {
     /// Sums per-file audits (kept in `per_file`; drop them with `per_file = None`).
     #[must_use]
-    pub fn from_files(audits: Vec<FileAudit>, elapsed_ms: f64) -> Self {
+    pub fn from_files(audits: Vec<FileAudit>, elapsed_ms: f64, checks: &[TokenizerCheck]) -> Self {
         let mut s = AuditSummary {
             files: audits.len(),
             strict_ok: 0,
@@ -232,6 +320,19 @@ impl AuditSummary {
             elapsed_ms,
             errors: Vec::new(),
             repairs: BTreeMap::new(),
+            tokenizers: checks
+                .iter()
+                .map(|c| {
+                    let v = c.tokenizer.vocab();
+                    (
+                        v.scheme(),
+                        TokenizerSummary {
+                            vocab_size: v.len(),
+                            ..TokenizerSummary::default()
+                        },
+                    )
+                })
+                .collect(),
             per_file: None,
         };
         for a in &audits {
@@ -254,22 +355,37 @@ impl AuditSummary {
             for (k, n) in &a.repairs {
                 *s.repairs.entry(*k).or_default() += u64::from(*n);
             }
+            for (scheme, f) in &a.tokenizers {
+                if let Some(t) = s.tokenizers.get_mut(scheme) {
+                    t.tokens += f.tokens;
+                    t.roundtrip_exact += usize::from(f.roundtrip_exact);
+                    t.grammar_valid += usize::from(f.grammar_valid);
+                    t.encode_ms += f.encode_ms;
+                    t.decode_ms += f.decode_ms;
+                }
+            }
         }
         s.per_file = Some(audits);
         s
     }
 }
 
-/// Audits `files` on `threads` worker threads (0 = all cores), calling `on_file` after each
-/// file (for progress bars). Results keep the order of `files`.
+/// Audits `files` on `threads` worker threads (0 = all cores) with the given tokenizer
+/// checks, calling `on_file` after each file (for progress bars). Results keep the order of
+/// `files`.
 #[must_use]
-pub fn audit_files(files: &[PathBuf], threads: usize, on_file: impl Fn() + Sync) -> AuditSummary {
+pub fn audit_files(
+    files: &[PathBuf],
+    threads: usize,
+    checks: &[TokenizerCheck],
+    on_file: impl Fn() + Sync,
+) -> AuditSummary {
     let start = Instant::now();
     let run = || -> Vec<FileAudit> {
         files
             .par_iter()
             .map(|p| {
-                let a = audit_file(p);
+                let a = audit_file(p, checks);
                 on_file();
                 a
             })
@@ -279,5 +395,5 @@ pub fn audit_files(files: &[PathBuf], threads: usize, on_file: impl Fn() + Sync)
         Ok(pool) => pool.install(run),
         Err(_) => run(),
     };
-    AuditSummary::from_files(audits, start.elapsed().as_secs_f64() * 1e3)
+    AuditSummary::from_files(audits, start.elapsed().as_secs_f64() * 1e3, checks)
 }

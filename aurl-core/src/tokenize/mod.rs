@@ -107,6 +107,29 @@ pub trait Tokenizer {
     fn quantize(&self, score: &Score) -> Score;
 }
 
+/// The names of the schemes this version implements, for command-line choices.
+pub const SCHEMES: [&str; 1] = ["remi"];
+
+/// A tokenizer by scheme name (one of [`SCHEMES`]).
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an unknown name (field `scheme`) or an invalid config.
+pub fn by_name(
+    scheme: &str,
+    config: &TokenizerConfig,
+) -> Result<Box<dyn Tokenizer + Send + Sync>, Error> {
+    match scheme {
+        "remi" => Ok(Box::new(Remi::new(config)?)),
+        other => Err(Error::InvalidConfig {
+            field: "scheme".into(),
+            reason: format!(
+                "unknown scheme `{other}` (available: {})",
+                SCHEMES.join(", ")
+            ),
+        }),
+    }
+}
+
 /// [`Tokenizer::quantize`] for the scheme of `vocab`. All schemes share this normal form:
 /// onsets on the grid, durations, velocities and tempos binned, time signatures moved to
 /// bar starts, one track per program (drums last), no names, controllers or text.
