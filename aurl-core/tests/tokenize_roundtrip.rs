@@ -1,7 +1,9 @@
 //! Tokenizer invariants over random scores: lossless up to quantisation, total decoding,
 //! determinism and independence from track order.
 
-use aurl_core::tokenize::{Grammar, Remi, TokenId, TokenMask, Tokenizer, TokenizerConfig};
+use aurl_core::tokenize::{
+    Grammar, Remi, SCHEMES, TokenId, TokenMask, Tokenizer, TokenizerConfig, by_name,
+};
 use aurl_core::{Channel, Note, Pitch, Program, Score, Tempo, TimeSignature, Track, Velocity};
 use proptest::prelude::*;
 
@@ -99,17 +101,19 @@ proptest! {
     #![proptest_config(ProptestConfig::with_cases(300))]
 
     #[test]
-    fn remi_decode_of_encode_is_the_quantized_score(s in score(), config in configs()) {
-        let remi = Remi::new(&config).unwrap();
-        let tokens = remi.encode(&s).unwrap();
-        let (back, report) = remi.decode(&tokens.ids);
-        prop_assert_eq!(report.skipped(), 0, "{:?}", report);
-        prop_assert_eq!(back, remi.quantize(&s));
+    fn decode_of_encode_is_the_quantized_score(s in score(), config in configs()) {
+        for scheme in SCHEMES {
+            let tokenizer = by_name(scheme, &config).unwrap();
+            let tokens = tokenizer.encode(&s).unwrap();
+            let (back, report) = tokenizer.decode(&tokens.ids);
+            prop_assert_eq!(report.skipped(), 0, "{}: {:?}", scheme, report);
+            prop_assert_eq!(back, tokenizer.quantize(&s), "{}", scheme);
+        }
     }
 
     #[test]
     fn quantizing_twice_changes_nothing(s in score(), config in configs()) {
-        let remi = Remi::new(&config).unwrap();
+        let remi = by_name("remi", &config).unwrap();
         let q = remi.quantize(&s);
         prop_assert_eq!(remi.quantize(&q), q.clone());
         prop_assert!(q.tracks.iter().flat_map(|t| &t.notes).all(|n| n.duration > 0), "no note vanishes");
@@ -117,10 +121,12 @@ proptest! {
 
     #[test]
     fn encoding_ignores_track_order(s in score()) {
-        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
         let mut reversed = s.clone();
         reversed.tracks.reverse();
-        prop_assert_eq!(remi.encode(&s).unwrap(), remi.encode(&reversed).unwrap());
+        for scheme in SCHEMES {
+            let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
+            prop_assert_eq!(tokenizer.encode(&s).unwrap(), tokenizer.encode(&reversed).unwrap());
+        }
     }
 
     #[test]
@@ -137,8 +143,9 @@ proptest! {
     }
 
     #[test]
-    fn decoding_any_ids_never_panics(ids in prop::collection::vec(any::<u16>(), 0..400)) {
-        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    fn decoding_any_ids_never_panics(ids in prop::collection::vec(any::<u16>(), 0..400),
+                                     scheme in prop::sample::select(SCHEMES.to_vec())) {
+        let remi = by_name(scheme, &TokenizerConfig::default()).unwrap();
         let (_, report) = remi.decode(&ids);
         let eos = remi.vocab().id(aurl_core::tokenize::Token::Eos).unwrap();
         let unknown_before_eos = ids
@@ -151,8 +158,9 @@ proptest! {
 
     #[test]
     fn decoding_shuffled_or_truncated_sequences_never_panics(s in score(), cut in any::<prop::sample::Index>(),
-                                                             seed in any::<u64>()) {
-        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+                                                             seed in any::<u64>(),
+                                                             scheme in prop::sample::select(SCHEMES.to_vec())) {
+        let remi = by_name(scheme, &TokenizerConfig::default()).unwrap();
         let ids = remi.encode(&s).unwrap().ids;
         let truncated: Vec<TokenId> = ids[..cut.index(ids.len() + 1)].to_vec();
         let _ = remi.decode(&truncated);
@@ -171,16 +179,19 @@ proptest! {
 
     #[test]
     fn every_encoding_is_grammar_valid(s in score(), config in configs()) {
-        let remi = Remi::new(&config).unwrap();
-        let grammar = Grammar::new(remi.vocab());
-        let report = grammar.validate(&remi.encode(&s).unwrap().ids);
-        prop_assert_eq!(report.error_count(), 0, "{:?}", report);
-        prop_assert_eq!(report.note_pairing_rate, 1.0);
+        for scheme in SCHEMES {
+            let tokenizer = by_name(scheme, &config).unwrap();
+            let grammar = Grammar::new(tokenizer.vocab());
+            let report = grammar.validate(&tokenizer.encode(&s).unwrap().ids);
+            prop_assert_eq!(report.error_count(), 0, "{}: {:?}", scheme, report);
+            prop_assert_eq!(report.note_pairing_rate, 1.0);
+        }
     }
 
     #[test]
-    fn walks_through_allowed_sets_always_decode_cleanly(config in configs(), seed in any::<u64>(), steps in 1usize..400) {
-        let remi = Remi::new(&config).unwrap();
+    fn walks_through_allowed_sets_always_decode_cleanly(config in configs(), seed in any::<u64>(), steps in 1usize..400,
+                                                        scheme in prop::sample::select(SCHEMES.to_vec())) {
+        let remi = by_name(scheme, &config).unwrap();
         let grammar = Grammar::new(remi.vocab());
         let mut state = grammar.start();
         let mut mask = TokenMask::new(remi.vocab().len());
@@ -202,8 +213,9 @@ proptest! {
     }
 
     #[test]
-    fn repaired_sequences_always_validate(ids in prop::collection::vec(0u16..500, 0..300)) {
-        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    fn repaired_sequences_always_validate(ids in prop::collection::vec(0u16..500, 0..300),
+                                          scheme in prop::sample::select(SCHEMES.to_vec())) {
+        let remi = by_name(scheme, &TokenizerConfig::default()).unwrap();
         let grammar = Grammar::new(remi.vocab());
         let (fixed, _) = grammar.repair(&ids);
         prop_assert_eq!(grammar.validate(&fixed).error_count(), 0);

@@ -6,7 +6,9 @@
 //! `[BOS] Bar TimeSig Position_0 Tempo Body* (Bar [TimeSig] Body*)* [EOS] PAD*`
 //! where `Body = Position [Tempo] ([Program|Drums] Pitch Velocity Duration)*`, positions
 //! strictly increase within a bar and stay inside it, and families turned off in the config
-//! are simply absent. The allowed set is a precomputed mask per automaton phase plus, for
+//! are simply absent. TSD sequences follow
+//! `[BOS] [TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)* [EOS] PAD*`, where a time
+//! signature may only appear at a bar start. The allowed set is a precomputed mask per automaton phase plus, for
 //! positions, one contiguous id range (positions are consecutive ids), so computing it costs a
 //! few word copies, never a loop over the vocabulary.
 
@@ -46,9 +48,13 @@ enum Phase {
     AfterNote,
     /// After EOS.
     Ended,
+    /// TSD: after a TimeShift (a time signature may follow at a bar start).
+    Step,
+    /// TSD: after a TimeSig.
+    StepAfterTimeSig,
 }
 
-const PHASES: [Phase; 13] = [
+const PHASES: [Phase; 15] = [
     Phase::Start,
     Phase::NeedTimeSig,
     Phase::NeedFirstPosition,
@@ -62,6 +68,8 @@ const PHASES: [Phase; 13] = [
     Phase::AfterVelocity,
     Phase::AfterNote,
     Phase::Ended,
+    Phase::Step,
+    Phase::StepAfterTimeSig,
 ];
 
 /// Which positions a phase allows.
@@ -85,6 +93,9 @@ pub struct GrammarState {
     position: u32,
     /// Tokens consumed.
     consumed: usize,
+    /// Time-shift schemes: current time and the start of its bar, in grid steps.
+    step: u64,
+    bar_start: u64,
 }
 
 impl GrammarState {
@@ -194,6 +205,10 @@ pub struct Grammar {
     use_time_signatures: bool,
     use_tempos: bool,
     use_programs: bool,
+    /// Whether the scheme has Bar/Position tokens (REMI) or moves by TimeShift (TSD).
+    bars: bool,
+    time_sig_ids: std::ops::Range<usize>,
+    time_shifts: Vec<u32>,
     tokens: Vec<Option<Token>>,
 }
 
@@ -209,10 +224,17 @@ impl Grammar {
         let bar_steps = (0..grid.time_signatures.len())
             .map(|i| grid.bar_steps(i))
             .collect();
+        let time_sig_ids = match vocab.id(Token::TimeSig(0)) {
+            Some(first) => usize::from(first)..usize::from(first) + grid.time_signatures.len(),
+            None => 0..0,
+        };
         let mut g = Self {
             len,
             masks: Vec::new(),
             position_base,
+            bars: vocab.id(Token::Bar).is_some(),
+            time_sig_ids,
+            time_shifts: grid.time_shifts.clone(),
             bar_steps,
             default_time_signature: grid.time_signature_index(4, 4) as u8,
             use_time_signatures: config.use_time_signatures,
@@ -226,7 +248,7 @@ impl Grammar {
                 let mut m = TokenMask::new(len);
                 for (id, t) in g.tokens.iter().enumerate() {
                     if let Some(t) = t
-                        && !matches!(t, Token::Position(_))
+                        && !Self::is_dynamic(phase, *t)
                         && g.next_phase(phase, *t).is_some()
                     {
                         m.insert(id);
@@ -248,11 +270,84 @@ impl Grammar {
             bar_steps: self.bar_steps[usize::from(ts)],
             position: 0,
             consumed: 0,
+            step: 0,
+            bar_start: 0,
         }
     }
 
-    /// The phase a (non-position) token leads to, or `None` if not allowed.
+    /// Tokens whose admission depends on more than the phase (computed per state).
+    fn is_dynamic(phase: Phase, token: Token) -> bool {
+        matches!(token, Token::Position(_))
+            || (phase == Phase::Step && matches!(token, Token::TimeSig(_)))
+    }
+
+    /// Ids of dynamic tokens allowed in `state`, as one contiguous range.
+    fn dynamic_ids(&self, state: &GrammarState) -> std::ops::Range<usize> {
+        if self.bars {
+            let r = Self::position_range(state);
+            self.position_base + r.start as usize..self.position_base + r.end as usize
+        } else if state.phase == Phase::Step && state.step == state.bar_start {
+            self.time_sig_ids.clone()
+        } else {
+            0..0
+        }
+    }
+
+    /// The phase a token leads to, or `None` if not allowed (dynamic tokens are further
+    /// restricted by [`Grammar::dynamic_ids`]).
     fn next_phase(&self, phase: Phase, token: Token) -> Option<Phase> {
+        if self.bars {
+            self.next_phase_bars(phase, token)
+        } else {
+            self.next_phase_shifts(phase, token)
+        }
+    }
+
+    /// TSD: `[BOS] [TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)* [EOS] PAD*`.
+    fn next_phase_shifts(&self, phase: Phase, token: Token) -> Option<Phase> {
+        use Phase::*;
+        let note_start = match token {
+            Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
+            Token::Pitch(_) if !self.use_programs => Some(AfterPitch),
+            _ => None,
+        };
+        // Without a header to wait for, the start behaves like any step.
+        let phase = if phase == Start
+            && !self.use_time_signatures
+            && !self.use_tempos
+            && token != Token::Bos
+        {
+            Step
+        } else {
+            phase
+        };
+        match (phase, token) {
+            (Ended, Token::Pad) => Some(Ended),
+            (Ended, _) => None,
+            (Start, Token::Bos) => Some(Start),
+            (Start, Token::TimeSig(_)) => Some(if self.use_tempos {
+                NeedTempo
+            } else {
+                StepAfterTimeSig
+            }),
+            (Start, Token::Tempo(_)) if !self.use_time_signatures => Some(AfterTempo),
+            (NeedTempo, Token::Tempo(_)) => Some(AfterTempo),
+            (Step, Token::TimeSig(_)) => Some(StepAfterTimeSig),
+            (Step | StepAfterTimeSig, Token::Tempo(_)) => Some(AfterTempo),
+            (Step | StepAfterTimeSig | AfterTempo | AfterNote, Token::TimeShift(_)) => Some(Step),
+            (Step | StepAfterTimeSig | AfterTempo | AfterNote, Token::Eos) => Some(Ended),
+            (Step | StepAfterTimeSig | AfterTempo | AfterNote, _) if note_start.is_some() => {
+                note_start
+            }
+            (AfterProgram, Token::Pitch(_)) => Some(AfterPitch),
+            (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
+            (AfterVelocity, Token::Duration(_)) => Some(AfterNote),
+            _ => None,
+        }
+    }
+
+    /// REMI: see the module documentation.
+    fn next_phase_bars(&self, phase: Phase, token: Token) -> Option<Phase> {
         use Phase::*;
         let note_start = match token {
             Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
@@ -313,11 +408,8 @@ impl Grammar {
     /// Writes the ids allowed next into `out` (sized for this vocabulary).
     pub fn allowed(&self, state: &GrammarState, out: &mut TokenMask) {
         out.copy_from(&self.masks[state.phase as usize]);
-        let r = Self::position_range(state);
-        out.insert_range(
-            self.position_base + r.start as usize,
-            self.position_base + r.end as usize,
-        );
+        let r = self.dynamic_ids(state);
+        out.insert_range(r.start, r.end);
     }
 
     /// The allowed set as a new mask.
@@ -332,7 +424,9 @@ impl Grammar {
     #[must_use]
     pub fn is_allowed(&self, state: &GrammarState, id: TokenId) -> bool {
         match self.tokens.get(usize::from(id)).copied().flatten() {
-            Some(Token::Position(p)) => Self::position_range(state).contains(&u32::from(p)),
+            Some(t) if Self::is_dynamic(state.phase, t) => {
+                self.dynamic_ids(state).contains(&usize::from(id))
+            }
             Some(_) => self.masks[state.phase as usize].contains(usize::from(id)),
             None => false,
         }
@@ -367,6 +461,14 @@ impl Grammar {
                 state.phase = self
                     .next_phase(state.phase, token)
                     .unwrap_or(Phase::BarStart);
+            }
+            Token::TimeShift(i) => {
+                state.step = state
+                    .step
+                    .saturating_add(u64::from(self.time_shifts[usize::from(i)]));
+                let bar = u64::from(state.bar_steps.max(1));
+                state.bar_start += (state.step - state.bar_start) / bar * bar;
+                state.phase = Phase::Step;
             }
             Token::TimeSig(t) => {
                 state.time_signature = t;

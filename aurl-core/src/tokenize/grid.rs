@@ -11,6 +11,9 @@ pub struct Grid {
     pub resolution: u32,
     /// Allowed note lengths in steps, ascending.
     pub durations: Vec<u32>,
+    /// Time-shift values in steps, ascending: every step count up to one quarter note, then
+    /// the longer durations, so any gap is an exact sum of shifts.
+    pub time_shifts: Vec<u32>,
     /// Velocity of each bin, ascending.
     pub velocities: Vec<u8>,
     /// Microseconds per quarter of each tempo bin, from slow to fast.
@@ -37,6 +40,8 @@ impl Grid {
         }
         durations.sort_unstable();
         durations.dedup();
+        let mut time_shifts: Vec<u32> = (1..=resolution).collect();
+        time_shifts.extend(durations.iter().copied().filter(|&d| d > resolution));
         let n = u32::from(config.num_velocities.max(1));
         let velocities = (1..=n)
             .map(|i| ((i * 127 + n / 2) / n).clamp(1, 127) as u8)
@@ -75,6 +80,7 @@ impl Grid {
         Self {
             resolution,
             durations,
+            time_shifts,
             velocities,
             tempos,
             time_signatures,
@@ -95,6 +101,16 @@ impl Grid {
     #[must_use]
     pub fn duration_index(&self, steps: u64) -> usize {
         nearest(&self.durations, steps)
+    }
+
+    /// Splits a gap of `steps` into time-shift bin indices, longest first; exact because every
+    /// step count up to a quarter note is a shift value.
+    pub fn time_shift_indices(&self, mut steps: u64, out: &mut Vec<usize>) {
+        while steps > 0 {
+            let i = self.time_shifts.partition_point(|&v| u64::from(v) <= steps) - 1;
+            out.push(i);
+            steps -= u64::from(self.time_shifts[i]);
+        }
     }
 
     /// Index of the velocity bin nearest to `velocity` (ties go to the softer bin).

@@ -31,6 +31,7 @@ mod grid;
 mod mask;
 mod piece;
 mod remi;
+mod tsd;
 mod vocab;
 
 pub use config::{BeatRange, TokenizerConfig};
@@ -40,6 +41,7 @@ pub use grammar::{
 pub use grid::Grid;
 pub use mask::TokenMask;
 pub use remi::Remi;
+pub use tsd::Tsd;
 pub use vocab::{Token, TokenId, Vocabulary};
 
 use serde::Serialize;
@@ -108,7 +110,7 @@ pub trait Tokenizer {
 }
 
 /// The names of the schemes this version implements, for command-line choices.
-pub const SCHEMES: [&str; 1] = ["remi"];
+pub const SCHEMES: [&str; 2] = ["remi", "tsd"];
 
 /// A tokenizer by scheme name (one of [`SCHEMES`]).
 ///
@@ -120,6 +122,7 @@ pub fn by_name(
 ) -> Result<Box<dyn Tokenizer + Send + Sync>, Error> {
     match scheme {
         "remi" => Ok(Box::new(Remi::new(config)?)),
+        "tsd" => Ok(Box::new(Tsd::new(config)?)),
         other => Err(Error::InvalidConfig {
             field: "scheme".into(),
             reason: format!(

@@ -223,3 +223,89 @@ fn bar_structure(score: &Score, vocab: &Vocabulary, content_end: u64) -> Vec<(u6
     }
     out
 }
+
+/// Assembles notes from `[Program|Drums] Pitch Velocity Duration` groups while decoding;
+/// shared by every scheme that writes notes this way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NoteReader {
+    key: Option<StreamKey>,
+    pitch: Option<u8>,
+    velocity: Option<u8>,
+}
+
+impl NoteReader {
+    /// A reader; without programs every note goes to stream 0.
+    pub fn new(use_programs: bool) -> Self {
+        Self {
+            key: (!use_programs).then_some(0),
+            pitch: None,
+            velocity: None,
+        }
+    }
+
+    /// Called before every token: a token other than Velocity/Duration interrupts a note.
+    pub fn interrupt(&mut self, token: super::Token, report: &mut super::DecodeReport) {
+        use super::Token;
+        if self.pitch.is_some() && !matches!(token, Token::Velocity(_) | Token::Duration(_)) {
+            report.incomplete_notes += 1;
+            self.pitch = None;
+            self.velocity = None;
+        }
+    }
+
+    /// Handles a note token at `onset`; returns false if `token` is not a note token.
+    pub fn read(
+        &mut self,
+        token: super::Token,
+        onset: Option<u64>,
+        piece: &mut Piece,
+        report: &mut super::DecodeReport,
+    ) -> bool {
+        use super::Token;
+        match token {
+            Token::Program(p) => self.key = Some(p),
+            Token::Drums => self.key = Some(DRUMS),
+            Token::Pitch(p) => {
+                if onset.is_some() && self.key.is_some() {
+                    self.pitch = Some(p);
+                } else {
+                    report.misplaced += 1;
+                }
+            }
+            Token::Velocity(v) => {
+                if self.pitch.is_some() && self.velocity.is_none() {
+                    self.velocity = Some(v);
+                } else {
+                    report.misplaced += 1;
+                }
+            }
+            Token::Duration(d) => {
+                match (onset, self.key, self.pitch.take(), self.velocity.take()) {
+                    (Some(start), Some(key), Some(pitch), Some(velocity)) => {
+                        piece.notes.push(GridNote {
+                            start,
+                            key,
+                            pitch,
+                            duration: d,
+                            velocity,
+                        });
+                    }
+                    (_, _, Some(_), None) => {
+                        report.misplaced += 1;
+                        report.incomplete_notes += 1;
+                    }
+                    _ => report.misplaced += 1,
+                }
+            }
+            _ => return false,
+        }
+        true
+    }
+
+    /// At the end of the sequence: a note still open is incomplete.
+    pub fn finish(&self, report: &mut super::DecodeReport) {
+        if self.pitch.is_some() {
+            report.incomplete_notes += 1;
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! stream, tempo and time-signature tokens; von Rütte et al., "FIGARO", 2023):
 //! `Bar [TimeSig] (Position [Tempo] ([Program] Pitch Velocity Duration)*)*`.
 
-use super::piece::{DRUMS, GridNote, Piece, push_change};
+use super::piece::{DRUMS, NoteReader, Piece, push_change};
 use super::{
     BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
 };
@@ -30,7 +30,9 @@ impl Remi {
 
     fn id(&self, token: Token) -> TokenId {
         // Every token built below is in range by construction of the piece and vocabulary.
-        self.vocab.id(token).unwrap_or(0)
+        let id = self.vocab.id(token);
+        debug_assert!(id.is_some(), "{token:?} is not in the vocabulary");
+        id.unwrap_or(0)
     }
 
     fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
@@ -140,20 +142,14 @@ impl Tokenizer for Remi {
         let mut ts: u8 = 0;
         let mut bar_has_position = false;
         let mut onset: Option<u64> = None;
-        let mut key: Option<u8> = (!config.use_programs).then_some(0);
-        let mut pitch: Option<u8> = None;
-        let mut velocity: Option<u8> = None;
+        let mut notes = NoteReader::new(config.use_programs);
         let default_ts = grid.time_signature_index(4, 4) as u8;
         for (i, &id) in ids.iter().enumerate() {
             let Some(token) = self.vocab.token(id) else {
                 report.unknown_ids += 1;
                 continue;
             };
-            if pitch.is_some() && !matches!(token, Token::Velocity(_) | Token::Duration(_)) {
-                report.incomplete_notes += 1;
-                pitch = None;
-                velocity = None;
-            }
+            notes.interrupt(token, &mut report);
             match token {
                 Token::Pad | Token::Bos | Token::Mask => {}
                 Token::Eos => {
@@ -201,43 +197,13 @@ impl Tokenizer for Remi {
                     Some(step) => push_change(&mut piece.tempos, step, t),
                     None => report.misplaced += 1,
                 },
-                Token::Program(p) => key = Some(p),
-                Token::Drums => key = Some(DRUMS),
-                Token::Pitch(p) => {
-                    if onset.is_some() && key.is_some() {
-                        pitch = Some(p);
-                    } else {
-                        report.misplaced += 1;
-                    }
+                Token::TimeShift(_) => report.misplaced += 1,
+                note => {
+                    notes.read(note, onset, &mut piece, &mut report);
                 }
-                Token::Velocity(v) => {
-                    if pitch.is_some() && velocity.is_none() {
-                        velocity = Some(v);
-                    } else {
-                        report.misplaced += 1;
-                    }
-                }
-                Token::Duration(d) => match (onset, key, pitch.take(), velocity.take()) {
-                    (Some(start), Some(key), Some(pitch), Some(velocity)) => {
-                        piece.notes.push(GridNote {
-                            start,
-                            key,
-                            pitch,
-                            duration: d,
-                            velocity,
-                        });
-                    }
-                    (_, _, Some(_), None) => {
-                        report.misplaced += 1;
-                        report.incomplete_notes += 1;
-                    }
-                    _ => report.misplaced += 1,
-                },
             }
         }
-        if pitch.is_some() {
-            report.incomplete_notes += 1;
-        }
+        notes.finish(&mut report);
         (piece.to_score(&self.vocab), report)
     }
 }

@@ -24,6 +24,8 @@ pub enum Token {
     Bar,
     /// Onset position within the bar, in grid steps.
     Position(u16),
+    /// Advance time by a time-shift bin (index into the grid's time shifts).
+    TimeShift(u16),
     /// Time signature (index into the grid's list).
     TimeSig(u8),
     /// Tempo bin.
@@ -43,7 +45,9 @@ pub enum Token {
 /// The families of a vocabulary, in id order, with how many ids each takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 struct Layout {
+    bar: u16,
     position: u16,
+    time_shift: u16,
     time_sig: u16,
     tempo: u16,
     program: u16,
@@ -103,13 +107,37 @@ impl Vocabulary {
     /// # Errors
     /// [`Error::InvalidConfig`] if the config does not validate or needs more than 65,535 ids.
     pub fn remi(config: &TokenizerConfig) -> Result<Self, Error> {
+        Self::build("remi", config)
+    }
+
+    /// The TSD vocabulary (MidiTok's Time-Shift-Duration): specials, TimeShift, TimeSig,
+    /// Tempo, Program/Drums, Pitch, Velocity, Duration.
+    ///
+    /// # Errors
+    /// As [`Vocabulary::remi`].
+    pub fn tsd(config: &TokenizerConfig) -> Result<Self, Error> {
+        Self::build("tsd", config)
+    }
+
+    fn build(scheme: &'static str, config: &TokenizerConfig) -> Result<Self, Error> {
         config.validate()?;
         let grid = Grid::new(config);
-        let mut tokens = vec![Token::Pad, Token::Bos, Token::Eos, Token::Mask, Token::Bar];
+        let bars = scheme == "remi";
+        let mut tokens = vec![Token::Pad, Token::Bos, Token::Eos, Token::Mask];
         let mut layout = Layout::default();
         let mark = |tokens: &Vec<Token>| u16::try_from(tokens.len()).unwrap_or(u16::MAX);
+        layout.bar = mark(&tokens);
+        if bars {
+            tokens.push(Token::Bar);
+        }
         layout.position = mark(&tokens);
-        tokens.extend((0..grid.max_bar_steps).map(|p| Token::Position(p as u16)));
+        if bars {
+            tokens.extend((0..grid.max_bar_steps).map(|p| Token::Position(p as u16)));
+        }
+        layout.time_shift = mark(&tokens);
+        if !bars {
+            tokens.extend((0..grid.time_shifts.len()).map(|i| Token::TimeShift(i as u16)));
+        }
         layout.time_sig = mark(&tokens);
         if config.use_time_signatures {
             tokens.extend((0..grid.time_signatures.len()).map(|i| Token::TimeSig(i as u8)));
@@ -142,7 +170,7 @@ impl Vocabulary {
             });
         }
         Ok(Self {
-            scheme: "remi",
+            scheme,
             config: config.clone(),
             grid,
             pitch_low: lo,
@@ -163,7 +191,7 @@ impl Vocabulary {
         self.tokens.is_empty()
     }
 
-    /// The scheme name (`"remi"`).
+    /// The scheme name (`"remi"`, `"tsd"`).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         self.scheme
@@ -200,8 +228,9 @@ impl Vocabulary {
             Token::Bos => Some(1),
             Token::Eos => Some(2),
             Token::Mask => Some(3),
-            Token::Bar => Some(4),
-            Token::Position(p) => within(l.position, l.time_sig, u32::from(p)),
+            Token::Bar => within(l.bar, l.position, 0),
+            Token::Position(p) => within(l.position, l.time_shift, u32::from(p)),
+            Token::TimeShift(i) => within(l.time_shift, l.time_sig, u32::from(i)),
             Token::TimeSig(i) => within(l.time_sig, l.tempo, u32::from(i)),
             Token::Tempo(i) => within(l.tempo, l.program, u32::from(i)),
             Token::Program(p) => within(l.program, l.drums, u32::from(p)),
@@ -228,6 +257,15 @@ impl Vocabulary {
                 Token::Mask => "MASK".into(),
                 Token::Bar => "Bar".into(),
                 Token::Position(p) => format!("Position_{p}"),
+                Token::TimeShift(i) => {
+                    let d = g.time_shifts[usize::from(i)];
+                    format!(
+                        "TimeShift_{}.{}.{}",
+                        d / g.resolution,
+                        d % g.resolution,
+                        g.resolution
+                    )
+                }
                 Token::TimeSig(i) => {
                     let (n, d) = g.time_signatures[usize::from(i)];
                     format!("TimeSig_{n}/{d}")
@@ -324,6 +362,7 @@ impl TryFrom<VocabularyFile> for Vocabulary {
         }
         let v = match f.scheme.as_str() {
             "remi" => Vocabulary::remi(&f.config)?,
+            "tsd" => Vocabulary::tsd(&f.config)?,
             other => {
                 return Err(Error::InvalidConfig {
                     field: "scheme".into(),
@@ -348,11 +387,20 @@ mod tests {
 
     #[test]
     fn every_token_maps_to_its_id_and_back() {
-        let v = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
-        for id in 0..v.len() as TokenId {
-            let t = v.token(id).unwrap();
-            assert_eq!(v.id(t), Some(id), "{}", v.name(id));
+        let tsd = Vocabulary::tsd(&TokenizerConfig::default()).unwrap();
+        for v in [
+            &tsd,
+            &Vocabulary::remi(&TokenizerConfig::default()).unwrap(),
+        ] {
+            for id in 0..v.len() as TokenId {
+                let t = v.token(id).unwrap();
+                assert_eq!(v.id(t), Some(id), "{}", v.name(id));
+            }
         }
+        assert_eq!(tsd.id(Token::Bar), None);
+        assert_eq!(tsd.id(Token::Position(0)), None);
+        let v = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+        assert_eq!(v.id(Token::TimeShift(0)), None);
         assert_eq!(v.token(v.len() as TokenId), None);
         assert_eq!(v.id(Token::Pitch(20)), None, "below the pitch range");
         assert_eq!(v.id(Token::Pitch(109)), None, "above the pitch range");

@@ -1,0 +1,173 @@
+//! TSD, Time-Shift-Duration (MidiTok; Fradet et al., "Byte Pair Encoding for Symbolic Music",
+//! 2023): time moves by `TimeShift` tokens instead of bars and positions, and each note is
+//! `[Program] Pitch Velocity Duration`:
+//! `[TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)*`.
+//! Time signatures only change at bar starts, so bars stay recoverable without bar tokens.
+
+use super::piece::{DRUMS, NoteReader, Piece, push_change};
+use super::{
+    BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
+};
+use crate::{Error, Score};
+
+/// Most time-shift tokens one gap may need before the score is considered absurdly long.
+const MAX_SHIFTS: u64 = 10_000_000;
+
+/// The time-shift tokenizer.
+#[derive(Debug, Clone)]
+pub struct Tsd {
+    vocab: Vocabulary,
+}
+
+impl Tsd {
+    /// A TSD tokenizer for `config`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] naming the field.
+    pub fn new(config: &TokenizerConfig) -> Result<Self, Error> {
+        Ok(Self {
+            vocab: Vocabulary::tsd(config)?,
+        })
+    }
+
+    fn id(&self, token: Token) -> TokenId {
+        // Every token built below is in range by construction of the piece and vocabulary.
+        let id = self.vocab.id(token);
+        debug_assert!(id.is_some(), "{token:?} is not in the vocabulary");
+        id.unwrap_or(0)
+    }
+
+    fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
+        let config = self.vocab.config();
+        let grid = self.vocab.grid();
+        let last = piece
+            .notes
+            .last()
+            .map_or(0, |n| n.start)
+            .max(piece.tempos.last().map_or(0, |t| t.0));
+        if last / u64::from(*grid.time_shifts.last().unwrap_or(&1)) > MAX_SHIFTS {
+            return Err(Error::SequenceTooLong {
+                bars: last / u64::from(grid.bar_steps(0).max(1)),
+                limit: MAX_SHIFTS,
+            });
+        }
+        let mut out = TokenSequence {
+            ids: Vec::with_capacity(piece.notes.len() * 5 + 16),
+            bars: Vec::new(),
+        };
+        let (mut notes, mut tempos, mut sigs) = (0usize, 0usize, 0usize);
+        let mut shifts = Vec::new();
+        let mut now = 0u64;
+        let mut tempo: Option<TokenId> = None;
+        let mut ts_index = piece.time_signatures.first().map_or(0, |t| t.1);
+        let mut next_bar = 0u64;
+        loop {
+            let candidates = [
+                piece.notes.get(notes).map(|n| n.start),
+                piece.tempos.get(tempos).map(|t| t.0),
+                piece.time_signatures.get(sigs).map(|t| t.0),
+            ];
+            let Some(step) = candidates.into_iter().flatten().min() else {
+                break;
+            };
+            // Bars that start by `step` (a window may begin at the first token of any of them).
+            while next_bar <= step {
+                if piece
+                    .time_signatures
+                    .get(sigs)
+                    .is_some_and(|t| t.0 == next_bar)
+                {
+                    ts_index = piece.time_signatures[sigs].1;
+                }
+                let ts_id = config
+                    .use_time_signatures
+                    .then(|| self.id(Token::TimeSig(ts_index)));
+                out.bars.push(BarStart {
+                    token_index: out.ids.len(),
+                    time_signature: ts_id,
+                    tempo,
+                });
+                next_bar += u64::from(grid.bar_steps(usize::from(ts_index)));
+            }
+            shifts.clear();
+            grid.time_shift_indices(step - now, &mut shifts);
+            out.ids
+                .extend(shifts.iter().map(|&i| self.id(Token::TimeShift(i as u16))));
+            now = step;
+            if let Some(&(_, t)) = piece.time_signatures.get(sigs).filter(|t| t.0 == step) {
+                if config.use_time_signatures {
+                    out.ids.push(self.id(Token::TimeSig(t)));
+                }
+                sigs += 1;
+            }
+            if let Some(&(_, t)) = piece.tempos.get(tempos).filter(|t| t.0 == step) {
+                let id = self.id(Token::Tempo(t));
+                out.ids.push(id);
+                tempo = Some(id);
+                tempos += 1;
+            }
+            while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
+                if config.use_programs {
+                    out.ids.push(self.id(if n.key == DRUMS {
+                        Token::Drums
+                    } else {
+                        Token::Program(n.key)
+                    }));
+                }
+                out.ids.push(self.id(Token::Pitch(n.pitch)));
+                out.ids.push(self.id(Token::Velocity(n.velocity)));
+                out.ids.push(self.id(Token::Duration(n.duration)));
+                notes += 1;
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Tokenizer for Tsd {
+    fn vocab(&self) -> &Vocabulary {
+        &self.vocab
+    }
+
+    fn encode(&self, score: &Score) -> Result<TokenSequence, Error> {
+        self.encode_piece(&Piece::from_score(score, &self.vocab))
+    }
+
+    fn quantize(&self, score: &Score) -> Score {
+        super::quantize(score, &self.vocab)
+    }
+
+    fn decode(&self, ids: &[TokenId]) -> (Score, DecodeReport) {
+        let grid = self.vocab.grid();
+        let mut report = DecodeReport::default();
+        let mut piece = Piece::default();
+        let mut notes = NoteReader::new(self.vocab.config().use_programs);
+        let mut now = 0u64;
+        for (i, &id) in ids.iter().enumerate() {
+            let Some(token) = self.vocab.token(id) else {
+                report.unknown_ids += 1;
+                continue;
+            };
+            notes.interrupt(token, &mut report);
+            match token {
+                Token::Pad | Token::Bos | Token::Mask => {}
+                Token::Eos => {
+                    let pad = self.vocab.id(Token::Pad);
+                    report.after_eos += ids[i + 1..].iter().filter(|&&id| Some(id) != pad).count();
+                    break;
+                }
+                Token::TimeShift(s) => {
+                    now = now.saturating_add(u64::from(grid.time_shifts[usize::from(s)]))
+                }
+                Token::TimeSig(t) => push_change(&mut piece.time_signatures, now, t),
+                Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
+                Token::Bar | Token::Position(_) => report.misplaced += 1,
+                note => {
+                    notes.read(note, Some(now), &mut piece, &mut report);
+                }
+            }
+        }
+        notes.finish(&mut report);
+        (piece.to_score(&self.vocab), report)
+    }
+}
