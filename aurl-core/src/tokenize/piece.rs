@@ -18,7 +18,8 @@ pub(crate) struct GridNote {
     pub start: u64,
     pub key: StreamKey,
     pub pitch: u8,
-    pub duration: u16,
+    /// Length in grid steps (an allowed duration, except after FIFO re-pairing).
+    pub duration: u32,
     pub velocity: u8,
 }
 
@@ -64,7 +65,7 @@ impl Piece {
                     start,
                     key,
                     pitch,
-                    duration: grid.duration_index(end - start) as u16,
+                    duration: grid.durations[grid.duration_index(end - start)],
                     velocity: grid.velocity_index(n.velocity.get()) as u8,
                 });
             }
@@ -153,7 +154,7 @@ impl Piece {
                         Pitch::saturating(n.pitch),
                         Velocity::saturating(grid.velocities[usize::from(n.velocity)]),
                         n.start,
-                        u64::from(grid.durations[usize::from(n.duration)]),
+                        u64::from(n.duration),
                     )
                 })
                 .collect();
@@ -258,6 +259,7 @@ impl NoteReader {
         &mut self,
         token: super::Token,
         onset: Option<u64>,
+        grid: &super::Grid,
         piece: &mut Piece,
         report: &mut super::DecodeReport,
     ) -> bool {
@@ -286,7 +288,7 @@ impl NoteReader {
                             start,
                             key,
                             pitch,
-                            duration: d,
+                            duration: grid.durations[usize::from(d)],
                             velocity,
                         });
                     }

@@ -108,7 +108,9 @@ impl Remi {
                     }
                     out.ids.push(self.id(Token::Pitch(n.pitch)));
                     out.ids.push(self.id(Token::Velocity(n.velocity)));
-                    out.ids.push(self.id(Token::Duration(n.duration)));
+                    out.ids.push(self.id(Token::Duration(
+                        grid.duration_index(u64::from(n.duration)) as u16,
+                    )));
                     notes += 1;
                 }
             }
@@ -199,7 +201,7 @@ impl Tokenizer for Remi {
                 },
                 Token::TimeShift(_) => report.misplaced += 1,
                 note => {
-                    notes.read(note, onset, &mut piece, &mut report);
+                    notes.read(note, onset, grid, &mut piece, &mut report);
                 }
             }
         }

@@ -116,7 +116,9 @@ impl Tsd {
                 }
                 out.ids.push(self.id(Token::Pitch(n.pitch)));
                 out.ids.push(self.id(Token::Velocity(n.velocity)));
-                out.ids.push(self.id(Token::Duration(n.duration)));
+                out.ids.push(self.id(Token::Duration(
+                    grid.duration_index(u64::from(n.duration)) as u16
+                )));
                 notes += 1;
             }
         }
@@ -163,7 +165,7 @@ impl Tokenizer for Tsd {
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
                 Token::Bar | Token::Position(_) => report.misplaced += 1,
                 note => {
-                    notes.read(note, Some(now), &mut piece, &mut report);
+                    notes.read(note, Some(now), grid, &mut piece, &mut report);
                 }
             }
         }
