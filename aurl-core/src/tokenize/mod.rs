@@ -31,6 +31,7 @@ mod grid;
 mod mask;
 mod piece;
 mod remi;
+mod timeline;
 mod tsd;
 mod vocab;
 

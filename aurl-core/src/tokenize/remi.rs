@@ -201,7 +201,9 @@ impl Tokenizer for Remi {
                 },
                 Token::TimeShift(_) => report.misplaced += 1,
                 note => {
-                    notes.read(note, onset, grid, &mut piece, &mut report);
+                    if !notes.read(note, onset, grid, &mut piece, &mut report) {
+                        report.misplaced += 1;
+                    }
                 }
             }
         }

@@ -5,13 +5,9 @@
 //! Time signatures only change at bar starts, so bars stay recoverable without bar tokens.
 
 use super::piece::{DRUMS, NoteReader, Piece, push_change};
-use super::{
-    BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
-};
+use super::timeline::Timeline;
+use super::{DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary};
 use crate::{Error, Score};
-
-/// Most time-shift tokens one gap may need before the score is considered absurdly long.
-const MAX_SHIFTS: u64 = 10_000_000;
 
 /// The time-shift tokenizer.
 #[derive(Debug, Clone)]
@@ -45,67 +41,18 @@ impl Tsd {
             .last()
             .map_or(0, |n| n.start)
             .max(piece.tempos.last().map_or(0, |t| t.0));
-        if last / u64::from(*grid.time_shifts.last().unwrap_or(&1)) > MAX_SHIFTS {
-            return Err(Error::SequenceTooLong {
-                bars: last / u64::from(grid.bar_steps(0).max(1)),
-                limit: MAX_SHIFTS,
-            });
-        }
+        let mut time = Timeline::new(&self.vocab, piece, last)?;
         let mut out = TokenSequence {
             ids: Vec::with_capacity(piece.notes.len() * 5 + 16),
             bars: Vec::new(),
         };
-        let (mut notes, mut tempos, mut sigs) = (0usize, 0usize, 0usize);
-        let mut shifts = Vec::new();
-        let mut now = 0u64;
-        let mut tempo: Option<TokenId> = None;
-        let mut ts_index = piece.time_signatures.first().map_or(0, |t| t.1);
-        let mut next_bar = 0u64;
+        let mut notes = 0usize;
         loop {
-            let candidates = [
-                piece.notes.get(notes).map(|n| n.start),
-                piece.tempos.get(tempos).map(|t| t.0),
-                piece.time_signatures.get(sigs).map(|t| t.0),
-            ];
-            let Some(step) = candidates.into_iter().flatten().min() else {
+            let next_note = piece.notes.get(notes).map(|n| n.start);
+            let Some(step) = next_note.into_iter().chain(time.next_meta()).min() else {
                 break;
             };
-            // Bars that start by `step` (a window may begin at the first token of any of them).
-            while next_bar <= step {
-                if piece
-                    .time_signatures
-                    .get(sigs)
-                    .is_some_and(|t| t.0 == next_bar)
-                {
-                    ts_index = piece.time_signatures[sigs].1;
-                }
-                let ts_id = config
-                    .use_time_signatures
-                    .then(|| self.id(Token::TimeSig(ts_index)));
-                out.bars.push(BarStart {
-                    token_index: out.ids.len(),
-                    time_signature: ts_id,
-                    tempo,
-                });
-                next_bar += u64::from(grid.bar_steps(usize::from(ts_index)));
-            }
-            shifts.clear();
-            grid.time_shift_indices(step - now, &mut shifts);
-            out.ids
-                .extend(shifts.iter().map(|&i| self.id(Token::TimeShift(i as u16))));
-            now = step;
-            if let Some(&(_, t)) = piece.time_signatures.get(sigs).filter(|t| t.0 == step) {
-                if config.use_time_signatures {
-                    out.ids.push(self.id(Token::TimeSig(t)));
-                }
-                sigs += 1;
-            }
-            if let Some(&(_, t)) = piece.tempos.get(tempos).filter(|t| t.0 == step) {
-                let id = self.id(Token::Tempo(t));
-                out.ids.push(id);
-                tempo = Some(id);
-                tempos += 1;
-            }
+            time.advance_to(step, &mut out);
             while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
                 if config.use_programs {
                     out.ids.push(self.id(if n.key == DRUMS {
@@ -116,9 +63,8 @@ impl Tsd {
                 }
                 out.ids.push(self.id(Token::Pitch(n.pitch)));
                 out.ids.push(self.id(Token::Velocity(n.velocity)));
-                out.ids.push(self.id(Token::Duration(
-                    grid.duration_index(u64::from(n.duration)) as u16
-                )));
+                let duration = grid.duration_index(u64::from(n.duration)) as u16;
+                out.ids.push(self.id(Token::Duration(duration)));
                 notes += 1;
             }
         }
@@ -165,7 +111,9 @@ impl Tokenizer for Tsd {
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
                 Token::Bar | Token::Position(_) => report.misplaced += 1,
                 note => {
-                    notes.read(note, Some(now), grid, &mut piece, &mut report);
+                    if !notes.read(note, Some(now), grid, &mut piece, &mut report) {
+                        report.misplaced += 1;
+                    }
                 }
             }
         }

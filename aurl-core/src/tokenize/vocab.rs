@@ -36,6 +36,10 @@ pub enum Token {
     Drums,
     /// Note pitch.
     Pitch(u8),
+    /// A note of this pitch starts (event scheme).
+    NoteOn(u8),
+    /// The oldest sounding note of this pitch ends (event scheme).
+    NoteOff(u8),
     /// Velocity bin.
     Velocity(u8),
     /// Duration bin (index into the grid's durations).
@@ -53,6 +57,8 @@ struct Layout {
     program: u16,
     drums: u16,
     pitch: u16,
+    note_on: u16,
+    note_off: u16,
     velocity: u16,
     duration: u16,
     end: u16,
@@ -110,6 +116,17 @@ impl Vocabulary {
         Self::build("remi", config)
     }
 
+    /// The event vocabulary (MIDI-like, as in Performance RNN and MidiTok's MIDILike):
+    /// specials, TimeShift, TimeSig, Tempo, Program/Drums, NoteOn, NoteOff, Velocity. With
+    /// the default config: 4 + 64 + 17 + 32 + 129 + 88 + 88 + 32 = 454 tokens (the 774-token
+    /// design of the gameplan used all 128 pitches, 100 shifts and no time signatures).
+    ///
+    /// # Errors
+    /// As [`Vocabulary::remi`].
+    pub fn event(config: &TokenizerConfig) -> Result<Self, Error> {
+        Self::build("event", config)
+    }
+
     /// The TSD vocabulary (MidiTok's Time-Shift-Duration): specials, TimeShift, TimeSig,
     /// Tempo, Program/Drums, Pitch, Velocity, Duration.
     ///
@@ -123,6 +140,7 @@ impl Vocabulary {
         config.validate()?;
         let grid = Grid::new(config);
         let bars = scheme == "remi";
+        let events = scheme == "event";
         let mut tokens = vec![Token::Pad, Token::Bos, Token::Eos, Token::Mask];
         let mut layout = Layout::default();
         let mark = |tokens: &Vec<Token>| u16::try_from(tokens.len()).unwrap_or(u16::MAX);
@@ -152,13 +170,25 @@ impl Vocabulary {
         if config.use_programs && config.use_drums {
             tokens.push(Token::Drums);
         }
-        layout.pitch = mark(&tokens);
         let [lo, hi] = config.pitch_range;
-        tokens.extend((lo..=hi).map(Token::Pitch));
+        layout.pitch = mark(&tokens);
+        if !events {
+            tokens.extend((lo..=hi).map(Token::Pitch));
+        }
+        layout.note_on = mark(&tokens);
+        if events {
+            tokens.extend((lo..=hi).map(Token::NoteOn));
+        }
+        layout.note_off = mark(&tokens);
+        if events {
+            tokens.extend((lo..=hi).map(Token::NoteOff));
+        }
         layout.velocity = mark(&tokens);
         tokens.extend((0..grid.velocities.len()).map(|i| Token::Velocity(i as u8)));
         layout.duration = mark(&tokens);
-        tokens.extend((0..grid.durations.len()).map(|i| Token::Duration(i as u16)));
+        if !events {
+            tokens.extend((0..grid.durations.len()).map(|i| Token::Duration(i as u16)));
+        }
         layout.end = mark(&tokens);
         if tokens.len() > usize::from(u16::MAX) {
             return Err(Error::InvalidConfig {
@@ -191,7 +221,7 @@ impl Vocabulary {
         self.tokens.is_empty()
     }
 
-    /// The scheme name (`"remi"`, `"tsd"`).
+    /// The scheme name (`"remi"`, `"tsd"`, `"event"`).
     #[must_use]
     pub fn scheme(&self) -> &'static str {
         self.scheme
@@ -237,7 +267,13 @@ impl Vocabulary {
             Token::Drums => within(l.drums, l.pitch, 0),
             Token::Pitch(p) => p
                 .checked_sub(self.pitch_low)
-                .and_then(|o| within(l.pitch, l.velocity, u32::from(o))),
+                .and_then(|o| within(l.pitch, l.note_on, u32::from(o))),
+            Token::NoteOn(p) => p
+                .checked_sub(self.pitch_low)
+                .and_then(|o| within(l.note_on, l.note_off, u32::from(o))),
+            Token::NoteOff(p) => p
+                .checked_sub(self.pitch_low)
+                .and_then(|o| within(l.note_off, l.velocity, u32::from(o))),
             Token::Velocity(i) => within(l.velocity, l.duration, u32::from(i)),
             Token::Duration(i) => within(l.duration, l.end, u32::from(i)),
         }
@@ -277,6 +313,8 @@ impl Vocabulary {
                 Token::Program(p) => format!("Program_{p}"),
                 Token::Drums => "Program_Drums".into(),
                 Token::Pitch(p) => format!("Pitch_{p}"),
+                Token::NoteOn(p) => format!("NoteOn_{p}"),
+                Token::NoteOff(p) => format!("NoteOff_{p}"),
                 Token::Velocity(i) => format!("Velocity_{}", g.velocities[usize::from(i)]),
                 Token::Duration(i) => {
                     let d = g.durations[usize::from(i)];
@@ -363,6 +401,7 @@ impl TryFrom<VocabularyFile> for Vocabulary {
         let v = match f.scheme.as_str() {
             "remi" => Vocabulary::remi(&f.config)?,
             "tsd" => Vocabulary::tsd(&f.config)?,
+            "event" => Vocabulary::event(&f.config)?,
             other => {
                 return Err(Error::InvalidConfig {
                     field: "scheme".into(),
@@ -388,8 +427,11 @@ mod tests {
     #[test]
     fn every_token_maps_to_its_id_and_back() {
         let tsd = Vocabulary::tsd(&TokenizerConfig::default()).unwrap();
+        let event = Vocabulary::event(&TokenizerConfig::default()).unwrap();
+        assert_eq!(event.len(), 454);
         for v in [
             &tsd,
+            &event,
             &Vocabulary::remi(&TokenizerConfig::default()).unwrap(),
         ] {
             for id in 0..v.len() as TokenId {
