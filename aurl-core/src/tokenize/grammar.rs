@@ -52,9 +52,11 @@ enum Phase {
     Step,
     /// TSD: after a TimeSig.
     StepAfterTimeSig,
+    /// Event scheme: after a NoteOn (its velocity must follow).
+    AfterNoteOn,
 }
 
-const PHASES: [Phase; 15] = [
+const PHASES: [Phase; 16] = [
     Phase::Start,
     Phase::NeedTimeSig,
     Phase::NeedFirstPosition,
@@ -70,6 +72,7 @@ const PHASES: [Phase; 15] = [
     Phase::Ended,
     Phase::Step,
     Phase::StepAfterTimeSig,
+    Phase::AfterNoteOn,
 ];
 
 /// Which positions a phase allows.
@@ -81,8 +84,9 @@ enum Positions {
     AfterCurrent,
 }
 
-/// The per-sequence cursor: small and `Copy`, so a batch keeps one per row.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The per-sequence cursor: small (a few words, plus the sounding notes in the event
+/// scheme), so a batch keeps one per row.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GrammarState {
     phase: Phase,
     /// Time signature index in force.
@@ -96,6 +100,10 @@ pub struct GrammarState {
     /// Time-shift schemes: current time and the start of its bar, in grid steps.
     step: u64,
     bar_start: u64,
+    /// Event scheme: the stream (program) of the following note tokens.
+    key: u8,
+    /// Event scheme: sounding notes as (stream × 128 + pitch, how many).
+    sounding: Vec<(u16, u16)>,
 }
 
 impl GrammarState {
@@ -104,8 +112,14 @@ impl GrammarState {
     pub fn at_boundary(&self) -> bool {
         !matches!(
             self.phase,
-            Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity
+            Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity | Phase::AfterNoteOn
         )
+    }
+
+    /// Event scheme: how many notes are sounding.
+    #[must_use]
+    pub fn sounding_notes(&self) -> usize {
+        self.sounding.iter().map(|&(_, n)| usize::from(n)).sum()
     }
 
     /// Whether EOS has been consumed.
@@ -131,6 +145,10 @@ pub enum GrammarErrorKind {
     PositionBeyondBar,
     /// Something interrupts a note's Pitch–Velocity–Duration group.
     IncompleteNote,
+    /// A note-off for a pitch that is not sounding in its stream (event scheme).
+    NoteOffWithoutNote,
+    /// End of sequence while notes are still sounding (event scheme).
+    EndWhileSounding,
     /// Any other token in a place the scheme does not allow.
     Misplaced,
 }
@@ -146,6 +164,8 @@ impl GrammarErrorKind {
             Self::PositionNotIncreasing => "position_not_increasing",
             Self::PositionBeyondBar => "position_beyond_bar",
             Self::IncompleteNote => "incomplete_note",
+            Self::NoteOffWithoutNote => "note_off_without_note",
+            Self::EndWhileSounding => "end_while_sounding",
             Self::Misplaced => "misplaced",
         }
     }
@@ -192,6 +212,8 @@ pub struct RepairReport {
     pub dropped: BTreeMap<&'static str, usize>,
     /// Tokens of notes left unfinished that were removed.
     pub unfinished_removed: usize,
+    /// Event scheme: notes still sounding at the end, closed with note-offs.
+    pub closed_notes: usize,
 }
 
 /// The compiled grammar of one vocabulary; share it (e.g. in an `Arc`) across sequences.
@@ -205,8 +227,13 @@ pub struct Grammar {
     use_time_signatures: bool,
     use_tempos: bool,
     use_programs: bool,
-    /// Whether the scheme has Bar/Position tokens (REMI) or moves by TimeShift (TSD).
+    /// Whether the scheme has Bar/Position tokens (REMI) or moves by TimeShift (TSD, event).
     bars: bool,
+    /// Whether notes are NoteOn/NoteOff pairs (event scheme).
+    events: bool,
+    note_off_base: usize,
+    pitch_low: u8,
+    eos: usize,
     time_sig_ids: std::ops::Range<usize>,
     time_shifts: Vec<u32>,
     tokens: Vec<Option<Token>>,
@@ -233,6 +260,12 @@ impl Grammar {
             masks: Vec::new(),
             position_base,
             bars: vocab.id(Token::Bar).is_some(),
+            events: vocab.id(Token::NoteOn(config.pitch_range[0])).is_some(),
+            note_off_base: vocab
+                .id(Token::NoteOff(config.pitch_range[0]))
+                .map_or(0, usize::from),
+            pitch_low: config.pitch_range[0],
+            eos: vocab.id(Token::Eos).map_or(0, usize::from),
             time_sig_ids,
             time_shifts: grid.time_shifts.clone(),
             bar_steps,
@@ -248,7 +281,7 @@ impl Grammar {
                 let mut m = TokenMask::new(len);
                 for (id, t) in g.tokens.iter().enumerate() {
                     if let Some(t) = t
-                        && !Self::is_dynamic(phase, *t)
+                        && !g.is_dynamic(phase, *t)
                         && g.next_phase(phase, *t).is_some()
                     {
                         m.insert(id);
@@ -272,24 +305,65 @@ impl Grammar {
             consumed: 0,
             step: 0,
             bar_start: 0,
+            key: 0,
+            sounding: Vec::new(),
         }
     }
 
     /// Tokens whose admission depends on more than the phase (computed per state).
-    fn is_dynamic(phase: Phase, token: Token) -> bool {
-        matches!(token, Token::Position(_))
-            || (phase == Phase::Step && matches!(token, Token::TimeSig(_)))
+    fn is_dynamic(&self, phase: Phase, token: Token) -> bool {
+        match token {
+            Token::Position(_) => true,
+            Token::TimeSig(_) => phase == Phase::Step,
+            Token::NoteOff(_) | Token::Eos => self.events,
+            _ => false,
+        }
     }
 
-    /// Ids of dynamic tokens allowed in `state`, as one contiguous range.
-    fn dynamic_ids(&self, state: &GrammarState) -> std::ops::Range<usize> {
+    /// Whether a dynamic token is allowed in `state` (its phase already allows the family).
+    fn dynamic_allows(&self, state: &GrammarState, token: Token) -> bool {
+        match token {
+            Token::Position(p) => Self::position_range(state).contains(&u32::from(p)),
+            Token::TimeSig(_) => state.step == state.bar_start,
+            Token::NoteOff(p) => {
+                let k = u16::from(state.key) * 128 + u16::from(p);
+                state.sounding.iter().any(|&(x, _)| x == k)
+            }
+            Token::Eos => state.sounding.is_empty(),
+            _ => false,
+        }
+    }
+
+    /// Adds the dynamic tokens allowed in `state` to `out`: at most one id range plus one id
+    /// per sounding note, never a pass over the vocabulary.
+    fn add_dynamic(&self, state: &GrammarState, out: &mut TokenMask) {
         if self.bars {
             let r = Self::position_range(state);
-            self.position_base + r.start as usize..self.position_base + r.end as usize
-        } else if state.phase == Phase::Step && state.step == state.bar_start {
-            self.time_sig_ids.clone()
-        } else {
-            0..0
+            out.insert_range(
+                self.position_base + r.start as usize,
+                self.position_base + r.end as usize,
+            );
+            return;
+        }
+        let phase = state.phase;
+        if phase == Phase::Step && state.step == state.bar_start {
+            out.insert_range(self.time_sig_ids.start, self.time_sig_ids.end);
+        }
+        if self.events {
+            if self
+                .next_phase(phase, Token::NoteOff(self.pitch_low))
+                .is_some()
+            {
+                for &(k, _) in &state.sounding {
+                    if k / 128 == u16::from(state.key) {
+                        let pitch = (k % 128) as u8;
+                        out.insert(self.note_off_base + usize::from(pitch - self.pitch_low));
+                    }
+                }
+            }
+            if state.sounding.is_empty() && self.next_phase(phase, Token::Eos).is_some() {
+                out.insert(self.eos);
+            }
         }
     }
 
@@ -308,7 +382,9 @@ impl Grammar {
         use Phase::*;
         let note_start = match token {
             Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
-            Token::Pitch(_) if !self.use_programs => Some(AfterPitch),
+            Token::Pitch(_) if !self.use_programs && !self.events => Some(AfterPitch),
+            Token::NoteOn(_) if !self.use_programs => Some(AfterNoteOn),
+            Token::NoteOff(_) if !self.use_programs => Some(AfterNote),
             _ => None,
         };
         // Without a header to wait for, the start behaves like any step.
@@ -339,7 +415,10 @@ impl Grammar {
             (Step | StepAfterTimeSig | AfterTempo | AfterNote, _) if note_start.is_some() => {
                 note_start
             }
-            (AfterProgram, Token::Pitch(_)) => Some(AfterPitch),
+            (AfterProgram, Token::Pitch(_)) if !self.events => Some(AfterPitch),
+            (AfterProgram, Token::NoteOn(_)) => Some(AfterNoteOn),
+            (AfterProgram, Token::NoteOff(_)) => Some(AfterNote),
+            (AfterNoteOn, Token::Velocity(_)) => Some(AfterNote),
             (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
             (AfterVelocity, Token::Duration(_)) => Some(AfterNote),
             _ => None,
@@ -408,8 +487,7 @@ impl Grammar {
     /// Writes the ids allowed next into `out` (sized for this vocabulary).
     pub fn allowed(&self, state: &GrammarState, out: &mut TokenMask) {
         out.copy_from(&self.masks[state.phase as usize]);
-        let r = self.dynamic_ids(state);
-        out.insert_range(r.start, r.end);
+        self.add_dynamic(state, out);
     }
 
     /// The allowed set as a new mask.
@@ -424,8 +502,10 @@ impl Grammar {
     #[must_use]
     pub fn is_allowed(&self, state: &GrammarState, id: TokenId) -> bool {
         match self.tokens.get(usize::from(id)).copied().flatten() {
-            Some(t) if Self::is_dynamic(state.phase, t) => {
-                self.dynamic_ids(state).contains(&usize::from(id))
+            Some(t) if self.is_dynamic(state.phase, t) => {
+                // Positions depend on the phase through `position_range` alone.
+                (matches!(t, Token::Position(_)) || self.next_phase(state.phase, t).is_some())
+                    && self.dynamic_allows(state, t)
             }
             Some(_) => self.masks[state.phase as usize].contains(usize::from(id)),
             None => false,
@@ -462,6 +542,32 @@ impl Grammar {
                     .next_phase(state.phase, token)
                     .unwrap_or(Phase::BarStart);
             }
+            Token::Program(p) if self.events => {
+                state.key = p;
+                state.phase = Phase::AfterProgram;
+            }
+            Token::Drums if self.events => {
+                state.key = 128;
+                state.phase = Phase::AfterProgram;
+            }
+            Token::NoteOn(p) => {
+                let k = u16::from(state.key) * 128 + u16::from(p);
+                match state.sounding.iter_mut().find(|(x, _)| *x == k) {
+                    Some((_, n)) => *n = n.saturating_add(1),
+                    None => state.sounding.push((k, 1)),
+                }
+                state.phase = Phase::AfterNoteOn;
+            }
+            Token::NoteOff(p) => {
+                let k = u16::from(state.key) * 128 + u16::from(p);
+                if let Some(i) = state.sounding.iter().position(|&(x, _)| x == k) {
+                    state.sounding[i].1 -= 1;
+                    if state.sounding[i].1 == 0 {
+                        state.sounding.swap_remove(i);
+                    }
+                }
+                state.phase = Phase::AfterNote;
+            }
             Token::TimeShift(i) => {
                 state.step = state
                     .step
@@ -484,8 +590,11 @@ impl Grammar {
 
     fn classify(&self, state: &GrammarState, token: Token) -> GrammarErrorKind {
         use GrammarErrorKind::*;
+        let family_allowed = self.next_phase(state.phase, token).is_some();
         match (state.phase, token) {
             (Phase::Ended, _) => AfterEnd,
+            (_, Token::NoteOff(_)) if family_allowed => NoteOffWithoutNote,
+            (_, Token::Eos) if family_allowed && self.events => EndWhileSounding,
             (Phase::NeedTimeSig | Phase::NeedFirstPosition | Phase::NeedTempo, _) => MissingHeader,
             (Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity, _) => IncompleteNote,
             (_, Token::Position(p)) if u32::from(p) >= state.bar_steps => PositionBeyondBar,
@@ -507,9 +616,12 @@ impl Grammar {
             let before = state.phase;
             match self.advance(&mut state, id) {
                 Ok(()) => {
-                    if state.phase == Phase::AfterPitch {
+                    let token = self.tokens.get(usize::from(id)).copied().flatten();
+                    if matches!(token, Some(Token::Pitch(_) | Token::NoteOn(_))) {
                         started += 1;
-                    } else if state.phase == Phase::AfterNote && before == Phase::AfterVelocity {
+                    } else if matches!(token, Some(Token::NoteOff(_)))
+                        || (state.phase == Phase::AfterNote && before == Phase::AfterVelocity)
+                    {
                         finished += 1;
                     }
                 }
@@ -529,24 +641,26 @@ impl Grammar {
         report
     }
 
-    /// Drops every refused token and removes a note left unfinished at the end, so the result
-    /// validates with no error.
+    /// Drops every refused token, removes a note left half-written at the end, and (event
+    /// scheme) closes notes still sounding with note-offs, so the result validates with no
+    /// error and decodes with nothing skipped.
     #[must_use]
     pub fn repair(&self, ids: &[TokenId]) -> (Vec<TokenId>, RepairReport) {
         let mut state = self.start();
         let mut out = Vec::with_capacity(ids.len());
         let mut report = RepairReport::default();
         // Where the note being written started in `out`, to cut it if it never finishes.
-        let mut note_start: Option<(usize, GrammarState)> = None;
+        let mut note_start: Option<usize> = None;
         for &id in ids {
-            let before = state;
+            let before = state.phase;
             match self.advance(&mut state, id) {
                 Ok(()) => {
-                    if matches!(state.phase, Phase::AfterProgram)
-                        || (state.phase == Phase::AfterPitch && before.phase != Phase::AfterProgram)
-                    {
-                        note_start = Some((out.len(), before));
-                    } else if state.phase == Phase::AfterNote {
+                    let starts_note = matches!(state.phase, Phase::AfterProgram)
+                        || (matches!(state.phase, Phase::AfterPitch | Phase::AfterNoteOn)
+                            && before != Phase::AfterProgram);
+                    if starts_note {
+                        note_start = Some(out.len());
+                    } else if state.at_boundary() {
                         note_start = None;
                     }
                     out.push(id);
@@ -554,11 +668,39 @@ impl Grammar {
                 Err(e) => *report.dropped.entry(e.kind.name()).or_default() += 1,
             }
         }
-        if let Some((at, _)) = note_start.filter(|_| !state.at_boundary()) {
+        if let Some(at) = note_start.filter(|_| !state.at_boundary()) {
             report.unfinished_removed = out.len() - at;
             out.truncate(at);
+            // Replay the kept prefix so the state knows what is still sounding.
+            state = self.start();
+            for &id in &out {
+                let _ = self.advance(&mut state, id);
+            }
+        }
+        let sounding: Vec<(u16, u16)> = state.sounding.clone();
+        for (k, n) in sounding {
+            for _ in 0..n {
+                let stream = (k / 128) as u8;
+                if self.use_programs {
+                    let program = if stream == 128 {
+                        Token::Drums
+                    } else {
+                        Token::Program(stream)
+                    };
+                    out.extend(self.id_of(program));
+                }
+                out.extend(self.id_of(Token::NoteOff((k % 128) as u8)));
+                report.closed_notes += 1;
+            }
         }
         (out, report)
+    }
+
+    fn id_of(&self, token: Token) -> Option<TokenId> {
+        self.tokens
+            .iter()
+            .position(|t| *t == Some(token))
+            .map(|i| i as TokenId)
     }
 }
 
@@ -641,7 +783,7 @@ mod tests {
             GrammarErrorKind::Misplaced,
             "after a bare position only content may follow"
         );
-        let mut s2 = s;
+        let mut s2 = s.clone();
         g.advance(&mut s2, v.id(Token::Program(0)).unwrap())
             .unwrap();
         for t in [Token::Pitch(60), Token::Velocity(0), Token::Duration(0)] {
@@ -676,7 +818,7 @@ mod tests {
         for t in walk {
             let m = g.allowed_mask(&s);
             for id in 0..v.len() {
-                let mut probe = s;
+                let mut probe = s.clone();
                 assert_eq!(
                     m.contains(id),
                     g.advance(&mut probe, id as TokenId).is_ok(),
@@ -686,6 +828,65 @@ mod tests {
             }
             g.advance(&mut s, v.id(t).unwrap()).unwrap();
         }
+    }
+
+    #[test]
+    fn event_note_offs_need_a_sounding_note_and_eos_waits_for_silence() {
+        let v = Vocabulary::event(&TokenizerConfig::default()).unwrap();
+        let g = Grammar::new(&v);
+        let id = |t| v.id(t).unwrap();
+        let mut s = g.start();
+        for t in [
+            Token::TimeSig(3),
+            Token::Tempo(10),
+            Token::Program(0),
+            Token::NoteOn(60),
+            Token::Velocity(5),
+        ] {
+            g.advance(&mut s, id(t)).unwrap();
+        }
+        assert_eq!(s.sounding_notes(), 1);
+        let m = g.allowed_mask(&s);
+        assert!(
+            !m.contains(usize::from(id(Token::Eos))),
+            "a note is still sounding"
+        );
+        let mut p = s.clone();
+        g.advance(&mut p, id(Token::Program(0))).unwrap();
+        let m = g.allowed_mask(&p);
+        assert!(m.contains(usize::from(id(Token::NoteOff(60)))));
+        assert!(
+            !m.contains(usize::from(id(Token::NoteOff(61)))),
+            "61 is not sounding"
+        );
+        let mut other = s.clone();
+        g.advance(&mut other, id(Token::Program(1))).unwrap();
+        let e = g.advance(&mut other, id(Token::NoteOff(60))).unwrap_err();
+        assert_eq!(
+            e.kind,
+            GrammarErrorKind::NoteOffWithoutNote,
+            "60 sounds on program 0, not 1"
+        );
+        g.advance(&mut p, id(Token::NoteOff(60))).unwrap();
+        assert!(g.allowed_mask(&p).contains(usize::from(id(Token::Eos))));
+        // An unclosed note is closed by repair.
+        let seq: Vec<TokenId> = [
+            Token::TimeSig(3),
+            Token::Tempo(10),
+            Token::Program(7),
+            Token::NoteOn(64),
+            Token::Velocity(5),
+        ]
+        .iter()
+        .map(|&t| id(t))
+        .collect();
+        let (fixed, report) = g.repair(&seq);
+        assert_eq!(report.closed_notes, 1);
+        assert_eq!(
+            fixed[fixed.len() - 2..],
+            [id(Token::Program(7)), id(Token::NoteOff(64))]
+        );
+        assert_eq!(g.validate(&fixed).note_pairing_rate, 1.0);
     }
 
     #[test]

@@ -26,6 +26,7 @@
 //! ```
 
 mod config;
+mod event;
 mod grammar;
 mod grid;
 mod mask;
@@ -36,6 +37,7 @@ mod tsd;
 mod vocab;
 
 pub use config::{BeatRange, TokenizerConfig};
+pub use event::Event;
 pub use grammar::{
     Grammar, GrammarError, GrammarErrorKind, GrammarReport, GrammarState, RepairReport,
 };
@@ -111,7 +113,7 @@ pub trait Tokenizer {
 }
 
 /// The names of the schemes this version implements, for command-line choices.
-pub const SCHEMES: [&str; 2] = ["remi", "tsd"];
+pub const SCHEMES: [&str; 3] = ["remi", "tsd", "event"];
 
 /// A tokenizer by scheme name (one of [`SCHEMES`]).
 ///
@@ -124,6 +126,7 @@ pub fn by_name(
     match scheme {
         "remi" => Ok(Box::new(Remi::new(config)?)),
         "tsd" => Ok(Box::new(Tsd::new(config)?)),
+        "event" => Ok(Box::new(Event::new(config)?)),
         other => Err(Error::InvalidConfig {
             field: "scheme".into(),
             reason: format!(

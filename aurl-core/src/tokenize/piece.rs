@@ -311,3 +311,35 @@ impl NoteReader {
         }
     }
 }
+
+impl Piece {
+    /// Re-pairs overlapping notes of one stream and pitch first in, first out (the k-th onset
+    /// gets the k-th earliest end), as note-on/note-off schemes read them back, and restores
+    /// the sort order. Lengths stay at least one step.
+    pub fn pair_fifo(&mut self) {
+        let mut groups: std::collections::HashMap<(StreamKey, u8), Vec<usize>> =
+            std::collections::HashMap::new();
+        for (i, n) in self.notes.iter().enumerate() {
+            groups.entry((n.key, n.pitch)).or_default().push(i);
+        }
+        let mut ends: Vec<u64> = Vec::new();
+        for indices in groups.values().filter(|v| v.len() > 1) {
+            ends.clear();
+            ends.extend(
+                indices
+                    .iter()
+                    .map(|&i| self.notes[i].start + u64::from(self.notes[i].duration)),
+            );
+            if ends.is_sorted() {
+                continue;
+            }
+            ends.sort_unstable();
+            for (&i, &end) in indices.iter().zip(&ends) {
+                let n = &mut self.notes[i];
+                // The k-th smallest end is after the k-th smallest start: lengths stay >= 1.
+                n.duration = u32::try_from(end - n.start).unwrap_or(u32::MAX);
+            }
+        }
+        self.notes.sort_unstable();
+    }
+}
