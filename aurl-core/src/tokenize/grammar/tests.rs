@@ -1,0 +1,203 @@
+//! Behaviour of the grammar on hand-written sequences.
+
+use super::*;
+use crate::tokenize::TokenizerConfig;
+
+fn remi() -> (Vocabulary, Grammar) {
+    let v = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let g = Grammar::new(&v);
+    (v, g)
+}
+
+fn ids(v: &Vocabulary, tokens: &[Token]) -> Vec<TokenId> {
+    tokens.iter().map(|&t| v.id(t).unwrap()).collect()
+}
+
+/// Bar, 4/4, position 0, a tempo.
+fn header() -> Vec<Token> {
+    vec![
+        Token::Bar,
+        Token::TimeSig(3),
+        Token::Position(0),
+        Token::Tempo(10),
+    ]
+}
+
+#[test]
+fn a_well_formed_sequence_has_no_errors() {
+    let (v, g) = remi();
+    let mut t = header();
+    t.extend([
+        Token::Program(0),
+        Token::Pitch(60),
+        Token::Velocity(3),
+        Token::Duration(7),
+    ]);
+    t.extend([
+        Token::Position(8),
+        Token::Drums,
+        Token::Pitch(36),
+        Token::Velocity(3),
+        Token::Duration(0),
+    ]);
+    t.extend([
+        Token::Bar,
+        Token::Position(31),
+        Token::Program(5),
+        Token::Pitch(70),
+        Token::Velocity(1),
+    ]);
+    t.extend([Token::Duration(1), Token::Eos, Token::Pad, Token::Pad]);
+    let r = g.validate(&ids(&v, &t));
+    assert_eq!(r.error_count(), 0, "{r:?}");
+    assert_eq!(r.note_pairing_rate, 1.0);
+}
+
+#[test]
+fn positions_must_increase_and_stay_in_the_bar() {
+    let (v, g) = remi();
+    assert_eq!(v.grid().time_signatures[3], (4, 4));
+    let mut s = g.start();
+    // 3/4 bar: 24 steps.
+    let three_four = v.grid().time_signature_index(3, 4) as u8;
+    for t in [
+        Token::Bar,
+        Token::TimeSig(three_four),
+        Token::Position(0),
+        Token::Tempo(0),
+        Token::Position(20),
+    ] {
+        g.advance(&mut s, v.id(t).unwrap()).unwrap();
+    }
+    let back = g
+        .advance(&mut s, v.id(Token::Position(10)).unwrap())
+        .unwrap_err();
+    assert_eq!(
+        back.kind,
+        GrammarErrorKind::Misplaced,
+        "after a bare position only content may follow"
+    );
+    let mut s2 = s.clone();
+    g.advance(&mut s2, v.id(Token::Program(0)).unwrap())
+        .unwrap();
+    for t in [Token::Pitch(60), Token::Velocity(0), Token::Duration(0)] {
+        g.advance(&mut s2, v.id(t).unwrap()).unwrap();
+    }
+    let e = g
+        .advance(&mut s2, v.id(Token::Position(10)).unwrap())
+        .unwrap_err();
+    assert_eq!(e.kind, GrammarErrorKind::PositionNotIncreasing);
+    let e = g
+        .advance(&mut s2, v.id(Token::Position(24)).unwrap())
+        .unwrap_err();
+    assert_eq!(e.kind, GrammarErrorKind::PositionBeyondBar);
+    let m = g.allowed_mask(&s2);
+    assert!(m.contains(usize::from(v.id(Token::Position(23)).unwrap())));
+    assert!(!m.contains(usize::from(v.id(Token::Position(20)).unwrap())));
+    assert!(m.contains(usize::from(v.id(Token::Bar).unwrap())));
+}
+
+#[test]
+fn the_allowed_mask_agrees_with_advance_for_every_id() {
+    let (v, g) = remi();
+    let mut s = g.start();
+    let mut walk = header();
+    walk.extend([
+        Token::Program(1),
+        Token::Pitch(60),
+        Token::Velocity(2),
+        Token::Duration(3),
+        Token::Bar,
+    ]);
+    for t in walk {
+        let m = g.allowed_mask(&s);
+        for id in 0..v.len() {
+            let mut probe = s.clone();
+            assert_eq!(
+                m.contains(id),
+                g.advance(&mut probe, id as TokenId).is_ok(),
+                "{} in {s:?}",
+                v.name(id as TokenId)
+            );
+        }
+        g.advance(&mut s, v.id(t).unwrap()).unwrap();
+    }
+}
+
+#[test]
+fn event_note_offs_need_a_sounding_note_and_eos_waits_for_silence() {
+    let v = Vocabulary::event(&TokenizerConfig::default()).unwrap();
+    let g = Grammar::new(&v);
+    let id = |t| v.id(t).unwrap();
+    let mut s = g.start();
+    for t in [
+        Token::TimeSig(3),
+        Token::Tempo(10),
+        Token::Program(0),
+        Token::NoteOn(60),
+        Token::Velocity(5),
+    ] {
+        g.advance(&mut s, id(t)).unwrap();
+    }
+    assert_eq!(s.sounding_notes(), 1);
+    let m = g.allowed_mask(&s);
+    assert!(
+        !m.contains(usize::from(id(Token::Eos))),
+        "a note is still sounding"
+    );
+    let mut p = s.clone();
+    g.advance(&mut p, id(Token::Program(0))).unwrap();
+    let m = g.allowed_mask(&p);
+    assert!(m.contains(usize::from(id(Token::NoteOff(60)))));
+    assert!(
+        !m.contains(usize::from(id(Token::NoteOff(61)))),
+        "61 is not sounding"
+    );
+    let mut other = s.clone();
+    g.advance(&mut other, id(Token::Program(1))).unwrap();
+    let e = g.advance(&mut other, id(Token::NoteOff(60))).unwrap_err();
+    assert_eq!(
+        e.kind,
+        GrammarErrorKind::NoteOffWithoutNote,
+        "60 sounds on program 0, not 1"
+    );
+    g.advance(&mut p, id(Token::NoteOff(60))).unwrap();
+    assert!(g.allowed_mask(&p).contains(usize::from(id(Token::Eos))));
+    // An unclosed note is closed by repair.
+    let seq: Vec<TokenId> = [
+        Token::TimeSig(3),
+        Token::Tempo(10),
+        Token::Program(7),
+        Token::NoteOn(64),
+        Token::Velocity(5),
+    ]
+    .iter()
+    .map(|&t| id(t))
+    .collect();
+    let (fixed, report) = g.repair(&seq);
+    assert_eq!(report.closed_notes, 1);
+    assert_eq!(
+        fixed[fixed.len() - 2..],
+        [id(Token::Program(7)), id(Token::NoteOff(64))]
+    );
+    assert_eq!(g.validate(&fixed).note_pairing_rate, 1.0);
+}
+
+#[test]
+fn repair_drops_refused_tokens_and_an_unfinished_last_note() {
+    let (v, g) = remi();
+    let mut t = header();
+    t.extend([
+        Token::Pitch(60),
+        Token::Program(0),
+        Token::Pitch(60),
+        Token::Velocity(3),
+        Token::Duration(7),
+    ]);
+    t.extend([Token::Position(2), Token::Program(0), Token::Pitch(61)]);
+    let (fixed, report) = g.repair(&ids(&v, &t));
+    assert_eq!(report.dropped.get("misplaced"), Some(&1));
+    assert_eq!(report.unfinished_removed, 2);
+    assert_eq!(g.validate(&fixed).error_count(), 0);
+    assert_eq!(fixed.len(), t.len() - 3);
+}
