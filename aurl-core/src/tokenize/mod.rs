@@ -25,6 +25,7 @@
 //! # Ok::<(), aurl_core::Error>(())
 //! ```
 
+mod category;
 mod config;
 mod event;
 mod grammar;
@@ -36,6 +37,7 @@ mod timeline;
 mod tsd;
 mod vocab;
 
+pub use category::TokenGroup;
 pub use config::{BeatRange, TokenizerConfig};
 pub use event::Event;
 pub use grammar::{
