@@ -84,9 +84,11 @@ fn configs() -> impl Strategy<Value = TokenizerConfig> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(programs, tempos, sigs, triplets, drums)| TokenizerConfig {
+            |(programs, tempos, sigs, triplets, drums, chords)| TokenizerConfig {
+                use_chords: chords,
                 use_programs: programs,
                 use_tempos: tempos,
                 use_time_signatures: sigs,
@@ -238,4 +240,47 @@ fn a_score_spanning_millennia_is_a_typed_error_not_an_allocation() {
         remi.encode(&s),
         Err(aurl_core::Error::SequenceTooLong { .. })
     ));
+}
+
+#[test]
+fn remi_plus_marks_chords_and_still_round_trips() {
+    let config = TokenizerConfig {
+        use_chords: true,
+        ..TokenizerConfig::default()
+    };
+    let remi = Remi::new(&config).unwrap();
+    let mut s = Score::new(480);
+    let mut t = Track::new("piano");
+    for (start, pitches) in [
+        (0u64, [60u8, 64, 67]),
+        (480, [57, 60, 64]),
+        (960, [59, 62, 67]),
+    ] {
+        for p in pitches {
+            t.notes.push(Note::new(
+                Pitch::new(p).unwrap(),
+                Velocity::new(80).unwrap(),
+                start,
+                480,
+            ));
+        }
+    }
+    s.tracks.push(t);
+    let tokens = remi.encode(&s).unwrap();
+    let chords: Vec<String> = tokens
+        .ids
+        .iter()
+        .map(|&id| remi.vocab().name(id))
+        .filter(|n| n.starts_with("Chord_"))
+        .collect();
+    assert_eq!(chords, ["Chord_C:maj", "Chord_A:m", "Chord_G:maj"]);
+    assert_eq!(
+        Grammar::new(remi.vocab())
+            .validate(&tokens.ids)
+            .error_count(),
+        0
+    );
+    let (back, report) = remi.decode(&tokens.ids);
+    assert_eq!(report.skipped(), 0);
+    assert_eq!(back, remi.quantize(&s));
 }

@@ -12,6 +12,7 @@ fn every_readable_fixture_round_trips_and_is_grammar_valid_for_every_scheme() {
     for config in [
         TokenizerConfig::default(),
         TokenizerConfig {
+            use_chords: true,
             triplets: true,
             use_programs: false,
             ..TokenizerConfig::default()

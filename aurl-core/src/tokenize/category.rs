@@ -15,7 +15,7 @@ pub enum TokenGroup {
     Timing,
     /// How loud: Velocity.
     Velocity,
-    /// Everything else: specials, Bar, TimeSig, Tempo, Program.
+    /// Everything else: specials, Bar, TimeSig, Tempo, Chord, Program.
     Structure,
 }
 
@@ -39,6 +39,7 @@ impl Token {
             | Token::Bar
             | Token::TimeSig(_)
             | Token::Tempo(_)
+            | Token::Chord(_)
             | Token::Program(_)
             | Token::Drums => TokenGroup::Structure,
         }

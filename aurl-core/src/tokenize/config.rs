@@ -49,6 +49,9 @@ pub struct TokenizerConfig {
     /// Time signatures the vocabulary knows, as `[numerator, denominator]`. Others become
     /// the nearest known bar length in quarter notes.
     pub time_signatures: Vec<[u8; 2]>,
+    /// REMI+: a chord token after the position of notes whose pitch classes form a known
+    /// chord ([`crate::analysis::Chord::recognize`]); annotation only, ignored when decoding.
+    pub use_chords: bool,
 }
 
 impl Default for TokenizerConfig {
@@ -91,6 +94,7 @@ impl Default for TokenizerConfig {
             tempo_range: [40.0, 250.0],
             use_time_signatures: true,
             time_signatures,
+            use_chords: false,
         }
     }
 }

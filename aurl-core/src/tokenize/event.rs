@@ -177,9 +177,11 @@ impl Tokenizer for Event {
                         None => report.misplaced += 1,
                     }
                 }
-                Token::Bar | Token::Position(_) | Token::Pitch(_) | Token::Duration(_) => {
-                    report.misplaced += 1
-                }
+                Token::Bar
+                | Token::Position(_)
+                | Token::Pitch(_)
+                | Token::Duration(_)
+                | Token::Chord(_) => report.misplaced += 1,
             }
         }
         if pending_on.is_some() {

@@ -6,6 +6,7 @@ use super::piece::{DRUMS, NoteReader, Piece, push_change};
 use super::{
     BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
 };
+use crate::analysis::{Chord, PitchClassSet};
 use crate::{Error, Score};
 
 /// Most bars one sequence may span (guards against files whose ticks span millennia).
@@ -98,6 +99,11 @@ impl Remi {
                     tempo = Some(id);
                     tempos += 1;
                 }
+                if config.use_chords
+                    && let Some(chord) = chord_at(&piece.notes[notes..], step)
+                {
+                    out.ids.push(self.id(Token::Chord(chord.index() as u8)));
+                }
                 while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
                     if config.use_programs {
                         out.ids.push(self.id(if n.key == DRUMS {
@@ -118,6 +124,21 @@ impl Remi {
         }
         Ok(out)
     }
+}
+
+/// The chord formed by the (non-drum) notes starting at `step`, from the front of `notes`.
+fn chord_at(notes: &[super::piece::GridNote], step: u64) -> Option<Chord> {
+    let mut set = PitchClassSet::EMPTY;
+    let mut bass = u8::MAX;
+    for n in notes
+        .iter()
+        .take_while(|n| n.start == step)
+        .filter(|n| n.key != DRUMS)
+    {
+        set.insert_pitch(n.pitch);
+        bass = bass.min(n.pitch);
+    }
+    Chord::recognize(set, bass % 12)
 }
 
 impl Tokenizer for Remi {
@@ -200,6 +221,8 @@ impl Tokenizer for Remi {
                     None => report.misplaced += 1,
                 },
                 Token::TimeShift(_) => report.misplaced += 1,
+                // Chords annotate the notes that follow; they carry nothing to decode.
+                Token::Chord(_) if onset.is_some() => {}
                 note => {
                     if !notes.read(note, onset, grid, &mut piece, &mut report) {
                         report.misplaced += 1;

@@ -109,7 +109,7 @@ impl Tokenizer for Tsd {
                 }
                 Token::TimeSig(t) => push_change(&mut piece.time_signatures, now, t),
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
-                Token::Bar | Token::Position(_) => report.misplaced += 1,
+                Token::Bar | Token::Position(_) | Token::Chord(_) => report.misplaced += 1,
                 note => {
                     if !notes.read(note, Some(now), grid, &mut piece, &mut report) {
                         report.misplaced += 1;

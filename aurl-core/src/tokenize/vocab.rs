@@ -30,6 +30,8 @@ pub enum Token {
     TimeSig(u8),
     /// Tempo bin.
     Tempo(u8),
+    /// Chord annotation (index of [`crate::analysis::Chord::index`]).
+    Chord(u8),
     /// General MIDI program of the notes that follow.
     Program(u8),
     /// The notes that follow are drums.
@@ -54,6 +56,7 @@ struct Layout {
     time_shift: u16,
     time_sig: u16,
     tempo: u16,
+    chord: u16,
     program: u16,
     drums: u16,
     pitch: u16,
@@ -162,6 +165,10 @@ impl Vocabulary {
         }
         layout.tempo = mark(&tokens);
         tokens.extend((0..grid.tempos.len()).map(|i| Token::Tempo(i as u8)));
+        layout.chord = mark(&tokens);
+        if bars && config.use_chords {
+            tokens.extend((0..crate::analysis::Chord::COUNT).map(|i| Token::Chord(i as u8)));
+        }
         layout.program = mark(&tokens);
         if config.use_programs {
             tokens.extend((0..=127).map(Token::Program));
@@ -262,7 +269,8 @@ impl Vocabulary {
             Token::Position(p) => within(l.position, l.time_shift, u32::from(p)),
             Token::TimeShift(i) => within(l.time_shift, l.time_sig, u32::from(i)),
             Token::TimeSig(i) => within(l.time_sig, l.tempo, u32::from(i)),
-            Token::Tempo(i) => within(l.tempo, l.program, u32::from(i)),
+            Token::Tempo(i) => within(l.tempo, l.chord, u32::from(i)),
+            Token::Chord(i) => within(l.chord, l.program, u32::from(i)),
             Token::Program(p) => within(l.program, l.drums, u32::from(p)),
             Token::Drums => within(l.drums, l.pitch, 0),
             Token::Pitch(p) => p
@@ -310,6 +318,10 @@ impl Vocabulary {
                     "Tempo_{:.1}",
                     60_000_000.0 / f64::from(g.tempos[usize::from(i)])
                 ),
+                Token::Chord(i) => match crate::analysis::Chord::from_index(usize::from(i)) {
+                    Some(c) => format!("Chord_{c}"),
+                    None => format!("Chord_{i}"),
+                },
                 Token::Program(p) => format!("Program_{p}"),
                 Token::Drums => "Program_Drums".into(),
                 Token::Pitch(p) => format!("Pitch_{p}"),

@@ -40,9 +40,11 @@ pub(super) enum Phase {
     StepAfterTimeSig,
     /// Event scheme: after a NoteOn (its velocity must follow).
     AfterNoteOn,
+    /// REMI+: after a Chord (notes follow).
+    AfterChord,
 }
 
-pub(super) const PHASES: [Phase; 16] = [
+pub(super) const PHASES: [Phase; 17] = [
     Phase::Start,
     Phase::NeedTimeSig,
     Phase::NeedFirstPosition,
@@ -59,6 +61,7 @@ pub(super) const PHASES: [Phase; 16] = [
     Phase::Step,
     Phase::StepAfterTimeSig,
     Phase::AfterNoteOn,
+    Phase::AfterChord,
 ];
 
 /// Which positions a phase allows.
@@ -214,7 +217,10 @@ impl Grammar {
             (NeedTempo, Token::Tempo(_)) => Some(AfterTempo),
             (BarStart, Token::TimeSig(_)) if self.use_time_signatures => Some(BarAfterTimeSig),
             (AfterPosition, Token::Tempo(_)) => Some(AfterTempo),
-            (AfterPosition | AfterTempo | AfterNote, _) if note_start.is_some() => note_start,
+            (AfterPosition | AfterTempo, Token::Chord(_)) => Some(AfterChord),
+            (AfterPosition | AfterTempo | AfterNote | AfterChord, _) if note_start.is_some() => {
+                note_start
+            }
             (AfterProgram, Token::Pitch(_)) => Some(AfterPitch),
             (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
             (AfterVelocity, Token::Duration(_)) => Some(AfterNote),
