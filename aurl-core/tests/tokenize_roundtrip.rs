@@ -284,3 +284,56 @@ fn remi_plus_marks_chords_and_still_round_trips() {
     assert_eq!(report.skipped(), 0);
     assert_eq!(back, remi.quantize(&s));
 }
+
+#[test]
+fn sustain_pedal_folds_into_durations_and_drums_use_their_own_range() {
+    use aurl_core::{ControlChange, ControlValue};
+    let mut s = Score::new(480);
+    let mut piano = Track::new("piano");
+    piano.notes.push(Note::new(
+        Pitch::new(24).unwrap(),
+        Velocity::new(80).unwrap(),
+        0,
+        240,
+    ));
+    piano.controls = vec![
+        ControlChange {
+            tick: 0,
+            controller: ControlValue::new(64).unwrap(),
+            value: ControlValue::new(127).unwrap(),
+        },
+        ControlChange {
+            tick: 960,
+            controller: ControlValue::new(64).unwrap(),
+            value: ControlValue::new(0).unwrap(),
+        },
+    ];
+    let mut drums = Track::drums("kit");
+    for p in [20u8, 36, 95] {
+        drums.notes.push(Note::new(
+            Pitch::new(p).unwrap(),
+            Velocity::new(100).unwrap(),
+            0,
+            120,
+        ));
+    }
+    s.tracks = vec![piano, drums];
+    for (pedal, piano_steps) in [(false, 4u64), (true, 16)] {
+        let config = TokenizerConfig {
+            sustain_pedal: pedal,
+            ..TokenizerConfig::default()
+        };
+        for scheme in SCHEMES {
+            let t = by_name(scheme, &config).unwrap();
+            let q = t.quantize(&s);
+            assert_eq!(
+                q.tracks[0].notes[0].duration, piano_steps,
+                "{scheme}, pedal {pedal}"
+            );
+            let kept: Vec<u8> = q.tracks[1].notes.iter().map(|n| n.pitch.get()).collect();
+            assert_eq!(kept, [36], "{scheme}: drums outside 27..=88 are dropped");
+            let (back, report) = t.decode(&t.encode(&s).unwrap().ids);
+            assert_eq!((back, report.skipped()), (q, 0), "{scheme}");
+        }
+    }
+}

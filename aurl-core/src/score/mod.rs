@@ -2,6 +2,7 @@
 
 mod events;
 mod ops;
+mod pedal;
 mod track;
 mod values;
 

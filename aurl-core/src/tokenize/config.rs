@@ -27,6 +27,12 @@ pub struct BeatRange {
 pub struct TokenizerConfig {
     /// Lowest and highest pitch kept (inclusive); notes outside are dropped.
     pub pitch_range: [u8; 2],
+    /// Lowest and highest drum note kept (General MIDI percussion keys); the pitch tokens
+    /// cover both ranges.
+    pub drum_pitch_range: [u8; 2],
+    /// Fold the sustain pedal into note durations before quantising (notes released while
+    /// the pedal is down last until it lifts; see [`crate::Track::apply_sustain_pedal`]).
+    pub sustain_pedal: bool,
     /// Duration resolution per range of lengths; the first range's resolution also sets how
     /// finely onsets are placed. Durations longer than the last range are clamped to it.
     pub beat_res: Vec<BeatRange>,
@@ -55,9 +61,9 @@ pub struct TokenizerConfig {
 }
 
 impl Default for TokenizerConfig {
-    /// MidiTok's REMI defaults where they exist: pitches 21–108, `beat_res`
+    /// MidiTok's REMI defaults where they exist: pitches 21–108 (drums 27–88), `beat_res`
     /// {0–4 quarters: 8 steps, 4–12: 4 steps}, 32 velocities, 32 tempos from 40 to 250 BPM,
-    /// programs on, and the common time signatures.
+    /// programs on, the common time signatures, no chords, sustain pedal not applied.
     fn default() -> Self {
         let mut time_signatures: Vec<[u8; 2]> = (1..=8).map(|n| [n, 4]).collect();
         time_signatures.extend([
@@ -73,6 +79,8 @@ impl Default for TokenizerConfig {
         ]);
         Self {
             pitch_range: [21, 108],
+            drum_pitch_range: [27, 88],
+            sustain_pedal: false,
             beat_res: vec![
                 BeatRange {
                     start: 0,
@@ -121,6 +129,13 @@ impl TokenizerConfig {
             return Err(invalid(
                 "pitch_range",
                 format!("[{lo}, {hi}] must satisfy low <= high <= 127"),
+            ));
+        }
+        let [dlo, dhi] = self.drum_pitch_range;
+        if dlo > dhi || dhi > 127 {
+            return Err(invalid(
+                "drum_pitch_range",
+                format!("[{dlo}, {dhi}] must satisfy low <= high <= 127"),
             ));
         }
         if self.beat_res.is_empty() {
@@ -250,6 +265,21 @@ impl TokenizerConfig {
     #[must_use]
     pub fn bar_steps(&self, numerator: u8, denominator: u8) -> u32 {
         self.grid_resolution() * 4 * u32::from(numerator) / u32::from(denominator.max(1))
+    }
+}
+
+impl TokenizerConfig {
+    /// The pitches the vocabulary needs tokens for: `pitch_range`, widened to the drum range
+    /// when drums are kept.
+    #[must_use]
+    pub fn token_pitch_range(&self) -> (u8, u8) {
+        let [lo, hi] = self.pitch_range;
+        if self.use_drums {
+            let [dlo, dhi] = self.drum_pitch_range;
+            (lo.min(dlo), hi.max(dhi))
+        } else {
+            (lo, hi)
+        }
     }
 }
 

@@ -43,12 +43,25 @@ impl Piece {
         let config = vocab.config();
         let grid = vocab.grid();
         let tpq = score.ticks_per_quarter;
-        let [lo, hi] = config.pitch_range;
         let mut notes = Vec::with_capacity(score.note_count());
+        let mut pedalled = Track::default();
         for track in &score.tracks {
             if track.is_drum && !config.use_drums {
                 continue;
             }
+            let [lo, hi] = if track.is_drum {
+                config.drum_pitch_range
+            } else {
+                config.pitch_range
+            };
+            let track =
+                if config.sustain_pedal && !track.is_drum && !track.sustain_spans().is_empty() {
+                    pedalled.clone_from(track);
+                    pedalled.apply_sustain_pedal();
+                    &pedalled
+                } else {
+                    track
+                };
             let key = match (config.use_programs, track.is_drum) {
                 (false, _) => 0,
                 (true, true) => DRUMS,

@@ -177,7 +177,7 @@ impl Vocabulary {
         if config.use_programs && config.use_drums {
             tokens.push(Token::Drums);
         }
-        let [lo, hi] = config.pitch_range;
+        let (lo, hi) = config.token_pitch_range();
         layout.pitch = mark(&tokens);
         if !events {
             tokens.extend((lo..=hi).map(Token::Pitch));

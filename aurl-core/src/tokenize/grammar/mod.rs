@@ -200,11 +200,13 @@ impl Grammar {
             masks: Vec::new(),
             position_base,
             bars: vocab.id(Token::Bar).is_some(),
-            events: vocab.id(Token::NoteOn(config.pitch_range[0])).is_some(),
+            events: vocab
+                .id(Token::NoteOn(config.token_pitch_range().0))
+                .is_some(),
             note_off_base: vocab
-                .id(Token::NoteOff(config.pitch_range[0]))
+                .id(Token::NoteOff(config.token_pitch_range().0))
                 .map_or(0, usize::from),
-            pitch_low: config.pitch_range[0],
+            pitch_low: config.token_pitch_range().0,
             eos: vocab.id(Token::Eos).map_or(0, usize::from),
             time_sig_ids,
             time_shifts: grid.time_shifts.clone(),
