@@ -48,8 +48,10 @@ pub struct TokenizerConfig {
     pub use_tempos: bool,
     /// Number of tempo bins.
     pub num_tempos: u8,
-    /// Slowest and fastest tempo in quarter notes per minute; bins are spaced geometrically.
+    /// Slowest and fastest tempo in quarter notes per minute.
     pub tempo_range: [f64; 2],
+    /// Space tempo bins geometrically (equal ratios, the default) rather than linearly.
+    pub log_tempos: bool,
     /// Encode time-signature changes (only those listed in `time_signatures`).
     pub use_time_signatures: bool,
     /// Time signatures the vocabulary knows, as `[numerator, denominator]`. Others become
@@ -100,6 +102,7 @@ impl Default for TokenizerConfig {
             use_tempos: true,
             num_tempos: 32,
             tempo_range: [40.0, 250.0],
+            log_tempos: true,
             use_time_signatures: true,
             time_signatures,
             use_chords: false,

@@ -56,7 +56,11 @@ impl Grid {
                     } else {
                         i as f64 / (k - 1) as f64
                     };
-                    let bpm = lo * (hi / lo).powf(f);
+                    let bpm = if config.log_tempos {
+                        lo * (hi / lo).powf(f)
+                    } else {
+                        lo + (hi - lo) * f
+                    };
                     (60_000_000.0 / bpm).round() as u32
                 })
                 .collect()
@@ -204,6 +208,16 @@ mod tests {
         assert_eq!(g.tempos.len(), 32);
         assert_eq!(g.tempos[0], 1_500_000, "40 BPM");
         assert_eq!(g.tempos[31], 240_000, "250 BPM");
+        let linear = Grid::new(&TokenizerConfig {
+            log_tempos: false,
+            num_tempos: 3,
+            ..TokenizerConfig::default()
+        });
+        assert_eq!(
+            linear.tempos,
+            vec![1_500_000, 413_793, 240_000],
+            "40, 145, 250 BPM"
+        );
     }
 
     #[test]
