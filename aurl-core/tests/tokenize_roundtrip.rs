@@ -29,8 +29,9 @@ fn track(tpq: u64) -> impl Strategy<Value = Track> {
         0u8..8,
         any::<bool>(),
         prop::collection::vec(note(tpq), 0..30),
+        prop::collection::vec((0..tpq * 64, -8192i16..=8191), 0..6),
     )
-        .prop_map(|(program, drum, notes)| Track {
+        .prop_map(|(program, drum, notes, bends)| Track {
             program: Program::new(program).unwrap(),
             is_drum: drum,
             channel: if drum {
@@ -39,6 +40,10 @@ fn track(tpq: u64) -> impl Strategy<Value = Track> {
                 Channel::new(program % 9).unwrap()
             },
             notes,
+            pitch_bends: bends
+                .into_iter()
+                .map(|(tick, value)| aurl_core::PitchBend { tick, value })
+                .collect(),
             ..Track::default()
         })
 }
@@ -85,9 +90,11 @@ fn configs() -> impl Strategy<Value = TokenizerConfig> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(programs, tempos, sigs, triplets, drums, chords)| TokenizerConfig {
+            |(programs, tempos, sigs, triplets, drums, chords, bends)| TokenizerConfig {
+                use_pitch_bends: bends,
                 use_chords: chords,
                 use_programs: programs,
                 use_tempos: tempos,

@@ -13,6 +13,8 @@ fn every_readable_fixture_round_trips_and_is_grammar_valid_for_every_scheme() {
         TokenizerConfig::default(),
         TokenizerConfig {
             use_chords: true,
+            use_pitch_bends: true,
+            sustain_pedal: true,
             triplets: true,
             use_programs: false,
             ..TokenizerConfig::default()

@@ -9,7 +9,7 @@ use super::{Token, TokenId, Vocabulary};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenGroup {
-    /// Which notes sound: Pitch, NoteOn, NoteOff.
+    /// Which notes sound: Pitch, NoteOn, NoteOff, PitchBend.
     Notes,
     /// When and how long: Position, TimeShift, Duration.
     Timing,
@@ -29,7 +29,9 @@ impl Token {
     #[must_use]
     pub fn group(self) -> TokenGroup {
         match self {
-            Token::Pitch(_) | Token::NoteOn(_) | Token::NoteOff(_) => TokenGroup::Notes,
+            Token::Pitch(_) | Token::NoteOn(_) | Token::NoteOff(_) | Token::PitchBend(_) => {
+                TokenGroup::Notes
+            }
             Token::Position(_) | Token::TimeShift(_) | Token::Duration(_) => TokenGroup::Timing,
             Token::Velocity(_) => TokenGroup::Velocity,
             Token::Pad

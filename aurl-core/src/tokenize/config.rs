@@ -60,6 +60,10 @@ pub struct TokenizerConfig {
     /// REMI+: a chord token after the position of notes whose pitch classes form a known
     /// chord ([`crate::analysis::Chord::recognize`]); annotation only, ignored when decoding.
     pub use_chords: bool,
+    /// Encode pitch bends of melodic tracks, binned into `num_pitch_bends` values.
+    pub use_pitch_bends: bool,
+    /// Number of pitch-bend bins over −8192..=8191 (one of them is exactly 0).
+    pub num_pitch_bends: u8,
 }
 
 impl Default for TokenizerConfig {
@@ -106,6 +110,8 @@ impl Default for TokenizerConfig {
             use_time_signatures: true,
             time_signatures,
             use_chords: false,
+            use_pitch_bends: false,
+            num_pitch_bends: 32,
         }
     }
 }
@@ -207,6 +213,9 @@ impl TokenizerConfig {
                     ));
                 }
             }
+        }
+        if self.use_pitch_bends && self.num_pitch_bends < 2 {
+            return Err(invalid("num_pitch_bends", "must be at least 2"));
         }
         if self.grid_resolution() > 480 {
             return Err(invalid(

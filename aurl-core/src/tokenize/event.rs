@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::piece::{DRUMS, GridNote, Piece, StreamKey, push_change};
+use super::piece::{BendList, DRUMS, GridNote, Piece, StreamKey, push_change};
 use super::timeline::Timeline;
 use super::{DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary};
 use crate::{Error, Score};
@@ -55,22 +55,19 @@ impl Event {
         let mut offs: Vec<&GridNote> = piece.notes.iter().collect();
         offs.sort_by_key(|n| n.start + u64::from(n.duration));
         let last = offs.last().map_or(0, |n| n.start + u64::from(n.duration));
-        let mut time = Timeline::new(
-            &self.vocab,
-            piece,
-            last.max(piece.tempos.last().map_or(0, |t| t.0)),
-        )?;
+        let mut time = Timeline::new(&self.vocab, piece, last.max(piece.last_event()))?;
         let mut out = TokenSequence {
             ids: Vec::with_capacity(piece.notes.len() * 6 + 16),
             bars: Vec::new(),
         };
-        let (mut ons, mut off) = (0usize, 0usize);
+        let (mut ons, mut off, mut bends) = (0usize, 0usize, 0usize);
         loop {
             let next_on = piece.notes.get(ons).map(|n| n.start);
             let next_off = offs.get(off).map(|n| n.start + u64::from(n.duration));
             let Some(step) = next_on
                 .into_iter()
                 .chain(next_off)
+                .chain(piece.bends.get(bends).map(|b| b.0))
                 .chain(time.next_meta())
                 .min()
             else {
@@ -85,6 +82,7 @@ impl Event {
                 out.ids.push(self.id(Token::NoteOff(n.pitch)));
                 off += 1;
             }
+            piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
             while let Some(n) = piece.notes.get(ons).filter(|n| n.start == step) {
                 self.program(n.key, &mut out);
                 out.ids.push(self.id(Token::NoteOn(n.pitch)));
@@ -120,6 +118,7 @@ impl Tokenizer for Event {
         let mut sounding: HashMap<(StreamKey, u8), VecDeque<usize>> = HashMap::new();
         let mut closed: Vec<bool> = Vec::new();
         let mut now = 0u64;
+        let mut bends = BendList::new(grid);
         for (i, &id) in ids.iter().enumerate() {
             let Some(token) = self.vocab.token(id) else {
                 report.unknown_ids += 1;
@@ -143,6 +142,10 @@ impl Tokenizer for Event {
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
                 Token::Program(p) => key = Some(p),
                 Token::Drums => key = Some(DRUMS),
+                Token::PitchBend(b) => match key {
+                    Some(k) => bends.push(now, k, b),
+                    None => report.misplaced += 1,
+                },
                 Token::NoteOn(p) => match key {
                     Some(k) => pending_on = Some((k, p)),
                     None => report.misplaced += 1,
@@ -189,6 +192,7 @@ impl Tokenizer for Event {
         }
         // Notes never ended have no length: they are dropped and counted.
         report.incomplete_notes += closed.iter().filter(|&&c| !c).count();
+        piece.bends = bends.finish();
         let mut flags = closed.iter();
         piece
             .notes

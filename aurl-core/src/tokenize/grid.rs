@@ -22,6 +22,8 @@ pub struct Grid {
     pub time_signatures: Vec<(u8, u8)>,
     /// Longest bar in steps (the number of position tokens).
     pub max_bar_steps: u32,
+    /// Pitch-bend value of each bin, ascending; one bin is exactly 0.
+    pub pitch_bends: Vec<i16>,
 }
 
 impl Grid {
@@ -81,7 +83,23 @@ impl Grid {
             .map(|&(n, d)| config.bar_steps(n, d))
             .max()
             .unwrap_or(4 * resolution);
+        let pitch_bends = if config.use_pitch_bends {
+            let n = i32::from(config.num_pitch_bends.max(2));
+            let mut v: Vec<i16> = (0..n)
+                .map(|i| (-8192 + (16383 * i + (n - 1) / 2) / (n - 1)) as i16)
+                .collect();
+            let zero = v
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, b)| b.unsigned_abs())
+                .map_or(0, |(i, _)| i);
+            v[zero] = 0;
+            v
+        } else {
+            Vec::new()
+        };
         Self {
+            pitch_bends,
             resolution,
             durations,
             time_shifts,
@@ -115,6 +133,26 @@ impl Grid {
             out.push(i);
             steps -= u64::from(self.time_shifts[i]);
         }
+    }
+
+    /// Index of the pitch-bend bin nearest to `value` (ties: the lower bin).
+    #[must_use]
+    pub fn pitch_bend_index(&self, value: i16) -> usize {
+        let mut best = 0;
+        for (i, &b) in self.pitch_bends.iter().enumerate() {
+            if (i32::from(b) - i32::from(value)).abs()
+                < (i32::from(self.pitch_bends[best]) - i32::from(value)).abs()
+            {
+                best = i;
+            }
+        }
+        best
+    }
+
+    /// The pitch-bend bin of value 0.
+    #[must_use]
+    pub fn pitch_bend_center(&self) -> usize {
+        self.pitch_bend_index(0)
     }
 
     /// Index of the velocity bin nearest to `velocity` (ties go to the softer bin).

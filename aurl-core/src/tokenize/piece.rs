@@ -3,7 +3,9 @@
 //! `Piece::from_score(score).to_score()`, and decoding builds a `Piece` too, so
 //! `decode(encode(x)) == quantize(x)` holds by construction of one shared normal form.
 
-use crate::{Channel, Note, Pitch, Program, Score, Tempo, TimeSignature, Track, Velocity};
+use crate::{
+    Channel, Note, Pitch, PitchBend, Program, Score, Tempo, TimeSignature, Track, Velocity,
+};
 
 use super::Vocabulary;
 
@@ -32,6 +34,9 @@ pub(crate) struct Piece {
     pub tempos: Vec<(u64, u8)>,
     /// (bar-start step, time-signature index): the first at 0, then only changes.
     pub time_signatures: Vec<(u64, u8)>,
+    /// (step, stream, pitch-bend bin), sorted by (step, stream): per stream only changes,
+    /// starting from the centre bin.
+    pub bends: Vec<(u64, StreamKey, u8)>,
 }
 
 /// Melodic channels in allocation order (channel 10 is for drums).
@@ -85,6 +90,30 @@ impl Piece {
         }
         notes.sort_unstable();
 
+        let mut bends = BendList::new(grid);
+        if config.use_pitch_bends {
+            let mut raw: Vec<(u64, StreamKey, u8)> = Vec::new();
+            for track in score.tracks.iter().filter(|t| !t.is_drum) {
+                let key = if config.use_programs {
+                    track.program.get()
+                } else {
+                    0
+                };
+                for b in &track.pitch_bends {
+                    raw.push((
+                        grid.step(b.tick, tpq),
+                        key,
+                        grid.pitch_bend_index(b.value) as u8,
+                    ));
+                }
+            }
+            raw.sort_by_key(|&(step, key, _)| (step, key)); // stable: later events win below
+            for (step, key, bin) in raw {
+                bends.push(step, key, bin);
+            }
+        }
+        let bends = bends.finish();
+
         let mut tempos: Vec<(u64, u8)> = Vec::new();
         if config.use_tempos {
             let mut sorted = score.tempos.clone();
@@ -103,7 +132,9 @@ impl Piece {
         }
 
         let last_onset = notes.last().map_or(0, |n| n.start);
-        let content_end = last_onset.max(tempos.last().map_or(0, |t| t.0));
+        let content_end = last_onset
+            .max(tempos.last().map_or(0, |t| t.0))
+            .max(bends.last().map_or(0, |b| b.0));
         let time_signatures = if config.use_time_signatures {
             bar_structure(score, vocab, content_end)
         } else {
@@ -113,6 +144,7 @@ impl Piece {
             notes,
             tempos,
             time_signatures,
+            bends,
         }
     }
 
@@ -147,7 +179,12 @@ impl Piece {
                 })
                 .collect();
         }
-        let mut keys: Vec<StreamKey> = self.notes.iter().map(|n| n.key).collect();
+        let mut keys: Vec<StreamKey> = self
+            .notes
+            .iter()
+            .map(|n| n.key)
+            .chain(self.bends.iter().map(|b| b.1))
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let mut melodic = 0;
@@ -176,6 +213,15 @@ impl Piece {
                 is_drum: key == DRUMS,
                 channel,
                 notes,
+                pitch_bends: self
+                    .bends
+                    .iter()
+                    .filter(|b| b.1 == key)
+                    .map(|&(step, _, bin)| PitchBend {
+                        tick: step,
+                        value: grid.pitch_bends[usize::from(bin)],
+                    })
+                    .collect(),
                 ..Track::default()
             });
         }
@@ -240,20 +286,21 @@ fn bar_structure(score: &Score, vocab: &Vocabulary, content_end: u64) -> Vec<(u6
 
 /// Assembles notes from `[Program|Drums] Pitch Velocity Duration` groups while decoding;
 /// shared by every scheme that writes notes this way.
-#[derive(Debug, Clone, Copy)]
 pub(crate) struct NoteReader {
     key: Option<StreamKey>,
     pitch: Option<u8>,
     velocity: Option<u8>,
+    bends: BendList,
 }
 
 impl NoteReader {
     /// A reader; without programs every note goes to stream 0.
-    pub fn new(use_programs: bool) -> Self {
+    pub fn new(use_programs: bool, grid: &super::Grid) -> Self {
         Self {
             key: (!use_programs).then_some(0),
             pitch: None,
             velocity: None,
+            bends: BendList::new(grid),
         }
     }
 
@@ -279,6 +326,10 @@ impl NoteReader {
         use super::Token;
         match token {
             Token::Program(p) => self.key = Some(p),
+            Token::PitchBend(b) => match (onset, self.key) {
+                (Some(step), Some(key)) => self.bends.push(step, key, b),
+                _ => report.misplaced += 1,
+            },
             Token::Drums => self.key = Some(DRUMS),
             Token::Pitch(p) => {
                 if onset.is_some() && self.key.is_some() {
@@ -317,11 +368,12 @@ impl NoteReader {
         true
     }
 
-    /// At the end of the sequence: a note still open is incomplete.
-    pub fn finish(&self, report: &mut super::DecodeReport) {
+    /// At the end of the sequence: a note still open is incomplete; the bends go to `piece`.
+    pub fn finish(self, piece: &mut Piece, report: &mut super::DecodeReport) {
         if self.pitch.is_some() {
             report.incomplete_notes += 1;
         }
+        piece.bends = self.bends.finish();
     }
 }
 
@@ -354,5 +406,86 @@ impl Piece {
             }
         }
         self.notes.sort_unstable();
+    }
+}
+
+/// Builds the per-stream list of pitch-bend changes: on one (step, stream) the last value
+/// wins, and a value equal to the one in force is dropped.
+pub(crate) struct BendList {
+    bends: Vec<(u64, StreamKey, u8)>,
+    in_force: [u8; 129],
+    center: u8,
+}
+
+impl BendList {
+    pub fn new(grid: &super::Grid) -> Self {
+        let center = grid.pitch_bend_center() as u8;
+        Self {
+            bends: Vec::new(),
+            in_force: [center; 129],
+            center,
+        }
+    }
+
+    /// Adds a change; changes must come in (step, stream) order.
+    pub fn push(&mut self, step: u64, key: StreamKey, bin: u8) {
+        let k = usize::from(key.min(DRUMS));
+        if let Some(last) = self.bends.last_mut()
+            && (last.0, last.1) == (step, key)
+        {
+            last.2 = bin;
+            self.in_force[k] = bin;
+            return;
+        }
+        if self.in_force[k] != bin {
+            self.bends.push((step, key, bin));
+            self.in_force[k] = bin;
+        }
+    }
+
+    /// The list; a trailing entry that returned to the value before it is dropped.
+    pub fn finish(mut self) -> Vec<(u64, StreamKey, u8)> {
+        // A same-step overwrite can make an entry equal to the previous value of its stream.
+        let mut previous = [self.center; 129];
+        self.bends.retain(|&(_, key, bin)| {
+            let k = usize::from(key.min(DRUMS));
+            let keep = previous[k] != bin;
+            previous[k] = bin;
+            keep
+        });
+        self.bends
+    }
+}
+
+impl Piece {
+    /// The latest step at which a note starts, a tempo changes or a pitch bend happens.
+    pub fn last_event(&self) -> u64 {
+        let notes = self.notes.last().map_or(0, |n| n.start);
+        let tempos = self.tempos.last().map_or(0, |t| t.0);
+        let bends = self.bends.last().map_or(0, |b| b.0);
+        notes.max(tempos).max(bends)
+    }
+
+    /// Writes `[Program|Drums] PitchBend` for every bend at `step`, from `*next` on.
+    pub fn write_bends(
+        &self,
+        next: &mut usize,
+        step: u64,
+        vocab: &Vocabulary,
+        out: &mut Vec<super::TokenId>,
+    ) {
+        let programs = vocab.config().use_programs;
+        while let Some(&(_, key, bin)) = self.bends.get(*next).filter(|b| b.0 == step) {
+            if programs {
+                let program = if key == DRUMS {
+                    super::Token::Drums
+                } else {
+                    super::Token::Program(key)
+                };
+                out.extend(vocab.id(program));
+            }
+            out.extend(vocab.id(super::Token::PitchBend(bin)));
+            *next += 1;
+        }
     }
 }

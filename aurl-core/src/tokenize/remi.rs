@@ -39,13 +39,12 @@ impl Remi {
     fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
         let config = self.vocab.config();
         let grid = self.vocab.grid();
-        let last_note = piece.notes.last().map_or(0, |n| n.start);
-        let content_end = last_note.max(piece.tempos.last().map_or(0, |t| t.0));
+        let content_end = piece.last_event();
         let mut out = TokenSequence {
             ids: Vec::with_capacity(piece.notes.len() * 5 + 16),
             bars: Vec::new(),
         };
-        let (mut notes, mut tempos, mut sigs) = (0usize, 0usize, 0usize);
+        let (mut notes, mut tempos, mut sigs, mut bends) = (0usize, 0usize, 0usize, 0usize);
         let mut ts = 0u8;
         let mut tempo: Option<TokenId> = None;
         let mut bar_start = 0u64;
@@ -88,7 +87,13 @@ impl Remi {
                     .get(tempos)
                     .map(|t| t.0)
                     .filter(|&s| s < bar_end);
-                let Some(step) = next_note.into_iter().chain(next_tempo).min() else {
+                let next_bend = piece.bends.get(bends).map(|b| b.0).filter(|&s| s < bar_end);
+                let Some(step) = next_note
+                    .into_iter()
+                    .chain(next_tempo)
+                    .chain(next_bend)
+                    .min()
+                else {
                     break;
                 };
                 out.ids
@@ -104,6 +109,7 @@ impl Remi {
                 {
                     out.ids.push(self.id(Token::Chord(chord.index() as u8)));
                 }
+                piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
                 while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
                     if config.use_programs {
                         out.ids.push(self.id(if n.key == DRUMS {
@@ -165,7 +171,7 @@ impl Tokenizer for Remi {
         let mut ts: u8 = 0;
         let mut bar_has_position = false;
         let mut onset: Option<u64> = None;
-        let mut notes = NoteReader::new(config.use_programs);
+        let mut notes = NoteReader::new(config.use_programs, grid);
         let default_ts = grid.time_signature_index(4, 4) as u8;
         for (i, &id) in ids.iter().enumerate() {
             let Some(token) = self.vocab.token(id) else {
@@ -230,7 +236,7 @@ impl Tokenizer for Remi {
                 }
             }
         }
-        notes.finish(&mut report);
+        notes.finish(&mut piece, &mut report);
         (piece.to_score(&self.vocab), report)
     }
 }

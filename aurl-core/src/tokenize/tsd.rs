@@ -36,23 +36,26 @@ impl Tsd {
     fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
         let config = self.vocab.config();
         let grid = self.vocab.grid();
-        let last = piece
-            .notes
-            .last()
-            .map_or(0, |n| n.start)
-            .max(piece.tempos.last().map_or(0, |t| t.0));
+        let last = piece.last_event();
         let mut time = Timeline::new(&self.vocab, piece, last)?;
         let mut out = TokenSequence {
             ids: Vec::with_capacity(piece.notes.len() * 5 + 16),
             bars: Vec::new(),
         };
-        let mut notes = 0usize;
+        let (mut notes, mut bends) = (0usize, 0usize);
         loop {
             let next_note = piece.notes.get(notes).map(|n| n.start);
-            let Some(step) = next_note.into_iter().chain(time.next_meta()).min() else {
+            let next_bend = piece.bends.get(bends).map(|b| b.0);
+            let Some(step) = next_note
+                .into_iter()
+                .chain(next_bend)
+                .chain(time.next_meta())
+                .min()
+            else {
                 break;
             };
             time.advance_to(step, &mut out);
+            piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
             while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
                 if config.use_programs {
                     out.ids.push(self.id(if n.key == DRUMS {
@@ -89,7 +92,7 @@ impl Tokenizer for Tsd {
         let grid = self.vocab.grid();
         let mut report = DecodeReport::default();
         let mut piece = Piece::default();
-        let mut notes = NoteReader::new(self.vocab.config().use_programs);
+        let mut notes = NoteReader::new(self.vocab.config().use_programs, grid);
         let mut now = 0u64;
         for (i, &id) in ids.iter().enumerate() {
             let Some(token) = self.vocab.token(id) else {
@@ -117,7 +120,7 @@ impl Tokenizer for Tsd {
                 }
             }
         }
-        notes.finish(&mut report);
+        notes.finish(&mut piece, &mut report);
         (piece.to_score(&self.vocab), report)
     }
 }

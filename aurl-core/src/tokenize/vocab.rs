@@ -46,6 +46,9 @@ pub enum Token {
     Velocity(u8),
     /// Duration bin (index into the grid's durations).
     Duration(u16),
+    /// Pitch-bend bin of the stream that follows the last Program (index into the grid's
+    /// pitch bends).
+    PitchBend(u8),
 }
 
 /// The families of a vocabulary, in id order, with how many ids each takes.
@@ -64,6 +67,7 @@ struct Layout {
     note_off: u16,
     velocity: u16,
     duration: u16,
+    pitch_bend: u16,
     end: u16,
 }
 
@@ -196,6 +200,8 @@ impl Vocabulary {
         if !events {
             tokens.extend((0..grid.durations.len()).map(|i| Token::Duration(i as u16)));
         }
+        layout.pitch_bend = mark(&tokens);
+        tokens.extend((0..grid.pitch_bends.len()).map(|i| Token::PitchBend(i as u8)));
         layout.end = mark(&tokens);
         if tokens.len() > usize::from(u16::MAX) {
             return Err(Error::InvalidConfig {
@@ -283,7 +289,8 @@ impl Vocabulary {
                 .checked_sub(self.pitch_low)
                 .and_then(|o| within(l.note_off, l.velocity, u32::from(o))),
             Token::Velocity(i) => within(l.velocity, l.duration, u32::from(i)),
-            Token::Duration(i) => within(l.duration, l.end, u32::from(i)),
+            Token::Duration(i) => within(l.duration, l.pitch_bend, u32::from(i)),
+            Token::PitchBend(i) => within(l.pitch_bend, l.end, u32::from(i)),
         }
     }
 
@@ -328,6 +335,7 @@ impl Vocabulary {
                 Token::NoteOn(p) => format!("NoteOn_{p}"),
                 Token::NoteOff(p) => format!("NoteOff_{p}"),
                 Token::Velocity(i) => format!("Velocity_{}", g.velocities[usize::from(i)]),
+                Token::PitchBend(i) => format!("PitchBend_{}", g.pitch_bends[usize::from(i)]),
                 Token::Duration(i) => {
                     let d = g.durations[usize::from(i)];
                     format!(

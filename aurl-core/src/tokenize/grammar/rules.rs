@@ -149,6 +149,7 @@ impl Grammar {
             Token::Pitch(_) if !self.use_programs && !self.events => Some(AfterPitch),
             Token::NoteOn(_) if !self.use_programs => Some(AfterNoteOn),
             Token::NoteOff(_) if !self.use_programs => Some(AfterNote),
+            Token::PitchBend(_) if !self.use_programs => Some(AfterNote),
             _ => None,
         };
         // Without a header to wait for, the start behaves like any step.
@@ -182,6 +183,7 @@ impl Grammar {
             (AfterProgram, Token::Pitch(_)) if !self.events => Some(AfterPitch),
             (AfterProgram, Token::NoteOn(_)) => Some(AfterNoteOn),
             (AfterProgram, Token::NoteOff(_)) => Some(AfterNote),
+            (AfterProgram, Token::PitchBend(_)) => Some(AfterNote),
             (AfterNoteOn, Token::Velocity(_)) => Some(AfterNote),
             (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
             (AfterVelocity, Token::Duration(_)) => Some(AfterNote),
@@ -195,6 +197,7 @@ impl Grammar {
         let note_start = match token {
             Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
             Token::Pitch(_) if !self.use_programs => Some(AfterPitch),
+            Token::PitchBend(_) if !self.use_programs => Some(AfterNote),
             _ => None,
         };
         let first_bar = if self.use_time_signatures {
@@ -222,6 +225,7 @@ impl Grammar {
                 note_start
             }
             (AfterProgram, Token::Pitch(_)) => Some(AfterPitch),
+            (AfterProgram, Token::PitchBend(_)) => Some(AfterNote),
             (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
             (AfterVelocity, Token::Duration(_)) => Some(AfterNote),
             (Start | BarStart | BarAfterTimeSig | AfterTempo | AfterNote, Token::Eos) => {
