@@ -11,10 +11,20 @@
 //! [`backend::default_device`] gives a device of the first backend compiled in.
 //!
 //! ```
+//! use aurl::core::tokenize::{Grammar, Remi, Tokenizer, TokenizerConfig};
+//! use aurl::data::{read_midi, write_midi, Mode, WriteOptions};
+//!
 //! let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/format1_gm_drums.mid"))?;
-//! let (score, report) = aurl::data::read_midi(&bytes, aurl::data::Mode::Strict)?;
+//! let (score, report) = read_midi(&bytes, Mode::Strict)?;
 //! assert!(report.is_clean());
-//! assert!(score.note_count() > 0);
+//!
+//! let remi = Remi::new(&TokenizerConfig::default())?;
+//! let tokens = remi.encode(&score)?;
+//! assert_eq!(Grammar::new(remi.vocab()).validate(&tokens.ids).error_count(), 0);
+//! let (decoded, _) = remi.decode(&tokens.ids);
+//! assert_eq!(decoded, remi.quantize(&score));
+//! let midi = write_midi(&decoded, &WriteOptions::default())?;
+//! assert!(read_midi(&midi, Mode::Strict)?.0.note_count() == score.note_count());
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 #![forbid(unsafe_code)]
