@@ -16,6 +16,8 @@ pub struct Grid {
     pub time_shifts: Vec<u32>,
     /// Velocity of each bin, ascending.
     pub velocities: Vec<u8>,
+    /// Bin of every velocity 0..=127.
+    velocity_bins: [u8; 128],
     /// Microseconds per quarter of each tempo bin, from slow to fast.
     pub tempos: Vec<u32>,
     /// Known time signatures, in config order.
@@ -45,7 +47,7 @@ impl Grid {
         let mut time_shifts: Vec<u32> = (1..=resolution).collect();
         time_shifts.extend(durations.iter().copied().filter(|&d| d > resolution));
         let n = u32::from(config.num_velocities.max(1));
-        let velocities = (1..=n)
+        let velocities: Vec<u8> = (1..=n)
             .map(|i| ((i * 127 + n / 2) / n).clamp(1, 127) as u8)
             .collect();
         let tempos = if config.use_tempos {
@@ -98,7 +100,17 @@ impl Grid {
         } else {
             Vec::new()
         };
+        let velocity_bins = std::array::from_fn(|v| {
+            let mut best = 0;
+            for (i, &b) in velocities.iter().enumerate() {
+                if b.abs_diff(v as u8) < velocities[best].abs_diff(v as u8) {
+                    best = i;
+                }
+            }
+            best as u8
+        });
         Self {
+            velocity_bins,
             pitch_bends,
             resolution,
             durations,
@@ -155,16 +167,11 @@ impl Grid {
         self.pitch_bend_index(0)
     }
 
-    /// Index of the velocity bin nearest to `velocity` (ties go to the softer bin).
+    /// Index of the velocity bin nearest to `velocity` (ties go to the softer bin); a table
+    /// lookup, since it runs once per note.
     #[must_use]
     pub fn velocity_index(&self, velocity: u8) -> usize {
-        let mut best = 0;
-        for (i, &b) in self.velocities.iter().enumerate() {
-            if b.abs_diff(velocity) < self.velocities[best].abs_diff(velocity) {
-                best = i;
-            }
-        }
-        best
+        usize::from(self.velocity_bins[usize::from(velocity.min(127))])
     }
 
     /// Index of the tempo bin nearest to `micros_per_quarter` on a logarithmic scale.
