@@ -1,8 +1,9 @@
 //! Tokenizers: scores to token ids and back.
 //!
-//! Every scheme shares one [`TokenizerConfig`], one value [`Grid`] and one normal form:
-//! [`quantize`] returns exactly what `decode(encode(score))` returns, so round trips are
-//! testable for equality. Decoding is total: any id sequence decodes, and what had to be
+//! Three schemes — [`Remi`] (bars and positions), [`Tsd`] (time shifts and durations) and
+//! [`Event`] (note-on/note-off) — share one [`TokenizerConfig`], one value [`Grid`] and one
+//! normal form: [`Tokenizer::quantize`] returns exactly what `decode(encode(score))`
+//! returns, so round trips are testable for equality. Decoding is total: any id sequence decodes, and what had to be
 //! skipped is counted in a [`DecodeReport`].
 //!
 //! ```
@@ -139,7 +140,8 @@ pub fn by_name(
     }
 }
 
-/// [`Tokenizer::quantize`] for the scheme of `vocab`. All schemes share this normal form:
+/// The normal form shared by the schemes (what [`Tokenizer::quantize`] returns for REMI and
+/// TSD; the event scheme additionally re-pairs overlapping notes of one pitch):
 /// onsets on the grid, durations, velocities and tempos binned, time signatures moved to
 /// bar starts, one track per program (drums last), no names, controllers or text.
 #[must_use]
