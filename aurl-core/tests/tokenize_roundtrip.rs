@@ -121,6 +121,22 @@ proptest! {
     }
 
     #[test]
+    fn one_sequence_per_stream_round_trips_and_each_is_grammar_valid(s in score(), config in configs()) {
+        for scheme in SCHEMES {
+            let tokenizer = by_name(scheme, &config).unwrap();
+            let grammar = Grammar::new(tokenizer.vocab());
+            let streams = tokenizer.encode_streams(&s).unwrap();
+            let ids: Vec<Vec<TokenId>> = streams.into_iter().map(|t| t.ids).collect();
+            for seq in &ids {
+                prop_assert_eq!(grammar.validate(seq).error_count(), 0, "{}", scheme);
+            }
+            let (back, report) = tokenizer.decode_streams(&ids);
+            prop_assert_eq!(report.skipped(), 0, "{}: {:?}", scheme, report);
+            prop_assert_eq!(back, tokenizer.quantize(&s), "{}", scheme);
+        }
+    }
+
+    #[test]
     fn quantizing_twice_changes_nothing(s in score(), config in configs()) {
         let remi = by_name("remi", &config).unwrap();
         let q = remi.quantize(&s);

@@ -110,6 +110,26 @@ impl Tokenizer for Event {
     }
 
     fn decode(&self, ids: &[TokenId]) -> (Score, DecodeReport) {
+        let (piece, report) = self.decode_piece(ids);
+        (piece.to_score(&self.vocab), report)
+    }
+
+    fn encode_streams(&self, score: &Score) -> Result<Vec<TokenSequence>, Error> {
+        self.piece(score)
+            .split_streams()
+            .iter()
+            .map(|p| self.encode_piece(p))
+            .collect()
+    }
+
+    fn decode_streams(&self, sequences: &[Vec<TokenId>]) -> (Score, DecodeReport) {
+        Piece::decode_streams(&self.vocab, sequences, |ids| self.decode_piece(ids))
+    }
+}
+
+impl Event {
+    /// Decodes into the normal form (see [`Tokenizer::decode`]).
+    fn decode_piece(&self, ids: &[TokenId]) -> (Piece, DecodeReport) {
         let grid = self.vocab.grid();
         let mut report = DecodeReport::default();
         let mut piece = Piece::default();
@@ -197,6 +217,6 @@ impl Tokenizer for Event {
         piece
             .notes
             .retain(|_| flags.next().copied().unwrap_or(false));
-        (piece.to_score(&self.vocab), report)
+        (piece, report)
     }
 }

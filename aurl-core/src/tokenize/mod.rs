@@ -90,6 +90,14 @@ pub struct DecodeReport {
 }
 
 impl DecodeReport {
+    /// Adds another report's counts to this one.
+    pub fn absorb(&mut self, other: &DecodeReport) {
+        self.unknown_ids += other.unknown_ids;
+        self.misplaced += other.misplaced;
+        self.incomplete_notes += other.incomplete_notes;
+        self.after_eos += other.after_eos;
+    }
+
     /// Total number of skipped tokens.
     #[must_use]
     pub fn skipped(&self) -> usize {
@@ -113,6 +121,17 @@ pub trait Tokenizer {
 
     /// The score as the scheme sees it: what `decode(encode(score))` returns.
     fn quantize(&self, score: &Score) -> Score;
+
+    /// Encodes one sequence per instrument stream (each program, and drums) instead of one
+    /// stream for the whole score; every sequence carries the global tempo and
+    /// time-signature changes. `decode_streams(encode_streams(x)) == quantize(x)`.
+    ///
+    /// # Errors
+    /// As [`Tokenizer::encode`].
+    fn encode_streams(&self, score: &Score) -> Result<Vec<TokenSequence>, Error>;
+
+    /// Decodes the sequences of [`Tokenizer::encode_streams`] back into one score.
+    fn decode_streams(&self, sequences: &[Vec<TokenId>]) -> (Score, DecodeReport);
 }
 
 /// The names of the schemes this version implements, for command-line choices.

@@ -489,3 +489,61 @@ impl Piece {
         }
     }
 }
+
+impl Piece {
+    /// One piece per stream (programs ascending, drums last), each with all tempo and
+    /// time-signature changes; a piece with no stream stays whole.
+    pub fn split_streams(&self) -> Vec<Piece> {
+        let mut keys: Vec<StreamKey> = self
+            .notes
+            .iter()
+            .map(|n| n.key)
+            .chain(self.bends.iter().map(|b| b.1))
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        if keys.is_empty() {
+            return vec![self.clone()];
+        }
+        keys.into_iter()
+            .map(|key| Piece {
+                notes: self
+                    .notes
+                    .iter()
+                    .filter(|n| n.key == key)
+                    .copied()
+                    .collect(),
+                tempos: self.tempos.clone(),
+                time_signatures: self.time_signatures.clone(),
+                bends: self.bends.iter().filter(|b| b.1 == key).copied().collect(),
+            })
+            .collect()
+    }
+
+    /// Decodes per-stream sequences and merges them: notes and bends of every stream, and
+    /// the longest tempo and time-signature lists (a stream that ends early stops its bars
+    /// early; the one that lasts longest has every change).
+    pub fn decode_streams(
+        vocab: &Vocabulary,
+        sequences: &[Vec<super::TokenId>],
+        decode: impl Fn(&[super::TokenId]) -> (Piece, super::DecodeReport),
+    ) -> (Score, super::DecodeReport) {
+        let mut merged = Piece::default();
+        let mut report = super::DecodeReport::default();
+        for ids in sequences {
+            let (piece, r) = decode(ids);
+            report.absorb(&r);
+            merged.notes.extend(piece.notes);
+            merged.bends.extend(piece.bends);
+            if piece.tempos.len() > merged.tempos.len() {
+                merged.tempos = piece.tempos;
+            }
+            if piece.time_signatures.len() > merged.time_signatures.len() {
+                merged.time_signatures = piece.time_signatures;
+            }
+        }
+        merged.notes.sort_unstable();
+        merged.bends.sort_by_key(|b| (b.0, b.1));
+        (merged.to_score(vocab), report)
+    }
+}

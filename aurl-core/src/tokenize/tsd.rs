@@ -89,6 +89,26 @@ impl Tokenizer for Tsd {
     }
 
     fn decode(&self, ids: &[TokenId]) -> (Score, DecodeReport) {
+        let (piece, report) = self.decode_piece(ids);
+        (piece.to_score(&self.vocab), report)
+    }
+
+    fn encode_streams(&self, score: &Score) -> Result<Vec<TokenSequence>, Error> {
+        Piece::from_score(score, &self.vocab)
+            .split_streams()
+            .iter()
+            .map(|p| self.encode_piece(p))
+            .collect()
+    }
+
+    fn decode_streams(&self, sequences: &[Vec<TokenId>]) -> (Score, DecodeReport) {
+        Piece::decode_streams(&self.vocab, sequences, |ids| self.decode_piece(ids))
+    }
+}
+
+impl Tsd {
+    /// Decodes into the normal form (see [`Tokenizer::decode`]).
+    fn decode_piece(&self, ids: &[TokenId]) -> (Piece, DecodeReport) {
         let grid = self.vocab.grid();
         let mut report = DecodeReport::default();
         let mut piece = Piece::default();
@@ -121,6 +141,6 @@ impl Tokenizer for Tsd {
             }
         }
         notes.finish(&mut piece, &mut report);
-        (piece.to_score(&self.vocab), report)
+        (piece, report)
     }
 }
