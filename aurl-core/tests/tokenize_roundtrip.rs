@@ -91,9 +91,12 @@ fn configs() -> impl Strategy<Value = TokenizerConfig> {
         any::<bool>(),
         any::<bool>(),
         any::<bool>(),
+        prop::option::of(1u8..=4),
     )
         .prop_map(
-            |(programs, tempos, sigs, triplets, drums, chords, bends)| TokenizerConfig {
+            |(programs, tempos, sigs, triplets, drums, chords, bends, rests)| TokenizerConfig {
+                use_rests: rests.is_some(),
+                max_rest: rests.unwrap_or(8),
                 use_pitch_bends: bends,
                 use_chords: chords,
                 use_programs: programs,
@@ -358,5 +361,58 @@ fn sustain_pedal_folds_into_durations_and_drums_use_their_own_range() {
             let (back, report) = t.decode(&t.encode(&s).unwrap().ids);
             assert_eq!((back, report.skipped()), (q, 0), "{scheme}");
         }
+    }
+}
+
+#[test]
+fn rests_mark_silences_and_round_trip() {
+    let mut s = Score::new(480);
+    let mut t = Track::new("piano");
+    for (p, start) in [(60u8, 0u64), (64, 480 * 4 * 5)] {
+        t.notes.push(Note::new(
+            Pitch::new(p).unwrap(),
+            Velocity::new(80).unwrap(),
+            start,
+            480,
+        ));
+    }
+    s.tracks.push(t);
+    let config = TokenizerConfig {
+        use_rests: true,
+        ..TokenizerConfig::default()
+    };
+    // One beat of sound, then 19 silent beats up to bar 5.
+    for (scheme, rests) in [
+        ("remi", vec!["Rest_4bar"]),
+        ("tsd", vec!["Rest_12.0.8", "Rest_7.0.8"]),
+        ("event", vec!["Rest_12.0.8", "Rest_7.0.8"]),
+    ] {
+        let with = by_name(scheme, &config).unwrap();
+        let without = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        let tokens = with.encode(&s).unwrap();
+        let names: Vec<String> = tokens.ids.iter().map(|&id| with.vocab().name(id)).collect();
+        let found: Vec<&str> = names
+            .iter()
+            .filter(|n| n.starts_with("Rest_"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(found, rests, "{scheme}: {names:?}");
+        // REMI's four empty bars shrink to one rest; TSD pays one token to split the gap at
+        // the end of the sound (the event scheme already splits it at the note-off).
+        let plain = without.encode(&s).unwrap().ids.len();
+        let expected = match scheme {
+            "remi" => plain - 3,
+            "tsd" => plain + 1,
+            _ => plain,
+        };
+        assert_eq!(tokens.ids.len(), expected, "{scheme}: {names:?}");
+        let report = Grammar::new(with.vocab()).validate(&tokens.ids);
+        assert_eq!(report.error_count(), 0, "{scheme}: {report:?}");
+        let (back, decoded) = with.decode(&tokens.ids);
+        assert_eq!(
+            (back, decoded.skipped()),
+            (with.quantize(&s), 0),
+            "{scheme}"
+        );
     }
 }

@@ -16,6 +16,8 @@ fn every_readable_fixture_round_trips_and_is_grammar_valid_for_every_scheme() {
             use_pitch_bends: true,
             sustain_pedal: true,
             triplets: true,
+            use_rests: true,
+            max_rest: 2,
             use_programs: false,
             ..TokenizerConfig::default()
         },

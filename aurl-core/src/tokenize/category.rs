@@ -11,7 +11,7 @@ use super::{Token, TokenId, Vocabulary};
 pub enum TokenGroup {
     /// Which notes sound: Pitch, NoteOn, NoteOff, PitchBend.
     Notes,
-    /// When and how long: Position, TimeShift, Duration.
+    /// When and how long: Position, TimeShift, Rest, Duration.
     Timing,
     /// How loud: Velocity.
     Velocity,
@@ -32,7 +32,9 @@ impl Token {
             Token::Pitch(_) | Token::NoteOn(_) | Token::NoteOff(_) | Token::PitchBend(_) => {
                 TokenGroup::Notes
             }
-            Token::Position(_) | Token::TimeShift(_) | Token::Duration(_) => TokenGroup::Timing,
+            Token::Position(_) | Token::TimeShift(_) | Token::Rest(_) | Token::Duration(_) => {
+                TokenGroup::Timing
+            }
             Token::Velocity(_) => TokenGroup::Velocity,
             Token::Pad
             | Token::Bos

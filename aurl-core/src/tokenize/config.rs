@@ -64,6 +64,14 @@ pub struct TokenizerConfig {
     pub use_pitch_bends: bool,
     /// Number of pitch-bend bins over −8192..=8191 (one of them is exactly 0).
     pub num_pitch_bends: u8,
+    /// Mark silences with `Rest` tokens (MidiTok's `use_rests`). In TSD and event
+    /// sequences a rest is a whole number of quarter notes during which nothing sounds
+    /// (shorter silences stay time shifts); in REMI a rest is a run of whole bars with no
+    /// onset and nothing sounding, written instead of their `Bar` tokens.
+    pub use_rests: bool,
+    /// Longest rest token: quarter notes (TSD, event) or bars (REMI); longer silences take
+    /// several rests. The default, 12, matches the longest default time shift.
+    pub max_rest: u8,
 }
 
 impl Default for TokenizerConfig {
@@ -112,6 +120,8 @@ impl Default for TokenizerConfig {
             use_chords: false,
             use_pitch_bends: false,
             num_pitch_bends: 32,
+            use_rests: false,
+            max_rest: 12,
         }
     }
 }
@@ -213,6 +223,9 @@ impl TokenizerConfig {
                     ));
                 }
             }
+        }
+        if self.use_rests && self.max_rest == 0 {
+            return Err(invalid("max_rest", "must be at least 1"));
         }
         if self.use_pitch_bends && self.num_pitch_bends < 2 {
             return Err(invalid("num_pitch_bends", "must be at least 2"));

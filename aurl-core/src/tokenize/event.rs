@@ -73,7 +73,9 @@ impl Event {
             else {
                 break;
             };
-            time.advance_to(step, &mut out);
+            // Nothing sounds once every started note has ended.
+            let silent_from = if ons == off { 0 } else { u64::MAX };
+            time.advance_to(step, silent_from, &mut out);
             while let Some(n) = offs
                 .get(off)
                 .filter(|n| n.start + u64::from(n.duration) == step)
@@ -157,6 +159,9 @@ impl Event {
                 }
                 Token::TimeShift(s) => {
                     now = now.saturating_add(u64::from(grid.time_shifts[usize::from(s)]))
+                }
+                Token::Rest(k) => {
+                    now = now.saturating_add(u64::from(k) * u64::from(grid.resolution))
                 }
                 Token::TimeSig(t) => push_change(&mut piece.time_signatures, now, t),
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),

@@ -1,6 +1,7 @@
 //! REMI (Huang & Yang, "Pop Music Transformer", 2020) with REMI+ extensions (programs in one
 //! stream, tempo and time-signature tokens; von Rütte et al., "FIGARO", 2023):
-//! `Bar [TimeSig] (Position [Tempo] ([Program] Pitch Velocity Duration)*)*`.
+//! `Bar [TimeSig] (Position [Tempo] ([Program] Pitch Velocity Duration)*)* Rest*`, where the
+//! optional `Rest_k` tokens stand for the next k bars having no onset and nothing sounding.
 
 use super::piece::{DRUMS, NoteReader, Piece, push_change};
 use super::{
@@ -49,7 +50,36 @@ impl Remi {
         let mut tempo: Option<TokenId> = None;
         let mut bar_start = 0u64;
         let mut bars = 0u64;
+        // Until when something sounds (for rests).
+        let mut busy = 0u64;
         while bar_start <= content_end {
+            if config.use_rests && bars > 0 {
+                // Whole bars with no onset, no change and nothing sounding become rests.
+                let len = u64::from(grid.bar_steps(usize::from(ts)));
+                let quiet = |start: u64| {
+                    let end = start + len;
+                    busy <= start
+                        && start <= content_end
+                        && piece.notes.get(notes).is_none_or(|n| n.start >= end)
+                        && piece.tempos.get(tempos).is_none_or(|t| t.0 >= end)
+                        && piece.bends.get(bends).is_none_or(|b| b.0 >= end)
+                        && piece.time_signatures.get(sigs).is_none_or(|t| t.0 > start)
+                };
+                let mut run = 0u64;
+                while run < MAX_BARS && quiet(bar_start + run * len) {
+                    run += 1;
+                }
+                bar_start += run * len;
+                bars += run;
+                while run > 0 {
+                    let k = run.min(u64::from(config.max_rest));
+                    out.ids.push(self.id(Token::Rest(k as u8)));
+                    run -= k;
+                }
+                if bar_start > content_end {
+                    break;
+                }
+            }
             bars += 1;
             if bars > MAX_BARS {
                 return Err(Error::SequenceTooLong {
@@ -120,9 +150,9 @@ impl Remi {
                     }
                     out.ids.push(self.id(Token::Pitch(n.pitch)));
                     out.ids.push(self.id(Token::Velocity(n.velocity)));
-                    out.ids.push(self.id(Token::Duration(
-                        grid.duration_index(u64::from(n.duration)) as u16,
-                    )));
+                    let duration = grid.duration_index(u64::from(n.duration));
+                    out.ids.push(self.id(Token::Duration(duration as u16)));
+                    busy = busy.max(step + u64::from(grid.durations[duration]));
                     notes += 1;
                 }
             }
@@ -247,6 +277,15 @@ impl Remi {
                     None => report.misplaced += 1,
                 },
                 Token::TimeShift(_) => report.misplaced += 1,
+                // Rests skip whole silent bars after the current one.
+                Token::Rest(k) => match bar {
+                    Some((start, len)) => {
+                        bar = Some((start.saturating_add(u64::from(k) * u64::from(len)), len));
+                        bar_has_position = true;
+                        onset = None;
+                    }
+                    None => report.misplaced += 1,
+                },
                 // Chords annotate the notes that follow; they carry nothing to decode.
                 Token::Chord(_) if onset.is_some() => {}
                 note => {

@@ -1,5 +1,5 @@
 //! Time in time-shift schemes (TSD, event): walks a piece's timeline, writing time shifts,
-//! time-signature and tempo changes, and recording where bars start.
+//! rests, time-signature and tempo changes, and recording where bars start.
 
 use super::piece::Piece;
 use super::{BarStart, Token, TokenId, TokenSequence, Vocabulary};
@@ -50,6 +50,19 @@ impl<'a> Timeline<'a> {
         id.unwrap_or(0)
     }
 
+    /// Writes the time shifts from `now` to `step` and moves there.
+    fn shift(&mut self, step: u64, out: &mut TokenSequence) {
+        self.shifts.clear();
+        self.vocab
+            .grid()
+            .time_shift_indices(step - self.now, &mut self.shifts);
+        for i in 0..self.shifts.len() {
+            out.ids
+                .push(self.id(Token::TimeShift(self.shifts[i] as u16)));
+        }
+        self.now = step;
+    }
+
     /// The step of the next pending tempo or time-signature change.
     pub fn next_meta(&self) -> Option<u64> {
         let t = self.piece.tempos.get(self.tempos).map(|t| t.0);
@@ -58,8 +71,10 @@ impl<'a> Timeline<'a> {
     }
 
     /// Moves to `step`: records bar starts passed, writes the time shifts, then the
-    /// time-signature and tempo changes that happen at `step`.
-    pub fn advance_to(&mut self, step: u64, out: &mut TokenSequence) {
+    /// time-signature and tempo changes that happen at `step`. Nothing sounds from
+    /// `silent_from` on: with rests on, whole quarter notes of that silence become `Rest`
+    /// tokens (shift to the silence, rests, then shift the remainder).
+    pub fn advance_to(&mut self, step: u64, silent_from: u64, out: &mut TokenSequence) {
         let config = self.vocab.config();
         let grid = self.vocab.grid();
         while self.next_bar <= step {
@@ -78,13 +93,19 @@ impl<'a> Timeline<'a> {
             });
             self.next_bar += u64::from(grid.bar_steps(usize::from(self.ts_index)));
         }
-        self.shifts.clear();
-        grid.time_shift_indices(step - self.now, &mut self.shifts);
-        for i in 0..self.shifts.len() {
-            out.ids
-                .push(self.id(Token::TimeShift(self.shifts[i] as u16)));
+        let beat = u64::from(grid.resolution);
+        let silence = silent_from.max(self.now);
+        if config.use_rests && silence < step && step - silence >= beat {
+            self.shift(silence, out);
+            let mut beats = (step - silence) / beat;
+            while beats > 0 {
+                let k = beats.min(u64::from(config.max_rest));
+                out.ids.push(self.id(Token::Rest(k as u8)));
+                beats -= k;
+            }
+            self.now = step - (step - silence) % beat;
         }
-        self.now = step;
+        self.shift(step, out);
         if let Some(&(_, t)) = self
             .piece
             .time_signatures

@@ -1,7 +1,8 @@
 //! TSD, Time-Shift-Duration (MidiTok; Fradet et al., "Byte Pair Encoding for Symbolic Music",
 //! 2023): time moves by `TimeShift` tokens instead of bars and positions, and each note is
 //! `[Program] Pitch Velocity Duration`:
-//! `[TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)*`.
+//! `[TimeSig] [Tempo] ((TimeShift|Rest)* [TimeSig] [Tempo] Note*)*`; rests (optional) mark
+//! whole quarter notes during which nothing sounds.
 //! Time signatures only change at bar starts, so bars stay recoverable without bar tokens.
 
 use super::piece::{DRUMS, NoteReader, Piece, push_change};
@@ -43,6 +44,8 @@ impl Tsd {
             bars: Vec::new(),
         };
         let (mut notes, mut bends) = (0usize, 0usize);
+        // Until when something sounds (for rests).
+        let mut busy = 0u64;
         loop {
             let next_note = piece.notes.get(notes).map(|n| n.start);
             let next_bend = piece.bends.get(bends).map(|b| b.0);
@@ -54,7 +57,7 @@ impl Tsd {
             else {
                 break;
             };
-            time.advance_to(step, &mut out);
+            time.advance_to(step, busy, &mut out);
             piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
             while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
                 if config.use_programs {
@@ -66,8 +69,9 @@ impl Tsd {
                 }
                 out.ids.push(self.id(Token::Pitch(n.pitch)));
                 out.ids.push(self.id(Token::Velocity(n.velocity)));
-                let duration = grid.duration_index(u64::from(n.duration)) as u16;
-                out.ids.push(self.id(Token::Duration(duration)));
+                let duration = grid.duration_index(u64::from(n.duration));
+                out.ids.push(self.id(Token::Duration(duration as u16)));
+                busy = busy.max(step + u64::from(grid.durations[duration]));
                 notes += 1;
             }
         }
@@ -129,6 +133,9 @@ impl Tsd {
                 }
                 Token::TimeShift(s) => {
                     now = now.saturating_add(u64::from(grid.time_shifts[usize::from(s)]))
+                }
+                Token::Rest(k) => {
+                    now = now.saturating_add(u64::from(k) * u64::from(grid.resolution))
                 }
                 Token::TimeSig(t) => push_change(&mut piece.time_signatures, now, t),
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),

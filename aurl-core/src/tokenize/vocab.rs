@@ -26,6 +26,9 @@ pub enum Token {
     Position(u16),
     /// Advance time by a time-shift bin (index into the grid's time shifts).
     TimeShift(u16),
+    /// A silence of this many quarter notes (TSD, event) or whole bars (REMI), 1..=
+    /// [`TokenizerConfig::max_rest`].
+    Rest(u8),
     /// Time signature (index into the grid's list).
     TimeSig(u8),
     /// Tempo bin.
@@ -57,6 +60,7 @@ struct Layout {
     bar: u16,
     position: u16,
     time_shift: u16,
+    rest: u16,
     time_sig: u16,
     tempo: u16,
     chord: u16,
@@ -162,6 +166,10 @@ impl Vocabulary {
         layout.time_shift = mark(&tokens);
         if !bars {
             tokens.extend((0..grid.time_shifts.len()).map(|i| Token::TimeShift(i as u16)));
+        }
+        layout.rest = mark(&tokens);
+        if config.use_rests {
+            tokens.extend((1..=config.max_rest).map(Token::Rest));
         }
         layout.time_sig = mark(&tokens);
         if config.use_time_signatures {
@@ -273,7 +281,10 @@ impl Vocabulary {
             Token::Mask => Some(3),
             Token::Bar => within(l.bar, l.position, 0),
             Token::Position(p) => within(l.position, l.time_shift, u32::from(p)),
-            Token::TimeShift(i) => within(l.time_shift, l.time_sig, u32::from(i)),
+            Token::TimeShift(i) => within(l.time_shift, l.rest, u32::from(i)),
+            Token::Rest(k) => k
+                .checked_sub(1)
+                .and_then(|o| within(l.rest, l.time_sig, u32::from(o))),
             Token::TimeSig(i) => within(l.time_sig, l.tempo, u32::from(i)),
             Token::Tempo(i) => within(l.tempo, l.chord, u32::from(i)),
             Token::Chord(i) => within(l.chord, l.program, u32::from(i)),
@@ -317,6 +328,8 @@ impl Vocabulary {
                         g.resolution
                     )
                 }
+                Token::Rest(k) if self.scheme == "remi" => format!("Rest_{k}bar"),
+                Token::Rest(k) => format!("Rest_{k}.0.{}", g.resolution),
                 Token::TimeSig(i) => {
                     let (n, d) = g.time_signatures[usize::from(i)];
                     format!("TimeSig_{n}/{d}")

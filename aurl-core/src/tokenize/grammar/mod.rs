@@ -8,7 +8,9 @@
 //! strictly increase within a bar and stay inside it, and families turned off in the config
 //! are simply absent. TSD sequences follow
 //! `[BOS] [TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)* [EOS] PAD*`, where a time
-//! signature may only appear at a bar start. The allowed set is a precomputed mask per automaton phase plus, for
+//! signature may only appear at a bar start. With rests on, `Rest` tokens may replace time
+//! shifts (TSD, event) or close a bar (REMI: the next bars are silent) only while nothing
+//! sounds. The allowed set is a precomputed mask per automaton phase plus, for
 //! positions, one contiguous id range (positions are consecutive ids), so computing it costs a
 //! few word copies, never a loop over the vocabulary.
 
@@ -37,9 +39,12 @@ pub struct GrammarState {
     position: u32,
     /// Tokens consumed.
     consumed: usize,
-    /// Time-shift schemes: current time and the start of its bar, in grid steps.
+    /// Time-shift schemes: current time in grid steps.
     step: u64,
+    /// Start of the current bar in grid steps (every scheme).
     bar_start: u64,
+    /// Until when an encoded note sounds, in grid steps (REMI, TSD: for rests).
+    busy: u64,
     /// Event scheme: the stream (program) of the following note tokens.
     key: u8,
     /// Event scheme: sounding notes as (stream × 128 + pitch, how many).
@@ -89,6 +94,8 @@ pub enum GrammarErrorKind {
     NoteOffWithoutNote,
     /// End of sequence while notes are still sounding (event scheme).
     EndWhileSounding,
+    /// A rest while a note is still sounding.
+    RestWhileSounding,
     /// Any other token in a place the scheme does not allow.
     Misplaced,
 }
@@ -106,6 +113,7 @@ impl GrammarErrorKind {
             Self::IncompleteNote => "incomplete_note",
             Self::NoteOffWithoutNote => "note_off_without_note",
             Self::EndWhileSounding => "end_while_sounding",
+            Self::RestWhileSounding => "rest_while_sounding",
             Self::Misplaced => "misplaced",
         }
     }
@@ -176,6 +184,10 @@ pub struct Grammar {
     eos: usize,
     time_sig_ids: std::ops::Range<usize>,
     time_shifts: Vec<u32>,
+    durations: Vec<u32>,
+    /// Steps per quarter note.
+    resolution: u32,
+    rest_ids: std::ops::Range<usize>,
     tokens: Vec<Option<Token>>,
 }
 
@@ -210,6 +222,14 @@ impl Grammar {
             eos: vocab.id(Token::Eos).map_or(0, usize::from),
             time_sig_ids,
             time_shifts: grid.time_shifts.clone(),
+            durations: grid.durations.clone(),
+            resolution: grid.resolution,
+            rest_ids: match vocab.id(Token::Rest(1)) {
+                Some(first) => {
+                    usize::from(first)..usize::from(first) + usize::from(config.max_rest)
+                }
+                None => 0..0,
+            },
             bar_steps,
             default_time_signature: grid.time_signature_index(4, 4) as u8,
             use_time_signatures: config.use_time_signatures,
@@ -247,6 +267,7 @@ impl Grammar {
             consumed: 0,
             step: 0,
             bar_start: 0,
+            busy: 0,
             key: 0,
             sounding: Vec::new(),
         }
@@ -304,6 +325,9 @@ impl Grammar {
                 };
             }
             Token::Bar => {
+                if state.phase != Phase::Start {
+                    state.bar_start += u64::from(state.bar_steps);
+                }
                 state.position = 0;
                 state.bar_steps = self.bar_steps[usize::from(state.time_signature)];
                 state.phase = self
@@ -337,12 +361,22 @@ impl Grammar {
                 state.phase = Phase::AfterNote;
             }
             Token::TimeShift(i) => {
-                state.step = state
-                    .step
-                    .saturating_add(u64::from(self.time_shifts[usize::from(i)]));
-                let bar = u64::from(state.bar_steps.max(1));
-                state.bar_start += (state.step - state.bar_start) / bar * bar;
-                state.phase = Phase::Step;
+                self.move_by(state, u64::from(self.time_shifts[usize::from(i)]));
+            }
+            Token::Rest(k) if self.bars => {
+                state.bar_start += u64::from(k) * u64::from(state.bar_steps);
+                state.phase = Phase::AfterRest;
+            }
+            Token::Rest(k) => self.move_by(state, u64::from(k) * u64::from(self.resolution)),
+            Token::Duration(i) => {
+                let now = if self.bars {
+                    state.bar_start + u64::from(state.position)
+                } else {
+                    state.step
+                };
+                let end = now + u64::from(self.durations[usize::from(i)]);
+                state.busy = state.busy.max(end);
+                state.phase = Phase::AfterNote;
             }
             Token::TimeSig(t) => {
                 state.time_signature = t;
@@ -356,6 +390,14 @@ impl Grammar {
         Ok(())
     }
 
+    /// Time-shift schemes: moves time forward, keeping track of the bar.
+    fn move_by(&self, state: &mut GrammarState, steps: u64) {
+        state.step = state.step.saturating_add(steps);
+        let bar = u64::from(state.bar_steps.max(1));
+        state.bar_start += (state.step - state.bar_start) / bar * bar;
+        state.phase = Phase::Step;
+    }
+
     fn classify(&self, state: &GrammarState, token: Token) -> GrammarErrorKind {
         use GrammarErrorKind::*;
         let family_allowed = self.next_phase(state.phase, token).is_some();
@@ -363,6 +405,7 @@ impl Grammar {
             (Phase::Ended, _) => AfterEnd,
             (_, Token::NoteOff(_)) if family_allowed => NoteOffWithoutNote,
             (_, Token::Eos) if family_allowed && self.events => EndWhileSounding,
+            (_, Token::Rest(_)) if family_allowed => RestWhileSounding,
             (Phase::NeedTimeSig | Phase::NeedFirstPosition | Phase::NeedTempo, _) => MissingHeader,
             (Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity, _) => IncompleteNote,
             (_, Token::Position(p)) if u32::from(p) >= state.bar_steps => PositionBeyondBar,

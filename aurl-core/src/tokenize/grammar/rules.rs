@@ -1,6 +1,6 @@
 //! The transition rules of each scheme: which token leads from which phase to which, and
 //! which tokens depend on more than the phase (positions, bar-start time signatures,
-//! note-offs of sounding notes, EOS in silence).
+//! note-offs of sounding notes, EOS and rests in silence).
 
 use super::{Grammar, GrammarState, TokenMask};
 use crate::tokenize::Token;
@@ -42,9 +42,11 @@ pub(super) enum Phase {
     AfterNoteOn,
     /// REMI+: after a Chord (notes follow).
     AfterChord,
+    /// REMI: after a Rest (a Bar, another Rest or EOS follows).
+    AfterRest,
 }
 
-pub(super) const PHASES: [Phase; 17] = [
+pub(super) const PHASES: [Phase; 18] = [
     Phase::Start,
     Phase::NeedTimeSig,
     Phase::NeedFirstPosition,
@@ -62,6 +64,7 @@ pub(super) const PHASES: [Phase; 17] = [
     Phase::StepAfterTimeSig,
     Phase::AfterNoteOn,
     Phase::AfterChord,
+    Phase::AfterRest,
 ];
 
 /// Which positions a phase allows.
@@ -80,7 +83,20 @@ impl Grammar {
             Token::Position(_) => true,
             Token::TimeSig(_) => phase == Phase::Step,
             Token::NoteOff(_) | Token::Eos => self.events,
+            Token::Rest(_) => true,
             _ => false,
+        }
+    }
+
+    /// Whether nothing sounds from the current time on (rests may follow): in REMI, until
+    /// the end of the current bar.
+    fn silent(&self, state: &GrammarState) -> bool {
+        if self.bars {
+            state.busy <= state.bar_start + u64::from(state.bar_steps)
+        } else if self.events {
+            state.sounding.is_empty()
+        } else {
+            state.busy <= state.step
         }
     }
 
@@ -94,6 +110,7 @@ impl Grammar {
                 state.sounding.iter().any(|&(x, _)| x == k)
             }
             Token::Eos => state.sounding.is_empty(),
+            Token::Rest(_) => self.silent(state),
             _ => false,
         }
     }
@@ -101,6 +118,12 @@ impl Grammar {
     /// Adds the dynamic tokens allowed in `state` to `out`: at most one id range plus one id
     /// per sounding note, never a pass over the vocabulary.
     pub(super) fn add_dynamic(&self, state: &GrammarState, out: &mut TokenMask) {
+        if !self.rest_ids.is_empty()
+            && self.next_phase(state.phase, Token::Rest(1)).is_some()
+            && self.silent(state)
+        {
+            out.insert_range(self.rest_ids.start, self.rest_ids.end);
+        }
         if self.bars {
             let r = Self::position_range(state);
             out.insert_range(
@@ -175,7 +198,10 @@ impl Grammar {
             (NeedTempo, Token::Tempo(_)) => Some(AfterTempo),
             (Step, Token::TimeSig(_)) => Some(StepAfterTimeSig),
             (Step | StepAfterTimeSig, Token::Tempo(_)) => Some(AfterTempo),
-            (Step | StepAfterTimeSig | AfterTempo | AfterNote, Token::TimeShift(_)) => Some(Step),
+            (
+                Step | StepAfterTimeSig | AfterTempo | AfterNote,
+                Token::TimeShift(_) | Token::Rest(_),
+            ) => Some(Step),
             (Step | StepAfterTimeSig | AfterTempo | AfterNote, Token::Eos) => Some(Ended),
             (Step | StepAfterTimeSig | AfterTempo | AfterNote, _) if note_start.is_some() => {
                 note_start
@@ -231,7 +257,13 @@ impl Grammar {
             (Start | BarStart | BarAfterTimeSig | AfterTempo | AfterNote, Token::Eos) => {
                 Some(Ended)
             }
-            (BarStart | BarAfterTimeSig | AfterTempo | AfterNote, Token::Bar) => Some(BarStart),
+            (BarStart | BarAfterTimeSig | AfterTempo | AfterNote | AfterRest, Token::Bar) => {
+                Some(BarStart)
+            }
+            (BarStart | BarAfterTimeSig | AfterTempo | AfterNote | AfterRest, Token::Rest(_)) => {
+                Some(AfterRest)
+            }
+            (AfterRest, Token::Eos) => Some(Ended),
             _ => None,
         }
     }

@@ -201,3 +201,81 @@ fn repair_drops_refused_tokens_and_an_unfinished_last_note() {
     assert_eq!(g.validate(&fixed).error_count(), 0);
     assert_eq!(fixed.len(), t.len() - 3);
 }
+
+#[test]
+fn rests_are_only_allowed_in_silence() {
+    let config = TokenizerConfig {
+        use_rests: true,
+        use_programs: false,
+        ..TokenizerConfig::default()
+    };
+    for scheme in ["tsd", "event", "remi"] {
+        let v = crate::tokenize::by_name(scheme, &config)
+            .unwrap()
+            .vocab()
+            .clone();
+        let g = Grammar::new(&v);
+        let mut s = g.start();
+        let mut prefix = if scheme == "remi" {
+            header()
+        } else {
+            vec![Token::TimeSig(3), Token::Tempo(10)]
+        };
+        // A note two beats long (16 steps), then one beat later.
+        let long = v.grid().durations.iter().position(|&d| d == 16).unwrap() as u16;
+        prefix.extend(if scheme == "event" {
+            vec![Token::NoteOn(60), Token::Velocity(3)]
+        } else {
+            vec![Token::Pitch(60), Token::Velocity(3), Token::Duration(long)]
+        });
+        if scheme != "remi" {
+            prefix.push(Token::TimeShift(7));
+        }
+        for id in ids(&v, &prefix) {
+            g.advance(&mut s, id).unwrap();
+        }
+        let rest = v.id(Token::Rest(1)).unwrap();
+        if scheme == "remi" {
+            // The note ends inside the bar: the following bars are silent.
+            assert!(g.allowed_mask(&s).contains(usize::from(rest)), "{scheme}");
+            g.advance(&mut s, rest).unwrap();
+            assert!(!g.is_allowed(&s, v.id(Token::Position(3)).unwrap()));
+            g.advance(&mut s, v.id(Token::Bar).unwrap()).unwrap();
+            continue;
+        }
+        assert!(!g.allowed_mask(&s).contains(usize::from(rest)), "{scheme}");
+        let e = g.advance(&mut s, rest).unwrap_err();
+        assert_eq!(e.kind, GrammarErrorKind::RestWhileSounding, "{scheme}");
+        let release = if scheme == "event" {
+            Token::NoteOff(60)
+        } else {
+            Token::TimeShift(7)
+        };
+        g.advance(&mut s, v.id(release).unwrap()).unwrap();
+        assert!(g.allowed_mask(&s).contains(usize::from(rest)), "{scheme}");
+        g.advance(&mut s, rest).unwrap();
+    }
+}
+
+#[test]
+fn remi_refuses_a_rest_while_a_note_sounds_into_the_next_bar() {
+    let config = TokenizerConfig {
+        use_rests: true,
+        ..TokenizerConfig::default()
+    };
+    let v = Vocabulary::remi(&config).unwrap();
+    let g = Grammar::new(&v);
+    let mut t = header();
+    // Position 24 + two beats (16 steps) ends at step 40, past the 32-step bar.
+    let long = v.grid().durations.iter().position(|&d| d == 16).unwrap() as u16;
+    t.extend([
+        Token::Position(24),
+        Token::Program(0),
+        Token::Pitch(60),
+        Token::Velocity(3),
+        Token::Duration(long),
+        Token::Rest(2),
+    ]);
+    let r = g.validate(&ids(&v, &t));
+    assert_eq!(r.errors.get("rest_while_sounding"), Some(&1), "{r:?}");
+}
