@@ -5,6 +5,9 @@
 //! * [`core`] (`aurl-core`): the [`Score`](core::Score) model, tempo maps, score operations,
 //!   and [`tokenize`](core::tokenize) (tokenizers, vocabularies, the token grammar).
 //! * [`data`] (`aurl-data`): MIDI reading (strict and lenient) and writing, corpus audits.
+//! * [`model`] (`aurl-model`): backend-neutral Burn modules — the transformer LM with full or
+//!   sliding-window attention, sinusoidal/learned/rotary positions, a true KV cache, and the
+//!   token losses.
 //!
 //! Backends for the models are chosen by Cargo feature: `flex` (default, pure-Rust CPU),
 //! `ndarray`, `wgpu` and `cuda`. The chosen Burn crate is re-exported as [`burn`] and
@@ -32,6 +35,7 @@
 
 pub use aurl_core as core;
 pub use aurl_data as data;
+pub use aurl_model as model;
 
 #[cfg(any(
     feature = "flex",

@@ -1,0 +1,52 @@
+//! A pre-norm transformer block.
+
+use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
+use burn::prelude::*;
+
+use crate::attention::{AttentionContext, SelfAttention, SelfAttentionConfig};
+use crate::cache::KvCache;
+use crate::config::TransformerConfig;
+use crate::feed_forward::Mlp;
+
+/// `x + drop(attn(norm(x)))`, then `x + drop(mlp(norm(x)))`.
+#[derive(Module, Debug)]
+pub struct Block {
+    attention_norm: LayerNorm,
+    attention: SelfAttention,
+    mlp_norm: LayerNorm,
+    mlp: Mlp,
+    dropout: Dropout,
+}
+
+impl Block {
+    /// A block shaped by `config`.
+    #[must_use]
+    pub fn new(config: &TransformerConfig, device: &Device) -> Self {
+        Self {
+            attention_norm: LayerNormConfig::new(config.d_model).init(device),
+            attention: SelfAttentionConfig {
+                d_model: config.d_model,
+                n_heads: config.n_heads,
+                dropout: config.dropout,
+            }
+            .init(device),
+            mlp_norm: LayerNormConfig::new(config.d_model).init(device),
+            mlp: Mlp::new(config.feed_forward, config.d_model, config.d_ff, device),
+            dropout: DropoutConfig::new(config.dropout).init(),
+        }
+    }
+
+    pub(crate) fn forward(
+        &self,
+        x: Tensor<3>,
+        context: &AttentionContext<'_>,
+        cache: Option<(&mut KvCache, usize)>,
+    ) -> Tensor<3> {
+        let a = self
+            .attention
+            .forward(self.attention_norm.forward(x.clone()), context, cache);
+        let x = x + self.dropout.forward(a);
+        let m = self.mlp.forward(self.mlp_norm.forward(x.clone()));
+        x + self.dropout.forward(m)
+    }
+}

@@ -1,0 +1,225 @@
+//! A true key/value cache: each decoding step appends one position's keys and values in
+//! place (amortised-doubling buffer for full attention, a rolling buffer of `window` slots for
+//! sliding attention) and attends over the cached keys, so a step costs O(current length)
+//! attention and O(1) projections per layer, never a recomputation of earlier positions.
+
+use burn::prelude::*;
+
+/// The cached keys and values of every layer, for one batch of sequences advancing together.
+///
+/// Create it with [`crate::Transformer::new_cache`]; pass it to
+/// [`crate::Transformer::forward`] with the offset of the tokens given (the number of
+/// positions already cached).
+#[derive(Debug, Clone)]
+pub struct KvCache {
+    batch: usize,
+    window: Option<usize>,
+    /// Positions cached so far (the next token's position).
+    len: usize,
+    layers: Vec<LayerKv>,
+}
+
+/// One layer's buffers: `[batch, heads, capacity, d_head]`.
+#[derive(Debug, Clone, Default)]
+struct LayerKv {
+    keys: Option<Tensor<4>>,
+    values: Option<Tensor<4>>,
+}
+
+/// Which keys the queries of one forward call see, in the order the cache hands them out.
+#[derive(Debug, Clone)]
+pub(crate) struct KeyPlan {
+    /// Absolute position of every key, in order; `None` when every query may see every key
+    /// (no mask needed).
+    pub positions: Option<Vec<usize>>,
+}
+
+/// First capacity of a growing (full-attention) buffer.
+const MIN_CAPACITY: usize = 64;
+
+impl KvCache {
+    pub(crate) fn new(batch: usize, n_layers: usize, window: Option<usize>) -> Self {
+        Self {
+            batch,
+            window,
+            len: 0,
+            layers: vec![LayerKv::default(); n_layers],
+        }
+    }
+
+    /// Positions cached so far: the offset of the next token.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing is cached yet.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Rows in the batch.
+    #[must_use]
+    pub fn batch(&self) -> usize {
+        self.batch
+    }
+
+    /// Positions currently held per layer (at most the window for sliding attention).
+    #[must_use]
+    pub fn held(&self) -> usize {
+        self.window.map_or(self.len, |w| self.len.min(w))
+    }
+
+    /// Forgets everything (buffers are kept for reuse).
+    pub fn clear(&mut self) {
+        self.len = 0;
+    }
+
+    /// Plans a call adding `t` positions: which keys the layers will attend over.
+    pub(crate) fn plan(&self, t: usize) -> KeyPlan {
+        let positions = match self.window {
+            None if t == 1 => None,
+            None => Some((0..self.len + t).collect()),
+            Some(_) if t == 1 => None,
+            Some(w) => {
+                let mut p: Vec<usize> = (0..self.len.min(w))
+                    .map(|s| slot_position(s, self.len, w))
+                    .collect();
+                p.extend(self.len..self.len + t);
+                Some(p)
+            }
+        };
+        KeyPlan { positions }
+    }
+
+    /// Stores layer `layer`'s new keys and values (`[batch, heads, t, d_head]`) and returns
+    /// the keys and values to attend over, in the order of [`KvCache::plan`].
+    pub(crate) fn append(
+        &mut self,
+        layer: usize,
+        keys: Tensor<4>,
+        values: Tensor<4>,
+    ) -> (Tensor<4>, Tensor<4>) {
+        let len = self.len;
+        let window = self.window;
+        let kv = &mut self.layers[layer];
+        match window {
+            None => {
+                let k = grow_and_write(&mut kv.keys, keys, len);
+                let v = grow_and_write(&mut kv.values, values, len);
+                (k, v)
+            }
+            Some(w) => {
+                let k = ring_write(&mut kv.keys, keys, len, w);
+                let v = ring_write(&mut kv.values, values, len, w);
+                (k, v)
+            }
+        }
+    }
+
+    /// Records that every layer has appended `t` positions.
+    pub(crate) fn commit(&mut self, t: usize) {
+        self.len += t;
+    }
+}
+
+/// The position held by ring slot `s` once `len` positions went through a ring of `w` slots.
+fn slot_position(s: usize, len: usize, w: usize) -> usize {
+    if len <= w {
+        s
+    } else {
+        let base = len - w;
+        base + (s + w - base % w) % w
+    }
+}
+
+/// Full attention: writes `new` at `len..len + t`, doubling the buffer when full, and returns
+/// a view of the first `len + t` keys.
+fn grow_and_write(buf: &mut Option<Tensor<4>>, new: Tensor<4>, len: usize) -> Tensor<4> {
+    let [b, h, t, d] = new.dims();
+    let need = len + t;
+    let current = buf.take().filter(|x| x.dims()[0] == b && x.dims()[1] == h);
+    let storage = match current {
+        Some(c) if need <= c.dims()[2] => c,
+        current => {
+            // Twice what is needed, so a long prompt is not followed by a copy at the
+            // first generated token.
+            let cap = (2 * need).next_power_of_two().max(MIN_CAPACITY);
+            let fresh = Tensor::<4>::zeros([b, h, cap, d], &new.device());
+            match current {
+                Some(old) if len > 0 => fresh.slice_assign(
+                    [0..b, 0..h, 0..len, 0..d],
+                    old.slice([0..b, 0..h, 0..len, 0..d]),
+                ),
+                _ => fresh,
+            }
+        }
+    };
+    let storage = storage.slice_assign([0..b, 0..h, len..need, 0..d], new);
+    let view = storage.clone().slice([0..b, 0..h, 0..need, 0..d]);
+    *buf = Some(storage);
+    view
+}
+
+/// Sliding attention: a ring of `w` slots; position `p` lives in slot `p % w`.
+/// For one new position it is written first and the ring is attended over directly; for
+/// several, the attended keys are the held ring followed by the new ones (masked by
+/// position), then the last `w` new ones are written.
+fn ring_write(buf: &mut Option<Tensor<4>>, new: Tensor<4>, len: usize, w: usize) -> Tensor<4> {
+    let [b, h, t, d] = new.dims();
+    let mut ring = match buf.take().filter(|x| x.dims()[0] == b && x.dims()[1] == h) {
+        Some(r) => r,
+        None => Tensor::<4>::zeros([b, h, w, d], &new.device()),
+    };
+    let held = len.min(w);
+    let attended = if t == 1 {
+        let slot = len % w;
+        ring = ring.slice_assign([0..b, 0..h, slot..slot + 1, 0..d], new);
+        let valid = (len + 1).min(w);
+        ring.clone().slice([0..b, 0..h, 0..valid, 0..d])
+    } else {
+        let keys = if held == 0 {
+            new.clone()
+        } else {
+            Tensor::cat(
+                vec![ring.clone().slice([0..b, 0..h, 0..held, 0..d]), new.clone()],
+                2,
+            )
+        };
+        // Write the last min(t, w) new positions into their slots (at most two runs).
+        let m = t.min(w);
+        let first = len + t - m;
+        let s0 = first % w;
+        let run1 = m.min(w - s0);
+        let src = t - m;
+        ring = ring.slice_assign(
+            [0..b, 0..h, s0..s0 + run1, 0..d],
+            new.clone().slice([0..b, 0..h, src..src + run1, 0..d]),
+        );
+        if run1 < m {
+            ring = ring.slice_assign(
+                [0..b, 0..h, 0..m - run1, 0..d],
+                new.slice([0..b, 0..h, src + run1..t, 0..d]),
+            );
+        }
+        keys
+    };
+    *buf = Some(ring);
+    attended
+}
+
+#[cfg(test)]
+mod tests {
+    use super::slot_position;
+
+    #[test]
+    fn ring_slots_hold_the_latest_positions() {
+        // 10 positions through 4 slots: slots hold 8, 9, 6, 7.
+        let held: Vec<usize> = (0..4).map(|s| slot_position(s, 10, 4)).collect();
+        assert_eq!(held, [8, 9, 6, 7]);
+        assert_eq!(slot_position(2, 3, 4), 2);
+        assert_eq!(slot_position(0, 4, 4), 0);
+        assert_eq!(slot_position(0, 5, 4), 4);
+    }
+}

@@ -1,0 +1,212 @@
+//! The transformer's configuration, its presets and validation.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, invalid};
+
+/// How token positions enter the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PositionEncoding {
+    /// Fixed sinusoids added to the embeddings (Vaswani et al., 2017).
+    Sinusoidal,
+    /// A learned embedding per position, added to the token embeddings.
+    Learned,
+    /// Rotary embeddings applied to queries and keys in every layer (Su et al., RoFormer,
+    /// 2021): relative by construction, and usable beyond `max_seq_len` up to
+    /// `max_positions`.
+    Rotary,
+}
+
+/// Which keys a query may attend to (always causal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+pub enum AttentionKind {
+    /// Every earlier position and itself.
+    Full,
+    /// The `window` most recent positions including itself (local attention). The KV
+    /// cache keeps only `window` entries per layer, so memory stays O(window).
+    Sliding {
+        /// Number of positions each query sees (≥ 1).
+        window: usize,
+    },
+}
+
+/// The feed-forward part of each block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FeedForward {
+    /// `down(gelu(up(x)))`.
+    Gelu,
+    /// `down(silu(gate(x)) ⊙ up(x))` (Shazeer, "GLU Variants Improve Transformer", 2020).
+    SwiGlu,
+}
+
+/// A decoder-only transformer language model over token ids.
+///
+/// Blocks are pre-norm (`x + attn(norm(x))`, `x + ff(norm(x))`) with dropout on both
+/// residual branches, as in GPT-2 and the Music Transformer reimplementations.
+///
+/// ```
+/// use aurl_model::TransformerConfig;
+/// let c = TransformerConfig::small(431);
+/// assert_eq!((c.d_model, c.n_layers, c.n_heads, c.d_ff), (256, 4, 4, 1024));
+/// c.validate()?;
+/// # Ok::<(), aurl_model::ModelError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransformerConfig {
+    /// Number of token ids (the vocabulary's length).
+    pub vocab_size: usize,
+    /// Width of the residual stream.
+    pub d_model: usize,
+    /// Number of blocks.
+    pub n_layers: usize,
+    /// Attention heads per block (`d_model` must be a multiple).
+    pub n_heads: usize,
+    /// Hidden width of the feed-forward part.
+    pub d_ff: usize,
+    /// Training context length.
+    pub max_seq_len: usize,
+    /// Positions the encoding covers (≥ `max_seq_len`); generation with a KV cache may go
+    /// this far (with rotary positions and sliding attention, arbitrarily long pieces only
+    /// need this large enough for the whole piece).
+    #[serde(default)]
+    pub max_positions: usize,
+    /// Dropout probability on embeddings, attention weights and residual branches.
+    #[serde(default)]
+    pub dropout: f64,
+    /// How positions are encoded.
+    pub positions: PositionEncoding,
+    /// Which keys each query attends to.
+    pub attention: AttentionKind,
+    /// The feed-forward variant.
+    pub feed_forward: FeedForward,
+}
+
+impl TransformerConfig {
+    /// For tests: 2 layers of width 32, 2 heads, context 64; trains in seconds on CPU.
+    #[must_use]
+    pub fn tiny(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            d_model: 32,
+            n_layers: 2,
+            n_heads: 2,
+            d_ff: 64,
+            max_seq_len: 64,
+            max_positions: 256,
+            dropout: 0.0,
+            positions: PositionEncoding::Sinusoidal,
+            attention: AttentionKind::Full,
+            feed_forward: FeedForward::Gelu,
+        }
+    }
+
+    /// Our CPU benchmark shape: d_model 256, 4 layers, 4 heads, feed-forward 1024, context
+    /// 512 (≈ 3.4 M parameters plus embeddings and head for a ~430-token vocabulary).
+    #[must_use]
+    pub fn small(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            d_model: 256,
+            n_layers: 4,
+            n_heads: 4,
+            d_ff: 1024,
+            max_seq_len: 512,
+            max_positions: 8192,
+            dropout: 0.1,
+            positions: PositionEncoding::Sinusoidal,
+            attention: AttentionKind::Full,
+            feed_forward: FeedForward::Gelu,
+        }
+    }
+
+    /// A GPU-sized model: d_model 512, 8 layers, 8 heads, feed-forward 2048, context 1024,
+    /// rotary positions.
+    #[must_use]
+    pub fn base(vocab_size: usize) -> Self {
+        Self {
+            vocab_size,
+            d_model: 512,
+            n_layers: 8,
+            n_heads: 8,
+            d_ff: 2048,
+            max_seq_len: 1024,
+            max_positions: 8192,
+            dropout: 0.1,
+            positions: PositionEncoding::Rotary,
+            attention: AttentionKind::Full,
+            feed_forward: FeedForward::Gelu,
+        }
+    }
+
+    /// Positions the encoding covers (`max_positions`, or `max_seq_len` when unset).
+    #[must_use]
+    pub fn position_capacity(&self) -> usize {
+        self.max_positions.max(self.max_seq_len)
+    }
+
+    /// Checks every field; the error names the first bad one.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`].
+    pub fn validate(&self) -> Result<(), ModelError> {
+        if self.vocab_size < 2 || self.vocab_size > 1 << 20 {
+            return Err(invalid("vocab_size", "must be in 2..=1048576"));
+        }
+        for (field, v) in [
+            ("d_model", self.d_model),
+            ("n_layers", self.n_layers),
+            ("n_heads", self.n_heads),
+            ("d_ff", self.d_ff),
+            ("max_seq_len", self.max_seq_len),
+        ] {
+            if v == 0 {
+                return Err(invalid(field, "must be at least 1"));
+            }
+        }
+        if !self.d_model.is_multiple_of(self.n_heads) {
+            return Err(invalid(
+                "n_heads",
+                format!(
+                    "d_model {} is not a multiple of {}",
+                    self.d_model, self.n_heads
+                ),
+            ));
+        }
+        let d_head = self.d_model / self.n_heads;
+        if self.positions == PositionEncoding::Rotary && !d_head.is_multiple_of(2) {
+            return Err(invalid(
+                "positions",
+                format!("rotary positions need an even head width (got {d_head})"),
+            ));
+        }
+        if self.positions == PositionEncoding::Sinusoidal && !self.d_model.is_multiple_of(2) {
+            return Err(invalid(
+                "d_model",
+                "sinusoidal positions need an even width",
+            ));
+        }
+        if self.max_positions != 0 && self.max_positions < self.max_seq_len {
+            return Err(invalid("max_positions", "must be at least max_seq_len"));
+        }
+        if !self.dropout.is_finite() || !(0.0..1.0).contains(&self.dropout) {
+            return Err(invalid("dropout", "must be in [0, 1)"));
+        }
+        if let AttentionKind::Sliding { window: 0 } = self.attention {
+            return Err(invalid("attention.window", "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Number of positions each query sees (`None` = all earlier ones).
+    #[must_use]
+    pub fn window(&self) -> Option<usize> {
+        match self.attention {
+            AttentionKind::Full => None,
+            AttentionKind::Sliding { window } => Some(window),
+        }
+    }
+}

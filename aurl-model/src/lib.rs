@@ -1,0 +1,52 @@
+//! Backend-neutral Burn modules for symbolic music models.
+//!
+//! Everything is written against Burn 0.22's `Tensor<D>` on a runtime [`burn::prelude::Device`],
+//! so the same code runs on CPU (flex, ndarray), wgpu (Vulkan/Metal) and CUDA; backends are
+//! chosen by the `aurl` facade's cargo features, never here.
+//!
+//! - [`TransformerConfig`] / [`Transformer`]: a decoder-only LM with sinusoidal, learned or
+//!   rotary positions, full or sliding-window causal attention, GELU or SwiGLU blocks.
+//! - [`KvCache`]: a true key/value cache (in-place appends, a rolling buffer for sliding
+//!   attention) so decoding one token costs O(current length) per layer.
+//! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights.
+//!
+//! ```
+//! use aurl_model::TransformerConfig;
+//! use burn::prelude::*;
+//!
+//! let device = Device::flex();
+//! let model = TransformerConfig::tiny(40).init(&device)?;
+//! let tokens = Tensor::<2, Int>::from_data(TensorData::new(vec![1i64, 5, 7, 9], [1, 4]), &device);
+//! // Full forward, then the same logits one token at a time through the cache.
+//! let full = model.forward(tokens.clone(), 0, None)?;
+//! let mut cache = model.new_cache(1);
+//! for i in 0..4 {
+//!     let step = model.forward(tokens.clone().narrow(1, i, 1), i, Some(&mut cache))?;
+//!     let diff = (step - full.clone().narrow(1, i, 1)).abs().max().into_scalar::<f32>();
+//!     assert!(diff < 1e-4);
+//! }
+//! # Ok::<(), aurl_model::ModelError>(())
+//! ```
+
+mod attention;
+mod block;
+mod cache;
+mod config;
+mod error;
+mod feed_forward;
+pub mod loss;
+mod mask;
+mod positions;
+mod transformer;
+
+pub use attention::{SelfAttention, SelfAttentionConfig};
+pub use block::Block;
+pub use cache::KvCache;
+pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
+pub use error::ModelError;
+pub use feed_forward::Mlp;
+pub use positions::Positions;
+pub use transformer::Transformer;
+
+/// Burn, re-exported so users build devices and tensors with the exact version we use.
+pub use burn;

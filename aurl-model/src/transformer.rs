@@ -1,0 +1,193 @@
+//! The decoder-only transformer language model.
+
+use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
+use burn::nn::{Linear, LinearConfig};
+use burn::prelude::*;
+
+use crate::attention::AttentionContext;
+use crate::block::Block;
+use crate::cache::KvCache;
+use crate::config::TransformerConfig;
+use crate::error::ModelError;
+use crate::mask::{causal_bias, combine, padding_bias};
+use crate::positions::Positions;
+
+/// A decoder-only language model over token ids: embeddings, positions, pre-norm blocks,
+/// a final norm and the output head.
+///
+/// Shapes: tokens `[batch, t]` (ids) → logits `[batch, t, vocab_size]`.
+#[derive(Module, Debug)]
+pub struct Transformer {
+    embedding: Embedding,
+    positions: Positions,
+    dropout: Dropout,
+    blocks: Vec<Block>,
+    norm: LayerNorm,
+    head: Linear,
+    /// Sliding-window width (0 = full attention).
+    window: usize,
+    vocab_size: usize,
+}
+
+impl TransformerConfig {
+    /// Builds the model on `device` (weights initialised at random; seed with
+    /// `device.seed(..)` first for reproducibility).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the bad field.
+    pub fn init(&self, device: &Device) -> Result<Transformer, ModelError> {
+        self.validate()?;
+        Ok(Transformer {
+            embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
+            positions: Positions::new(self, device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            blocks: (0..self.n_layers)
+                .map(|_| Block::new(self, device))
+                .collect(),
+            norm: LayerNormConfig::new(self.d_model).init(device),
+            head: LinearConfig::new(self.d_model, self.vocab_size).init(device),
+            window: self.window().unwrap_or(0),
+            vocab_size: self.vocab_size,
+        })
+    }
+}
+
+impl Transformer {
+    /// Number of token ids the head predicts.
+    #[must_use]
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// Positions the encoding covers.
+    #[must_use]
+    pub fn max_positions(&self) -> usize {
+        self.positions.capacity()
+    }
+
+    fn window(&self) -> Option<usize> {
+        (self.window > 0).then_some(self.window)
+    }
+
+    /// An empty KV cache for `batch` sequences decoded together.
+    #[must_use]
+    pub fn new_cache(&self, batch: usize) -> KvCache {
+        KvCache::new(batch, self.blocks.len(), self.window())
+    }
+
+    /// Logits for `tokens` at positions `offset..offset + t`.
+    ///
+    /// Without a cache the tokens are the whole context (training, or full recomputation).
+    /// With a cache, `offset` must equal [`KvCache::len`]: the tokens' keys and values are
+    /// appended and earlier cached positions are attended to, so decoding one token per call
+    /// costs O(current length) per layer.
+    ///
+    /// # Errors
+    /// [`ModelError::PositionOutOfRange`] past the position capacity,
+    /// [`ModelError::Shape`] for an empty input or a cache of another batch or offset.
+    pub fn forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        offset: usize,
+        mut cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let [b, t] = tokens.dims();
+        self.check(b, t, offset, cache.as_deref())?;
+        let device = tokens.device();
+        let bias = match cache.as_deref() {
+            Some(c) => c
+                .plan(t)
+                .positions
+                .and_then(|keys| causal_bias(offset, t, &keys, self.window(), &device)),
+            None => {
+                let keys: Vec<usize> = (offset..offset + t).collect();
+                causal_bias(offset, t, &keys, self.window(), &device)
+            }
+        };
+        let logits = self.run(tokens, offset, bias, cache.as_deref_mut());
+        if let Some(c) = cache {
+            c.commit(t);
+        }
+        Ok(logits)
+    }
+
+    /// Training forward over right- or left-padded sequences: `padding` `[batch, t]` is
+    /// `true` at padding positions, which no query attends to.
+    ///
+    /// # Errors
+    /// As [`Transformer::forward`], and [`ModelError::Shape`] if `padding` does not match.
+    pub fn forward_padded(
+        &self,
+        tokens: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let [b, t] = tokens.dims();
+        if padding.dims() != [b, t] {
+            return Err(ModelError::Shape(format!(
+                "padding mask {:?} for tokens [{b}, {t}]",
+                padding.dims()
+            )));
+        }
+        self.check(b, t, 0, None)?;
+        let device = tokens.device();
+        let keys: Vec<usize> = (0..t).collect();
+        let bias = combine(
+            causal_bias(0, t, &keys, self.window(), &device),
+            Some(padding_bias(padding)),
+        );
+        Ok(self.run(tokens, 0, bias, None))
+    }
+
+    fn check(
+        &self,
+        b: usize,
+        t: usize,
+        offset: usize,
+        cache: Option<&KvCache>,
+    ) -> Result<(), ModelError> {
+        if b == 0 || t == 0 {
+            return Err(ModelError::Shape(format!("empty input [{b}, {t}]")));
+        }
+        if offset + t > self.positions.capacity() {
+            return Err(ModelError::PositionOutOfRange {
+                position: offset + t - 1,
+                max: self.positions.capacity(),
+            });
+        }
+        if let Some(c) = cache {
+            if c.batch() != b {
+                return Err(ModelError::Shape(format!(
+                    "cache for batch {} given a batch of {b}",
+                    c.batch()
+                )));
+            }
+            if c.len() != offset {
+                return Err(ModelError::Shape(format!(
+                    "cache holds {} positions but the offset is {offset}",
+                    c.len()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn run(
+        &self,
+        tokens: Tensor<2, Int>,
+        offset: usize,
+        bias: Option<Tensor<4>>,
+        mut cache: Option<&mut KvCache>,
+    ) -> Tensor<3> {
+        let x = self.positions.add(self.embedding.forward(tokens), offset);
+        let mut x = self.dropout.forward(x);
+        let context = AttentionContext {
+            offset,
+            rotary: self.positions.rotary(),
+            bias,
+        };
+        for (i, block) in self.blocks.iter().enumerate() {
+            x = block.forward(x, &context, cache.as_deref_mut().map(|c| (c, i)));
+        }
+        self.head.forward(self.norm.forward(x))
+    }
+}

@@ -1,0 +1,184 @@
+//! The KV cache gives the logits of full recomputation for every attention variant and
+//! position encoding; causality and windows hold.
+
+mod common;
+
+use aurl_model::{
+    AttentionKind, FeedForward, ModelError, PositionEncoding, Transformer, TransformerConfig,
+};
+use burn::prelude::*;
+use common::{devices, ids, max_diff, random_rows};
+
+const VOCAB: usize = 50;
+
+fn variants() -> Vec<TransformerConfig> {
+    let mut out = Vec::new();
+    for positions in [
+        PositionEncoding::Sinusoidal,
+        PositionEncoding::Learned,
+        PositionEncoding::Rotary,
+    ] {
+        for attention in [AttentionKind::Full, AttentionKind::Sliding { window: 3 }] {
+            for feed_forward in [FeedForward::Gelu, FeedForward::SwiGlu] {
+                out.push(TransformerConfig {
+                    positions,
+                    attention,
+                    feed_forward,
+                    ..TransformerConfig::tiny(VOCAB)
+                });
+            }
+        }
+    }
+    out
+}
+
+fn model(config: &TransformerConfig, device: &Device) -> Transformer {
+    device.seed(7);
+    config.init(device).unwrap()
+}
+
+#[test]
+fn cached_decoding_equals_full_recomputation_for_every_variant() {
+    for device in devices() {
+        for config in variants() {
+            let m = model(&config, &device);
+            let rows = random_rows(2, 21, VOCAB, 1);
+            let tokens = ids(&rows, &device);
+            let full = m.forward(tokens.clone(), 0, None).unwrap();
+            // One token at a time.
+            let mut cache = m.new_cache(2);
+            for i in 0..21 {
+                let step = m
+                    .forward(tokens.clone().narrow(1, i, 1), i, Some(&mut cache))
+                    .unwrap();
+                let d = max_diff(step, full.clone().narrow(1, i, 1));
+                assert!(d < 1e-4, "{config:?} step {i}: {d}");
+            }
+            // Uneven chunks: a prefill, single steps and a chunk longer than the window.
+            let mut cache = m.new_cache(2);
+            let mut at = 0;
+            for len in [7, 1, 1, 5, 2, 1, 4] {
+                let part = m
+                    .forward(tokens.clone().narrow(1, at, len), at, Some(&mut cache))
+                    .unwrap();
+                let d = max_diff(part, full.clone().narrow(1, at, len));
+                assert!(d < 1e-4, "{config:?} chunk at {at}+{len}: {d}");
+                at += len;
+            }
+            assert_eq!(cache.len(), 21);
+        }
+    }
+}
+
+#[test]
+fn a_future_token_never_changes_a_past_output() {
+    for device in devices() {
+        for config in variants() {
+            let m = model(&config, &device);
+            let mut rows = random_rows(1, 16, VOCAB, 2);
+            let before = m.forward(ids(&rows, &device), 0, None).unwrap();
+            rows[0][10] = (rows[0][10] + 1) % VOCAB as i64;
+            let after = m.forward(ids(&rows, &device), 0, None).unwrap();
+            let past = max_diff(
+                before.clone().narrow(1, 0, 10),
+                after.clone().narrow(1, 0, 10),
+            );
+            assert_eq!(past, 0.0, "{config:?}");
+            assert!(max_diff(before.narrow(1, 10, 1), after.narrow(1, 10, 1)) > 1e-6);
+        }
+    }
+}
+
+#[test]
+fn tokens_outside_the_sliding_window_have_no_influence() {
+    let device = Device::flex();
+    // Two layers of window 3: position i sees i-4..=i through the stack, nothing earlier.
+    for positions in [PositionEncoding::Sinusoidal, PositionEncoding::Rotary] {
+        let config = TransformerConfig {
+            positions,
+            attention: AttentionKind::Sliding { window: 3 },
+            ..TransformerConfig::tiny(VOCAB)
+        };
+        let m = model(&config, &device);
+        let rows = random_rows(1, 12, VOCAB, 3);
+        let base = m.forward(ids(&rows, &device), 0, None).unwrap();
+        let at = |j: usize| {
+            let mut r = rows.clone();
+            r[0][j] = (r[0][j] + 7) % VOCAB as i64;
+            let out = m.forward(ids(&r, &device), 0, None).unwrap();
+            max_diff(base.clone().narrow(1, 11, 1), out.narrow(1, 11, 1))
+        };
+        assert_eq!(
+            at(6),
+            0.0,
+            "{positions:?}: 5 back is outside the receptive field"
+        );
+        assert!(at(7) > 1e-6, "{positions:?}: 4 back is inside it");
+    }
+}
+
+#[test]
+fn the_sliding_cache_holds_only_the_window() {
+    let device = Device::flex();
+    let config = TransformerConfig {
+        attention: AttentionKind::Sliding { window: 8 },
+        ..TransformerConfig::tiny(VOCAB)
+    };
+    let m = model(&config, &device);
+    let mut cache = m.new_cache(1);
+    for i in 0..40 {
+        let t = ids(&[vec![(i % VOCAB) as i64]], &device);
+        m.forward(t, i, Some(&mut cache)).unwrap();
+    }
+    assert_eq!((cache.len(), cache.held()), (40, 8));
+}
+
+#[test]
+fn padding_is_never_attended_to() {
+    let device = Device::flex();
+    // Rotary positions are relative, so a left-padded row must give the unpadded logits.
+    let config = TransformerConfig {
+        positions: PositionEncoding::Rotary,
+        ..TransformerConfig::tiny(VOCAB)
+    };
+    let m = model(&config, &device);
+    let real = random_rows(1, 9, VOCAB, 4);
+    let alone = m.forward(ids(&real, &device), 0, None).unwrap();
+    let mut padded = vec![vec![0i64; 3]];
+    padded[0].extend(&real[0]);
+    let mask: Vec<bool> = (0..12).map(|i| i < 3).collect();
+    let mask = Tensor::<2, Bool>::from_data(TensorData::new(mask, [1, 12]), &device);
+    let out = m.forward_padded(ids(&padded, &device), mask).unwrap();
+    let d = max_diff(out.narrow(1, 3, 9), alone);
+    assert!(d < 1e-4, "{d}");
+}
+
+#[test]
+fn misuse_is_a_typed_error() {
+    let device = Device::flex();
+    let m = model(&TransformerConfig::tiny(VOCAB), &device);
+    let mut cache = m.new_cache(1);
+    let t = ids(&[vec![1, 2]], &device);
+    assert!(matches!(
+        m.forward(t.clone(), 3, Some(&mut cache)),
+        Err(ModelError::Shape(_))
+    ));
+    assert!(matches!(
+        m.forward(t.clone(), 255, None),
+        Err(ModelError::PositionOutOfRange {
+            position: 256,
+            max: 256
+        })
+    ));
+    let mut wrong = m.new_cache(2);
+    assert!(matches!(
+        m.forward(t, 0, Some(&mut wrong)),
+        Err(ModelError::Shape(_))
+    ));
+    let bad = TransformerConfig {
+        n_heads: 3,
+        ..TransformerConfig::tiny(VOCAB)
+    };
+    let err = bad.init(&device).unwrap_err();
+    assert!(err.to_string().contains("n_heads"), "{err}");
+}
