@@ -39,11 +39,12 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod corpus;
 mod error;
 pub mod midi;
 
 pub use error::Error;
 pub use midi::{
     Mode, ParseReport, Problem, ReadLimits, RepairKind, WriteOptions, allocate_channels, read_midi,
-    read_midi_file, read_midi_with_limits, write_midi, write_midi_file,
+    read_midi_file, read_midi_with_limits, write_atomically, write_midi, write_midi_file,
 };

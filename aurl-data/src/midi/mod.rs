@@ -31,7 +31,7 @@ use std::path::Path;
 use aurl_core::Score;
 
 pub use report::{ParseReport, Problem, RepairKind};
-pub use write::{WriteOptions, allocate_channels, write_midi, write_midi_file};
+pub use write::{WriteOptions, allocate_channels, write_atomically, write_midi, write_midi_file};
 
 use crate::Error;
 

@@ -299,8 +299,12 @@ pub fn write_midi_file(
     write_atomically(path, &bytes)
 }
 
-/// Writes `bytes` to `path` through a temporary sibling file and a rename.
-pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+/// Writes `bytes` to `path` through a temporary sibling file (flushed to disk) and a rename,
+/// so a reader never sees a half-written file and a killed writer leaves the old one intact.
+///
+/// # Errors
+/// [`Error::Io`] naming `path`.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |source| Error::Io {
         path: path.to_owned(),
         source,
