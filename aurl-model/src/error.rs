@@ -22,6 +22,42 @@ pub enum ModelError {
     /// A tensor or cache has the wrong shape for this model.
     #[error("shape mismatch: {0}")]
     Shape(String),
+    /// Reading or writing a file failed.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// A saved model or checkpoint is unreadable or does not match what it is loaded into.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The vocabulary of a saved model differs from the one expected.
+    #[error(transparent)]
+    Vocabulary(#[from] aurl_core::Error),
+    /// Training cannot go on (e.g. nothing to train on, or every step diverged).
+    #[error("training: {0}")]
+    Training(String),
+}
+
+pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
+}
+
+pub(crate) fn checkpoint_error(path: &std::path::Path, e: impl std::fmt::Display) -> ModelError {
+    ModelError::Checkpoint {
+        path: path.to_owned(),
+        message: e.to_string(),
+    }
 }
 
 pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> ModelError {

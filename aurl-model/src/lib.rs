@@ -9,6 +9,8 @@
 //! - [`KvCache`]: a true key/value cache (in-place appends, a rolling buffer for sliding
 //!   attention) so decoding one token costs O(current length) per layer.
 //! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights.
+//! - [`weights`]: save and load a model with its config and vocabulary embedded.
+//! - [`train`]: the training loop (AdamW, warm-up + cosine, global-norm clipping, validation).
 //!
 //! ```
 //! use aurl_model::TransformerConfig;
@@ -37,7 +39,9 @@ mod feed_forward;
 pub mod loss;
 mod mask;
 mod positions;
+pub mod train;
 mod transformer;
+pub mod weights;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use block::Block;
