@@ -1,0 +1,52 @@
+//! Generated tokens → score → MIDI file, with what it took.
+
+use std::path::Path;
+
+use aurl_core::tokenize::Tokenizer;
+use aurl_data::{WriteOptions, write_midi_file};
+use serde::Serialize;
+
+use crate::{Generated, SamplingError};
+
+/// What was written for one piece.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PieceSummary {
+    /// Tokens including the prompt.
+    pub tokens: usize,
+    /// Tokens the model added.
+    pub new_tokens: usize,
+    /// Notes in the written file.
+    pub notes: usize,
+    /// Length of the piece in seconds.
+    pub seconds: f64,
+    /// Tokens the grammar refused.
+    pub grammar_errors: usize,
+    /// Tokens the decoder had to skip.
+    pub decode_skipped: usize,
+    /// Whether the model ended the piece itself.
+    pub ended: bool,
+}
+
+/// Decodes `piece` with `tokenizer` and writes it as a standard MIDI file at `path`
+/// (atomically).
+///
+/// # Errors
+/// [`SamplingError::Export`] if the file cannot be written.
+pub fn write_piece(
+    piece: &Generated,
+    tokenizer: &dyn Tokenizer,
+    path: &Path,
+) -> Result<PieceSummary, SamplingError> {
+    let (score, report) = tokenizer.decode(&piece.tokens);
+    write_midi_file(&score, path, &WriteOptions::default())
+        .map_err(|e| SamplingError::Export(e.to_string()))?;
+    Ok(PieceSummary {
+        tokens: piece.tokens.len(),
+        new_tokens: piece.tokens.len() - piece.prompt_len,
+        notes: score.note_count(),
+        seconds: score.duration_seconds(),
+        grammar_errors: piece.grammar.error_count(),
+        decode_skipped: report.skipped(),
+        ended: piece.ended,
+    })
+}

@@ -1,0 +1,289 @@
+//! Batched, KV-cached, grammar-constrained generation.
+
+use aurl_core::tokenize::{
+    Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, Vocabulary,
+};
+use aurl_model::Transformer;
+use burn::module::Module;
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use serde::{Deserialize, Serialize};
+
+use crate::SamplingError;
+use crate::strategy::{Scratch, Strategy};
+
+/// One piece to generate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Request {
+    /// Tokens to continue (empty: start from BOS).
+    pub prompt: Vec<TokenId>,
+    /// Most tokens to add after the prompt (fewer if EOS comes first or the model's
+    /// positions run out).
+    pub max_new_tokens: usize,
+    /// Seed of this piece's sampling.
+    pub seed: u64,
+}
+
+/// How to generate.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GenerationConfig {
+    /// How each token is chosen.
+    pub strategy: Strategy,
+    /// Only sample tokens the grammar allows (every piece is then grammar-valid).
+    pub constrained: bool,
+    /// Requests decoded together (rows of one batch share a prompt length).
+    pub batch_size: usize,
+}
+
+impl Default for GenerationConfig {
+    fn default() -> Self {
+        Self {
+            strategy: Strategy::default(),
+            constrained: true,
+            batch_size: 16,
+        }
+    }
+}
+
+/// A generated piece.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Generated {
+    /// Prompt followed by the new tokens.
+    pub tokens: Vec<TokenId>,
+    /// How many leading tokens are the prompt.
+    pub prompt_len: usize,
+    /// Whether the model ended the piece with EOS.
+    pub ended: bool,
+    /// Constrained pieces cut by the length limit are closed cleanly: a half-written note
+    /// is removed and (event scheme) sounding notes get their note-offs. How many tokens
+    /// that removed plus how many note-offs it added.
+    pub closed: usize,
+    /// Grammar check of the whole sequence.
+    pub grammar: GrammarReport,
+}
+
+/// Generates token sequences from a model, optionally constrained by the token grammar.
+#[derive(Debug)]
+pub struct Generator<'a> {
+    model: &'a Transformer,
+    grammar: Grammar,
+    config: GenerationConfig,
+    pad: TokenId,
+    bos: TokenId,
+    eos: TokenId,
+    device: Device,
+}
+
+impl<'a> Generator<'a> {
+    /// A generator for `model`, whose ids mean `vocab`.
+    ///
+    /// # Errors
+    /// [`SamplingError::InvalidConfig`] for a bad strategy or batch size, or a model whose
+    /// output size is not the vocabulary's.
+    pub fn new(
+        model: &'a Transformer,
+        vocab: &Vocabulary,
+        config: GenerationConfig,
+    ) -> Result<Self, SamplingError> {
+        config.strategy.validate()?;
+        if config.batch_size == 0 {
+            return Err(SamplingError::InvalidConfig {
+                field: "batch_size".into(),
+                reason: "must be at least 1".into(),
+            });
+        }
+        if model.vocab_size() != vocab.len() {
+            return Err(SamplingError::InvalidConfig {
+                field: "vocabulary".into(),
+                reason: format!(
+                    "the model predicts {} ids, the vocabulary has {}",
+                    model.vocab_size(),
+                    vocab.len()
+                ),
+            });
+        }
+        let device = model
+            .devices()
+            .into_iter()
+            .next()
+            .ok_or_else(|| SamplingError::Model("the model has no device".into()))?;
+        let id = |t| vocab.id(t).unwrap_or(0);
+        Ok(Self {
+            model,
+            grammar: Grammar::new(vocab),
+            config,
+            pad: id(Token::Pad),
+            bos: id(Token::Bos),
+            eos: id(Token::Eos),
+            device,
+        })
+    }
+
+    /// Generates every request, batching those with equal prompt lengths; results are in
+    /// request order.
+    ///
+    /// # Errors
+    /// [`SamplingError::InvalidPrompt`] for a prompt the grammar refuses (when constrained)
+    /// or longer than the model's positions; [`SamplingError::Model`] if a forward fails.
+    pub fn generate(&self, requests: &[Request]) -> Result<Vec<Generated>, SamplingError> {
+        let prompts: Vec<Vec<TokenId>> = requests
+            .iter()
+            .map(|r| {
+                if r.prompt.is_empty() {
+                    vec![self.bos]
+                } else {
+                    r.prompt.clone()
+                }
+            })
+            .collect();
+        let mut order: Vec<usize> = (0..requests.len()).collect();
+        order.sort_by_key(|&i| prompts[i].len());
+        let mut out: Vec<Option<Generated>> = vec![None; requests.len()];
+        let mut start = 0;
+        while start < order.len() {
+            let len = prompts[order[start]].len();
+            let mut end = start;
+            while end < order.len()
+                && prompts[order[end]].len() == len
+                && end - start < self.config.batch_size
+            {
+                end += 1;
+            }
+            let group = &order[start..end];
+            let rows: Vec<(&[TokenId], &Request)> = group
+                .iter()
+                .map(|&i| (prompts[i].as_slice(), &requests[i]))
+                .collect();
+            for (&i, g) in group.iter().zip(self.generate_batch(&rows)?) {
+                out[i] = Some(g);
+            }
+            start = end;
+        }
+        Ok(out.into_iter().flatten().collect())
+    }
+
+    fn generate_batch(
+        &self,
+        rows: &[(&[TokenId], &Request)],
+    ) -> Result<Vec<Generated>, SamplingError> {
+        let b = rows.len();
+        let p = rows[0].0.len();
+        let capacity = self.model.max_positions();
+        if p >= capacity {
+            return Err(SamplingError::InvalidPrompt {
+                index: 0,
+                reason: format!("{p} tokens leave no room in the model's {capacity} positions"),
+            });
+        }
+        let mut states: Vec<GrammarState> = Vec::with_capacity(b);
+        for (prompt, _) in rows {
+            let mut state = self.grammar.start();
+            if self.config.constrained {
+                for &id in *prompt {
+                    self.grammar.advance(&mut state, id).map_err(|e| {
+                        SamplingError::InvalidPrompt {
+                            index: e.index,
+                            reason: e.to_string(),
+                        }
+                    })?;
+                }
+            }
+            states.push(state);
+        }
+        let mut tokens: Vec<Vec<TokenId>> = rows.iter().map(|(p, _)| p.to_vec()).collect();
+        let mut rngs: Vec<StdRng> = rows
+            .iter()
+            .map(|(_, r)| StdRng::seed_from_u64(r.seed))
+            .collect();
+        let mut active: Vec<bool> = rows.iter().map(|(_, r)| r.max_new_tokens > 0).collect();
+        let mut ended = vec![false; b];
+        let longest = rows
+            .iter()
+            .map(|(_, r)| r.max_new_tokens)
+            .max()
+            .unwrap_or(0);
+        let limit = (p + longest).min(capacity);
+        let mut cache = self.model.new_cache(b);
+        let flat: Vec<i64> = rows
+            .iter()
+            .flat_map(|(p, _)| p.iter().map(|&x| i64::from(x)))
+            .collect();
+        let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, p]), &self.device);
+        let mut logits = self
+            .model
+            .forward(input, 0, Some(&mut cache))
+            .map_err(|e| SamplingError::Model(e.to_string()))?
+            .narrow(1, p - 1, 1);
+        let mut mask = TokenMask::new(self.model.vocab_size());
+        let mut scratch = Scratch::default();
+        let mut next = vec![0i64; b];
+        let mut position = p;
+        while position < limit && active.iter().any(|&a| a) {
+            let data = logits.reshape([b, self.model.vocab_size()]).into_data();
+            let values = data
+                .as_slice::<f32>()
+                .map_err(|e| SamplingError::Model(format!("{e:?}")))?;
+            for r in 0..b {
+                next[r] = i64::from(self.pad);
+                if !active[r] {
+                    continue;
+                }
+                let row = &values[r * self.model.vocab_size()..(r + 1) * self.model.vocab_size()];
+                let allowed = if self.config.constrained {
+                    self.grammar.allowed(&states[r], &mut mask);
+                    Some(&mask)
+                } else {
+                    None
+                };
+                let Some(id) =
+                    self.config
+                        .strategy
+                        .sample(row, allowed, &mut rngs[r], &mut scratch)
+                else {
+                    active[r] = false;
+                    continue;
+                };
+                let _ = self.grammar.advance(&mut states[r], id);
+                tokens[r].push(id);
+                next[r] = i64::from(id);
+                if id == self.eos {
+                    ended[r] = true;
+                    active[r] = false;
+                } else if tokens[r].len() - p >= rows[r].1.max_new_tokens {
+                    active[r] = false;
+                }
+            }
+            if !active.iter().any(|&a| a) || position + 1 >= limit {
+                break;
+            }
+            let input =
+                Tensor::<2, Int>::from_data(TensorData::new(next.clone(), [b, 1]), &self.device);
+            logits = self
+                .model
+                .forward(input, position, Some(&mut cache))
+                .map_err(|e| SamplingError::Model(e.to_string()))?;
+            position += 1;
+        }
+        Ok(tokens
+            .into_iter()
+            .zip(ended)
+            .map(|(mut tokens, ended)| {
+                let mut closed = 0;
+                if self.config.constrained && !ended {
+                    let (fixed, report) = self.grammar.repair(&tokens);
+                    closed = report.unfinished_removed + report.closed_notes;
+                    tokens = fixed;
+                }
+                Generated {
+                    grammar: self.grammar.validate(&tokens),
+                    tokens,
+                    prompt_len: p,
+                    ended,
+                    closed,
+                }
+            })
+            .collect())
+    }
+}
