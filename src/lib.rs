@@ -7,7 +7,10 @@
 //! * [`data`] (`aurl-data`): MIDI reading (strict and lenient) and writing, corpus audits.
 //! * [`model`] (`aurl-model`): backend-neutral Burn modules — the transformer LM with full or
 //!   sliding-window attention, sinusoidal/learned/rotary positions, a true KV cache, and the
-//!   token losses.
+//!   token losses, weights saving, and the training loop.
+//! * [`sampling`] (`aurl-sampling`): sampling strategies, grammar-constrained KV-cached
+//!   generation, MIDI export.
+//! * [`run`]: the TOML configuration of a training run (used by `examples/train.rs`).
 //!
 //! Backends for the models are chosen by Cargo feature: `flex` (default, pure-Rust CPU),
 //! `ndarray`, `wgpu` and `cuda`. The chosen Burn crate is re-exported as [`burn`] and
@@ -36,6 +39,9 @@
 pub use aurl_core as core;
 pub use aurl_data as data;
 pub use aurl_model as model;
+pub use aurl_sampling as sampling;
+
+pub mod run;
 
 #[cfg(any(
     feature = "flex",

@@ -1,0 +1,395 @@
+//! One TOML file describing a training run: data, tokenizer, model, training and the samples
+//! written at the end. A file may `extends = "base.toml"` another (its tables are merged
+//! key by key, the extending file winning), and `key.path=value` overrides (the examples'
+//! `--set`) apply last. Unknown keys and invalid values are errors that name the field.
+//!
+//! ```
+//! use aurl::run::RunConfig;
+//! let c = RunConfig::from_toml_str("[train]\nsteps = 50", &["model.preset=\"small\"".into()])?;
+//! assert_eq!((c.train.steps, c.model.preset), (50, aurl::run::Preset::Small));
+//! let err = RunConfig::from_toml_str("[train]\nstep = 50", &[]).unwrap_err();
+//! assert!(err.to_string().contains("step"), "{err}");
+//! # Ok::<(), aurl::run::RunConfigError>(())
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use crate::core::tokenize::TokenizerConfig;
+use crate::model::train::TrainConfig;
+use crate::model::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
+use crate::sampling::Strategy;
+use serde::{Deserialize, Serialize};
+
+/// A configuration problem, naming the file or field.
+#[derive(Debug, thiserror::Error)]
+pub enum RunConfigError {
+    /// A file could not be read.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The TOML is malformed, has an unknown key or an invalid value.
+    #[error("{source_name}: {message}")]
+    Invalid {
+        /// The file (or `--set`).
+        source_name: String,
+        /// The parser's message, which names the field.
+        message: String,
+    },
+}
+
+/// Where the MIDI files come from and how they are cut.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DataConfig {
+    /// Files or folders of MIDI files (folders are walked recursively).
+    pub paths: Vec<PathBuf>,
+    /// Percentage of files held out for validation (by a hash of their relative path).
+    pub valid_percent: u8,
+    /// Tokens between the starts of consecutive training windows (snapped to bars);
+    /// 0 = half the model's context.
+    pub stride: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            paths: vec![PathBuf::from("fixtures")],
+            valid_percent: 10,
+            stride: 0,
+        }
+    }
+}
+
+/// A named model size ([`TransformerConfig::tiny`], `small`, `base`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Preset {
+    /// Trains in seconds on CPU.
+    Tiny,
+    /// The CPU benchmark shape.
+    Small,
+    /// GPU-sized.
+    Base,
+}
+
+/// The model: a preset, with any field overridden.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModelConfig {
+    /// Starting point.
+    pub preset: Preset,
+    /// Width of the residual stream.
+    pub d_model: Option<usize>,
+    /// Number of blocks.
+    pub n_layers: Option<usize>,
+    /// Attention heads.
+    pub n_heads: Option<usize>,
+    /// Feed-forward width.
+    pub d_ff: Option<usize>,
+    /// Training context (window length).
+    pub max_seq_len: Option<usize>,
+    /// Positions usable when generating.
+    pub max_positions: Option<usize>,
+    /// Dropout.
+    pub dropout: Option<f64>,
+    /// Position encoding.
+    pub positions: Option<PositionEncoding>,
+    /// Attention variant.
+    pub attention: Option<AttentionKind>,
+    /// Feed-forward variant.
+    pub feed_forward: Option<FeedForward>,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self {
+            preset: Preset::Tiny,
+            d_model: None,
+            n_layers: None,
+            n_heads: None,
+            d_ff: None,
+            max_seq_len: None,
+            max_positions: None,
+            dropout: None,
+            positions: None,
+            attention: None,
+            feed_forward: None,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The full model configuration for a vocabulary of `vocab_size` tokens.
+    #[must_use]
+    pub fn resolve(&self, vocab_size: usize) -> TransformerConfig {
+        let mut c = match self.preset {
+            Preset::Tiny => TransformerConfig::tiny(vocab_size),
+            Preset::Small => TransformerConfig::small(vocab_size),
+            Preset::Base => TransformerConfig::base(vocab_size),
+        };
+        c.d_model = self.d_model.unwrap_or(c.d_model);
+        c.n_layers = self.n_layers.unwrap_or(c.n_layers);
+        c.n_heads = self.n_heads.unwrap_or(c.n_heads);
+        c.d_ff = self.d_ff.unwrap_or(c.d_ff);
+        c.max_seq_len = self.max_seq_len.unwrap_or(c.max_seq_len);
+        c.max_positions = self.max_positions.unwrap_or(c.max_positions);
+        c.dropout = self.dropout.unwrap_or(c.dropout);
+        c.positions = self.positions.unwrap_or(c.positions);
+        c.attention = self.attention.unwrap_or(c.attention);
+        c.feed_forward = self.feed_forward.unwrap_or(c.feed_forward);
+        c
+    }
+}
+
+/// The pieces generated at the end of a run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SampleConfig {
+    /// Number of pieces.
+    pub count: usize,
+    /// Tokens per piece.
+    pub tokens: usize,
+    /// Constrain sampling by the token grammar.
+    pub constrained: bool,
+    /// How tokens are chosen.
+    pub strategy: Strategy,
+}
+
+impl Default for SampleConfig {
+    fn default() -> Self {
+        Self {
+            count: 4,
+            tokens: 256,
+            constrained: true,
+            strategy: Strategy::default(),
+        }
+    }
+}
+
+/// Everything a training run needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunConfig {
+    /// Tokenization scheme (`remi`, `tsd`, `event`).
+    pub scheme: Scheme,
+    /// Where the data comes from.
+    pub data: DataConfig,
+    /// The tokenizer.
+    pub tokenizer: TokenizerConfig,
+    /// The model.
+    pub model: ModelConfig,
+    /// The optimisation.
+    pub train: TrainConfig,
+    /// What to generate at the end.
+    pub sample: SampleConfig,
+}
+
+/// A tokenization scheme name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Scheme {
+    /// REMI / REMI+.
+    #[default]
+    Remi,
+    /// Time-Shift-Duration.
+    Tsd,
+    /// MIDI-like note-on/note-off.
+    Event,
+}
+
+impl Scheme {
+    /// The name [`crate::core::tokenize::by_name`] takes.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Remi => "remi",
+            Self::Tsd => "tsd",
+            Self::Event => "event",
+        }
+    }
+}
+
+/// How deep `extends` chains may go.
+const MAX_EXTENDS: usize = 8;
+
+impl RunConfig {
+    /// Reads `path` (following `extends`), then applies `overrides` (`a.b=value`, the value
+    /// in TOML syntax or a bare string).
+    ///
+    /// # Errors
+    /// [`RunConfigError`] naming the file and field.
+    pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, RunConfigError> {
+        let value = load_with_extends(path, 0)?;
+        Self::from_value(value, overrides, &path.display().to_string())
+    }
+
+    /// Parses TOML text (no `extends`), then applies `overrides`.
+    ///
+    /// # Errors
+    /// [`RunConfigError::Invalid`] naming the field.
+    pub fn from_toml_str(text: &str, overrides: &[String]) -> Result<Self, RunConfigError> {
+        let value: toml::Table = toml::from_str(text).map_err(|e| invalid("config", e))?;
+        Self::from_value(value, overrides, "config")
+    }
+
+    fn from_value(
+        mut table: toml::Table,
+        overrides: &[String],
+        source: &str,
+    ) -> Result<Self, RunConfigError> {
+        table.remove("extends");
+        for o in overrides {
+            apply_override(&mut table, o)?;
+        }
+        let text = toml::to_string(&table).map_err(|e| invalid(source, e))?;
+        let config: RunConfig = toml::from_str(&text).map_err(|e| invalid(source, e))?;
+        config.train.validate().map_err(|e| invalid(source, e))?;
+        config
+            .tokenizer
+            .validate()
+            .map_err(|e| invalid(source, e))?;
+        config
+            .sample
+            .strategy
+            .validate()
+            .map_err(|e| invalid(source, e))?;
+        Ok(config)
+    }
+
+    /// The configuration as TOML (what a run directory's `config.toml` holds).
+    ///
+    /// # Errors
+    /// [`RunConfigError::Invalid`] if a value cannot be written as TOML.
+    pub fn to_toml(&self) -> Result<String, RunConfigError> {
+        toml::to_string_pretty(self).map_err(|e| invalid("config", e))
+    }
+}
+
+fn invalid(source: &str, e: impl std::fmt::Display) -> RunConfigError {
+    RunConfigError::Invalid {
+        source_name: source.to_owned(),
+        message: e.to_string().trim().to_owned(),
+    }
+}
+
+fn load_with_extends(path: &Path, depth: usize) -> Result<toml::Table, RunConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| RunConfigError::Io {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    let source = path.display().to_string();
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| invalid(&source, e))?;
+    let Some(parent) = table.remove("extends") else {
+        return Ok(table);
+    };
+    let Some(parent) = parent.as_str() else {
+        return Err(invalid(&source, "`extends` must be a file name"));
+    };
+    if depth >= MAX_EXTENDS {
+        return Err(invalid(&source, "`extends` chain is too deep (a cycle?)"));
+    }
+    let parent_path = path.parent().unwrap_or(Path::new(".")).join(parent);
+    let mut base = load_with_extends(&parent_path, depth + 1)?;
+    merge(&mut base, table);
+    Ok(base)
+}
+
+/// Merges `over` into `base`, table by table.
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), RunConfigError> {
+    let source = format!("--set {spec}");
+    let Some((key, raw)) = spec.split_once('=') else {
+        return Err(invalid(&source, "expected key.path=value"));
+    };
+    let value = match toml::from_str::<toml::Table>(&format!("v = {raw}")) {
+        Ok(mut t) => t.remove("v").unwrap_or(toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    };
+    let parts: Vec<&str> = key.trim().split('.').collect();
+    if parts.iter().any(|p| p.is_empty()) {
+        return Err(invalid(&source, "empty key"));
+    }
+    let mut t = table;
+    for p in &parts[..parts.len() - 1] {
+        let entry = t
+            .entry((*p).to_owned())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = match entry {
+            toml::Value::Table(inner) => inner,
+            _ => return Err(invalid(&source, format!("`{p}` is not a table"))),
+        };
+    }
+    t.insert(parts[parts.len() - 1].to_owned(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_extends_another_and_overrides_apply_last() {
+        let dir = std::env::temp_dir().join(format!("aurl-run-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(
+            dir.join("base.toml"),
+            "[train]\nsteps = 10\nbatch_size = 4\n[model]\npreset = \"small\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.join("child.toml"),
+            "extends = \"base.toml\"\n[train]\nsteps = 20\n",
+        )
+        .unwrap();
+        let c = RunConfig::from_file(&dir.join("child.toml"), &["train.seed=7".into()]).unwrap();
+        assert_eq!(
+            (c.train.steps, c.train.batch_size, c.train.seed),
+            (20, 4, 7)
+        );
+        assert_eq!(c.model.preset, Preset::Small);
+        // A cycle is an error, not a stack overflow.
+        std::fs::write(dir.join("a.toml"), "extends = \"b.toml\"\n").unwrap();
+        std::fs::write(dir.join("b.toml"), "extends = \"a.toml\"\n").unwrap();
+        let err = RunConfig::from_file(&dir.join("a.toml"), &[]).unwrap_err();
+        assert!(err.to_string().contains("too deep"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn bad_values_name_their_field() {
+        let err = RunConfig::from_toml_str("", &["train.batch_size=0".into()]).unwrap_err();
+        assert!(err.to_string().contains("train.batch_size"), "{err}");
+        let err = RunConfig::from_toml_str("[sample.strategy]\ntop_p = 2.0", &[]).unwrap_err();
+        assert!(err.to_string().contains("top_p"), "{err}");
+        let err = RunConfig::from_toml_str("", &["nonsense".into()]).unwrap_err();
+        assert!(err.to_string().contains("key.path=value"), "{err}");
+    }
+
+    #[test]
+    fn the_model_section_overrides_its_preset_and_round_trips_through_toml() {
+        let c = RunConfig::from_toml_str(
+            "[model]\npreset = \"tiny\"\nd_model = 48\npositions = \"rotary\"\nattention = { kind = \"sliding\", window = 16 }",
+            &[],
+        )
+        .unwrap();
+        let m = c.model.resolve(100);
+        assert_eq!((m.d_model, m.n_layers, m.vocab_size), (48, 2, 100));
+        assert_eq!(m.attention, AttentionKind::Sliding { window: 16 });
+        let again = RunConfig::from_toml_str(&c.to_toml().unwrap(), &[]).unwrap();
+        assert_eq!(again, c);
+    }
+}
