@@ -27,6 +27,7 @@
 
 pub mod analysis;
 mod error;
+pub mod metrics;
 pub mod score;
 mod tempo_map;
 pub mod tokenize;

@@ -63,6 +63,32 @@ pub struct TokenSequence {
     pub bars: Vec<BarStart>,
 }
 
+impl TokenSequence {
+    /// The sequence framed by BOS and EOS (what a language model trains on, so it learns
+    /// how pieces start and end); bar starts move with their tokens.
+    ///
+    /// ```
+    /// use aurl_core::tokenize::{Remi, Token, Tokenizer, TokenizerConfig, TokenSequence};
+    /// let remi = Remi::new(&TokenizerConfig::default())?;
+    /// let s = TokenSequence { ids: vec![9, 10], bars: vec![] }.framed(remi.vocab());
+    /// assert_eq!(s.ids.first().copied(), remi.vocab().id(Token::Bos));
+    /// assert_eq!(s.ids.last().copied(), remi.vocab().id(Token::Eos));
+    /// # Ok::<(), aurl_core::Error>(())
+    /// ```
+    #[must_use]
+    pub fn framed(mut self, vocab: &Vocabulary) -> Self {
+        let (Some(bos), Some(eos)) = (vocab.id(Token::Bos), vocab.id(Token::Eos)) else {
+            return self;
+        };
+        self.ids.insert(0, bos);
+        self.ids.push(eos);
+        for b in &mut self.bars {
+            b.token_index += 1;
+        }
+        self
+    }
+}
+
 /// Where a bar starts in a [`TokenSequence`] and the header state in force there, so a window
 /// starting at this bar can re-emit it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
