@@ -36,11 +36,7 @@ pub enum Split {
 /// moves an existing one). About `valid_percent` % of files go to validation.
 #[must_use]
 pub fn split_of(relative: &Path, valid_percent: u8) -> Split {
-    let text = relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/");
+    let text = slash_path(relative);
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for b in text.bytes() {
         h ^= u64::from(b);
@@ -53,6 +49,61 @@ pub fn split_of(relative: &Path, valid_percent: u8) -> Split {
     }
 }
 
+/// How files are assigned to the training or validation split.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SplitRule {
+    /// By [`split_of`] with this validation percentage.
+    Hash(u8),
+    /// By a table of relative paths (see [`SplitRule::from_tsv`]); unlisted files are
+    /// skipped and reported.
+    Table(std::collections::HashMap<String, Split>),
+}
+
+impl SplitRule {
+    /// Reads a split table: one file per line, tab-separated, its path relative to the
+    /// corpus root first and `train` or `valid` second (further columns and a header line
+    /// are ignored).
+    ///
+    /// # Errors
+    /// A message naming the line when a split is neither `train` nor `valid`.
+    pub fn from_tsv(text: &str) -> Result<Self, String> {
+        let mut table = std::collections::HashMap::new();
+        for (i, line) in text.lines().enumerate() {
+            let mut cols = line.split('\t');
+            let (Some(path), Some(split)) = (cols.next(), cols.next()) else {
+                continue;
+            };
+            let split = match split.trim() {
+                "train" => Split::Train,
+                "valid" | "validation" => Split::Valid,
+                _ if i == 0 => continue, // header
+                other => {
+                    return Err(format!(
+                        "line {}: split `{other}` is not train or valid",
+                        i + 1
+                    ));
+                }
+            };
+            table.insert(path.trim().replace('\\', "/"), split);
+        }
+        Ok(Self::Table(table))
+    }
+
+    fn split(&self, relative: &Path) -> Option<Split> {
+        match self {
+            Self::Hash(percent) => Some(split_of(relative, *percent)),
+            Self::Table(t) => t.get(&slash_path(relative)).copied(),
+        }
+    }
+}
+
+fn slash_path(p: &Path) -> String {
+    p.components()
+        .map(|c| c.as_os_str().to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
 /// Token sequences of a corpus, split, with what could not be used.
 #[derive(Debug, Clone, Default)]
 pub struct TokenizedCorpus {
@@ -62,8 +113,10 @@ pub struct TokenizedCorpus {
     pub valid: Vec<TokenSequence>,
     /// MIDI files found.
     pub files: usize,
-    /// Notes in the files used.
-    pub notes: usize,
+    /// Notes in the training files.
+    pub train_notes: usize,
+    /// Notes in the validation files (the denominator of bits per note).
+    pub valid_notes: usize,
     /// Files (or folders) that could not be read or tokenized, with the reason.
     pub failed: Vec<(PathBuf, String)>,
 }
@@ -92,8 +145,17 @@ pub fn tokenize_corpus(
     tokenizer: &(dyn Tokenizer + Sync),
     valid_percent: u8,
 ) -> TokenizedCorpus {
+    tokenize_corpus_with(roots, tokenizer, &SplitRule::Hash(valid_percent))
+}
+
+/// [`tokenize_corpus`] with any [`SplitRule`].
+pub fn tokenize_corpus_with(
+    roots: &[PathBuf],
+    tokenizer: &(dyn Tokenizer + Sync),
+    rule: &SplitRule,
+) -> TokenizedCorpus {
     let found = discover(roots);
-    let results: Vec<(Split, FileResult)> = found
+    let results: Vec<(Option<Split>, FileResult)> = found
         .files
         .par_iter()
         .map(|path| {
@@ -103,7 +165,7 @@ pub fn tokenize_corpus(
                 .filter(|r| !r.as_os_str().is_empty())
                 .or_else(|| path.file_name().map(Path::new))
                 .unwrap_or(path);
-            let split = split_of(relative, valid_percent);
+            let split = rule.split(relative);
             let result = read_midi_file(path, Mode::Lenient)
                 .map_err(|e| e.to_string())
                 .and_then(|(score, _)| {
@@ -125,15 +187,19 @@ pub fn tokenize_corpus(
         ..TokenizedCorpus::default()
     };
     for (path, (split, result)) in found.files.iter().zip(results) {
-        match result {
-            Ok((tokens, notes)) => {
-                corpus.notes += notes;
-                match split {
-                    Split::Train => corpus.train.push(tokens),
-                    Split::Valid => corpus.valid.push(tokens),
-                }
+        match (split, result) {
+            (None, _) => corpus
+                .failed
+                .push((path.clone(), "not listed in the split table".to_owned())),
+            (Some(Split::Train), Ok((tokens, notes))) => {
+                corpus.train_notes += notes;
+                corpus.train.push(tokens);
             }
-            Err(reason) => corpus.failed.push((path.clone(), reason)),
+            (Some(Split::Valid), Ok((tokens, notes))) => {
+                corpus.valid_notes += notes;
+                corpus.valid.push(tokens);
+            }
+            (Some(_), Err(reason)) => corpus.failed.push((path.clone(), reason)),
         }
     }
     corpus
@@ -153,5 +219,15 @@ mod tests {
             .filter(|i| split_of(Path::new(&format!("dir/{i}.mid")), 10) == Split::Valid)
             .count();
         assert!((150..250).contains(&valid), "{valid}");
+    }
+
+    #[test]
+    fn a_split_table_assigns_listed_files_and_rejects_unknown_splits() {
+        let rule = SplitRule::from_tsv("file\tsplit\na/x.mid\ttrain\t3\nb/y.mid\tvalid\n").unwrap();
+        assert_eq!(rule.split(Path::new("a/x.mid")), Some(Split::Train));
+        assert_eq!(rule.split(Path::new("b/y.mid")), Some(Split::Valid));
+        assert_eq!(rule.split(Path::new("c.mid")), None);
+        let err = SplitRule::from_tsv("a.mid\ttrain\nb.mid\ttest\n").unwrap_err();
+        assert!(err.contains("line 2"), "{err}");
     }
 }
