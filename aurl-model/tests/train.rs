@@ -11,6 +11,15 @@ use common::{ids, random_rows};
 
 const VOCAB: usize = 30;
 
+/// The flex device's RNG is shared by the threads of this test binary: tests that seed it
+/// and depend on its stream run one at a time.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// A repetitive "piece": the model can learn it.
 fn sequences(n: usize) -> Vec<TokenSequence> {
     (0..n)
@@ -27,6 +36,7 @@ fn sequences(n: usize) -> Vec<TokenSequence> {
 
 #[test]
 fn clipping_scales_the_global_norm_down_to_the_limit() {
+    let _rng = rng_guard();
     let device = Device::flex().autodiff();
     device.seed(1);
     let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
@@ -53,6 +63,7 @@ fn clipping_scales_the_global_norm_down_to_the_limit() {
 
 #[test]
 fn training_lowers_loss_and_reports_validation() {
+    let _rng = rng_guard();
     let device = Device::flex().autodiff();
     device.seed(2);
     let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
@@ -89,6 +100,7 @@ fn training_lowers_loss_and_reports_validation() {
 
 #[test]
 fn nothing_to_train_on_or_no_autodiff_is_a_typed_error() {
+    let _rng = rng_guard();
     let device = Device::flex();
     let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
     let empty = TokenWindows::new(&[], 32, 16, 0);
@@ -109,4 +121,71 @@ fn nothing_to_train_on_or_no_autodiff_is_a_typed_error() {
         .unwrap();
     let err = train(model, &bad, &windows, &empty, |_| {}).unwrap_err();
     assert!(err.to_string().contains("train.batch_size"), "{err}");
+}
+
+#[test]
+fn a_resumed_run_continues_exactly_where_the_checkpoint_left_it() {
+    let _rng = rng_guard();
+    use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
+    use aurl_model::train::{Checkpointing, Trainer, latest_checkpoint, load_checkpoint};
+    let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let model_config = TransformerConfig {
+        dropout: 0.1,
+        ..TransformerConfig::tiny(vocab.len())
+    };
+    let config = TrainConfig {
+        steps: 12,
+        batch_size: 4,
+        warmup_steps: 3,
+        eval_every: 0,
+        checkpoint_every: 6,
+        keep_checkpoints: 5,
+        ..TrainConfig::default()
+    };
+    let windows = TokenWindows::new(&sequences(3), 32, 16, 0);
+    let root = std::env::temp_dir().join(format!("aurl-resume-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let policy = |dir: &str| Checkpointing {
+        dir: root.join(dir),
+        every: config.checkpoint_every,
+        keep_last: config.keep_checkpoints,
+        config: &model_config,
+        vocabulary: &vocab,
+    };
+    let device = Device::flex().autodiff();
+    device.seed(3);
+    let model = model_config.init(&device).unwrap();
+    let mut full = Vec::new();
+    Trainer::new(&config, &windows, &windows)
+        .with_checkpoints(policy("a"))
+        .run(model, None, |m| full.push(m.loss))
+        .unwrap();
+    assert_eq!(
+        latest_checkpoint(&root.join("a")).unwrap(),
+        Some(root.join("a").join("step-000012"))
+    );
+    // As if killed after step 6: resume from that checkpoint.
+    let r = load_checkpoint(&root.join("a").join("step-000006"), &device).unwrap();
+    assert_eq!(r.state.step, 6);
+    let mut resumed = Vec::new();
+    let (_, report) = Trainer::new(&config, &windows, &windows)
+        .with_checkpoints(policy("b"))
+        .run(r.model, Some((r.optimizer, r.state)), |m| {
+            resumed.push(m.loss)
+        })
+        .unwrap();
+    assert_eq!((report.first_step, report.steps), (6, 6));
+    assert_eq!(
+        resumed,
+        full[6..],
+        "the resumed losses must equal the uninterrupted run's"
+    );
+    // A damaged checkpoint is a typed error.
+    let optimizer = root.join("a").join("step-000012").join("optimizer.bpk");
+    std::fs::write(&optimizer, b"not a record").unwrap();
+    assert!(matches!(
+        load_checkpoint(&root.join("a").join("step-000012"), &device),
+        Err(ModelError::Checkpoint { .. })
+    ));
+    std::fs::remove_dir_all(&root).unwrap();
 }

@@ -46,6 +46,22 @@ impl MetricsLog {
         })
     }
 
+    /// Opens the log at `path` for appending (a resumed run), creating it if missing.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`].
+    pub fn append(path: &Path) -> Result<Self, ModelError> {
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| io_error(path, e))?;
+        Ok(Self {
+            file,
+            path: path.to_owned(),
+        })
+    }
+
     /// Writes one record as a line.
     ///
     /// # Errors

@@ -1,25 +1,23 @@
 //! A readable, explicit training loop for the language model: AdamW, warm-up then cosine
 //! learning rate, clipping by the global gradient norm, skipping of non-finite steps, and
-//! validation NLL per token.
+//! validation NLL per token, and checkpoints that resume a run exactly.
 
+mod checkpoint;
 mod clip;
 mod metrics;
 mod schedule;
+mod trainer;
 mod windows;
 
-use std::time::Instant;
-
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 use serde::{Deserialize, Serialize};
 
+pub use checkpoint::{Checkpointing, Resumed, TrainState, latest_checkpoint, load_checkpoint};
 pub use clip::{clip_global_norm, global_grad_norm};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use schedule::learning_rate;
+pub use trainer::{Trainer, train};
 pub use windows::TokenWindows;
 
 use crate::Transformer;
@@ -52,6 +50,12 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Stop with an error after this many consecutive non-finite steps.
     pub max_bad_steps: usize,
+    /// Stop (after validating) once training has run this many seconds.
+    pub max_seconds: Option<f64>,
+    /// Write a checkpoint every this many steps (and at the end) when checkpointing.
+    pub checkpoint_every: usize,
+    /// Checkpoints kept (the most recent ones).
+    pub keep_checkpoints: usize,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +72,9 @@ impl Default for TrainConfig {
             eval_every: 100,
             seed: 42,
             max_bad_steps: 20,
+            max_seconds: None,
+            checkpoint_every: 500,
+            keep_checkpoints: 3,
         }
     }
 }
@@ -106,6 +113,11 @@ impl TrainConfig {
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(invalid("train.label_smoothing", "must be in [0, 1)"));
         }
+        if let Some(s) = self.max_seconds
+            && !(s.is_finite() && s > 0.0)
+        {
+            return Err(invalid("train.max_seconds", "must be finite and > 0"));
+        }
         if self.max_bad_steps == 0 {
             return Err(invalid("train.max_bad_steps", "must be at least 1"));
         }
@@ -116,7 +128,10 @@ impl TrainConfig {
 /// What a finished run did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrainReport {
-    /// Optimizer steps taken (skipped steps not counted).
+    /// Step the run (or the resumed part of it) started from.
+    pub first_step: usize,
+    /// Steps run by this call, skipped ones included (fewer than configured when
+    /// `max_seconds` stopped the run or it resumed part-way).
     pub steps: usize,
     /// Steps skipped because the loss or gradient norm was not finite.
     pub skipped_steps: usize,
@@ -124,7 +139,7 @@ pub struct TrainReport {
     pub final_loss: f64,
     /// Validation NLL per token at the end (`None` without validation windows).
     pub valid_nll: Option<f64>,
-    /// Mean training tokens per second.
+    /// Training tokens per second over the whole run (validation included).
     pub tokens_per_second: f64,
     /// Wall-clock seconds.
     pub seconds: f64,
@@ -150,121 +165,6 @@ pub fn evaluate(model: &Transformer, windows: &TokenWindows, batch_size: usize) 
     (count > 0.0).then(|| total / count)
 }
 
-fn model_device(model: &Transformer) -> Option<Device> {
+pub(crate) fn model_device(model: &Transformer) -> Option<Device> {
     model.devices().into_iter().next()
-}
-
-/// Trains `model` (on an autodiff device) on `train`, validating on `valid`, calling
-/// `on_step` after every step with its metrics. Returns the trained model and a report.
-///
-/// # Errors
-/// [`ModelError::InvalidConfig`] for a bad config, [`ModelError::Training`] for no training
-/// windows, windows longer than the model's positions, or too many diverged steps in a row.
-pub fn train(
-    mut model: Transformer,
-    config: &TrainConfig,
-    train: &TokenWindows,
-    valid: &TokenWindows,
-    mut on_step: impl FnMut(&StepMetrics),
-) -> Result<(Transformer, TrainReport), ModelError> {
-    config.validate()?;
-    if train.is_empty() {
-        return Err(ModelError::Training("no training windows".into()));
-    }
-    if train.len() > model.max_positions() {
-        return Err(ModelError::Training(format!(
-            "windows of {} tokens exceed the model's {} positions",
-            train.len(),
-            model.max_positions()
-        )));
-    }
-    let device = model_device(&model).ok_or_else(|| ModelError::Training("no device".into()))?;
-    if !device.is_autodiff() {
-        return Err(ModelError::Training(
-            "the model must live on an autodiff device (device.autodiff())".into(),
-        ));
-    }
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(config.weight_decay)
-        .init();
-    let loss_fn = TokenLoss::new(model.vocab_size())
-        .with_padding(usize::from(train.pad()))
-        .with_smoothing(config.label_smoothing)?;
-    let mut rng = StdRng::seed_from_u64(config.seed);
-    let mut order: Vec<usize> = (0..train.count()).collect();
-    let mut cursor = order.len();
-    let started = Instant::now();
-    let (mut tokens, mut skipped, mut bad_in_a_row) = (0usize, 0usize, 0usize);
-    let mut last_loss = f64::NAN;
-    let mut valid_nll = None;
-    let mut batch = Vec::with_capacity(config.batch_size);
-    for step in 0..config.steps {
-        batch.clear();
-        while batch.len() < config.batch_size {
-            if cursor == order.len() {
-                order.shuffle(&mut rng);
-                cursor = 0;
-            }
-            batch.push(order[cursor]);
-            cursor += 1;
-        }
-        let step_start = Instant::now();
-        let lr = learning_rate(
-            step,
-            config.steps,
-            config.warmup_steps,
-            config.learning_rate,
-            config.min_learning_rate,
-        );
-        let (inputs, targets) = train.batch(&batch, &device);
-        let logits = model.forward(inputs, 0, None)?;
-        let loss = loss_fn.forward(logits, targets);
-        let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-        let mut grads = GradientsParams::from_grads(loss.backward(), &model);
-        let grad_norm = global_grad_norm(&model, &grads);
-        if !loss_value.is_finite() || !grad_norm.is_finite() {
-            skipped += 1;
-            bad_in_a_row += 1;
-            if bad_in_a_row >= config.max_bad_steps {
-                return Err(ModelError::Training(format!(
-                    "{bad_in_a_row} consecutive steps with a non-finite loss or gradient \
-                     (last at step {step}); lower the learning rate"
-                )));
-            }
-            continue;
-        }
-        bad_in_a_row = 0;
-        if let Some(max) = config.grad_clip_norm {
-            clip_global_norm(&model, &mut grads, grad_norm, max);
-        }
-        model = optim.step(lr, model, grads);
-        last_loss = loss_value;
-        let step_tokens = train.target_tokens(&batch);
-        tokens += step_tokens;
-        let last = step + 1 == config.steps;
-        let validate = last || (config.eval_every > 0 && (step + 1) % config.eval_every == 0);
-        if validate {
-            valid_nll = evaluate(&model.valid(), valid, config.batch_size);
-        }
-        on_step(&StepMetrics {
-            step: step + 1,
-            loss: loss_value,
-            learning_rate: lr,
-            grad_norm: f64::from(grad_norm),
-            tokens_per_second: step_tokens as f64 / step_start.elapsed().as_secs_f64(),
-            valid_nll: if validate { valid_nll } else { None },
-        });
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok((
-        model,
-        TrainReport {
-            steps: config.steps - skipped,
-            skipped_steps: skipped,
-            final_loss: last_loss,
-            valid_nll,
-            tokens_per_second: tokens as f64 / seconds.max(1e-9),
-            seconds,
-        },
-    ))
 }

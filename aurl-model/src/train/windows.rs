@@ -1,6 +1,6 @@
 //! Training windows over token sequences, and batches of them as tensors.
 
-use aurl_core::tokenize::{TokenId, TokenSequence};
+use aurl_core::tokenize::{BarStart, Grammar, Token, TokenId, TokenSequence, Vocabulary};
 use burn::prelude::*;
 
 /// Fixed-length training windows of `len + 1` tokens (inputs and shifted targets), each
@@ -26,27 +26,56 @@ impl TokenWindows {
             if ids.len() < 2 {
                 continue;
             }
-            let mut start = 0usize;
-            loop {
+            for start in window_starts(s, len, stride) {
                 let end = (start + len + 1).min(ids.len());
                 let mut w = ids[start..end].to_vec();
                 w.resize(len + 1, pad);
                 windows.push(w);
-                if end == ids.len() {
-                    break;
-                }
-                let target = start + stride;
-                // The latest bar start in (start, target], else `target` itself.
-                let bar = s
-                    .bars
-                    .iter()
-                    .map(|b| b.token_index)
-                    .filter(|&i| i > start && i <= target)
-                    .max();
-                start = bar.unwrap_or(target);
-                if start + 1 >= ids.len() {
-                    break;
-                }
+            }
+        }
+        Self { windows, len, pad }
+    }
+
+    /// Like [`TokenWindows::new`], but every window is a sequence that stands on its own:
+    /// a window starting inside a piece re-emits the header state in force there (REMI:
+    /// `Bar TimeSig Position_0 Tempo`; TSD and event: `TimeSig Tempo`) in place of the
+    /// bar's own opening, and [`Grammar::repair`] then drops what the cut made invalid (a
+    /// note-off whose note-on is before the window, a note cut at the end) — so every window
+    /// validates with no grammar error and decodes with nothing skipped, and a model trained
+    /// on them learns that pieces open with their header.
+    #[must_use]
+    pub fn with_headers(
+        sequences: &[TokenSequence],
+        len: usize,
+        stride: usize,
+        vocab: &Vocabulary,
+    ) -> Self {
+        let pad = vocab.id(Token::Pad).unwrap_or(0);
+        let len = len.max(1);
+        let grammar = Grammar::new(vocab);
+        let mut windows = Vec::new();
+        for s in sequences.iter().filter(|s| s.ids.len() >= 2) {
+            for start in window_starts(s, len, stride.max(1)) {
+                windows.push(self_contained(s, start, len + 1, vocab, &grammar, pad));
+            }
+        }
+        Self { windows, len, pad }
+    }
+
+    /// Windows for evaluation: starts at multiples of `len`, so every token but each
+    /// sequence's first is predicted exactly once (an exact total NLL).
+    #[must_use]
+    pub fn contiguous(sequences: &[TokenSequence], len: usize, pad: TokenId) -> Self {
+        let len = len.max(1);
+        let mut windows = Vec::new();
+        for s in sequences.iter().filter(|s| s.ids.len() >= 2) {
+            let mut start = 0;
+            while start + 1 < s.ids.len() {
+                let end = (start + len + 1).min(s.ids.len());
+                let mut w = s.ids[start..end].to_vec();
+                w.resize(len + 1, pad);
+                windows.push(w);
+                start += len;
             }
         }
         Self { windows, len, pad }
@@ -115,6 +144,79 @@ impl TokenWindows {
     }
 }
 
+/// Where the windows of `s` start: 0, then about every `stride` tokens, snapped back to the
+/// latest bar start after the previous start, until a window reaches the end.
+fn window_starts(s: &TokenSequence, len: usize, stride: usize) -> Vec<usize> {
+    let n = s.ids.len();
+    let mut starts = vec![0];
+    let mut start = 0usize;
+    while start + len + 1 < n {
+        let target = start + stride;
+        start = s
+            .bars
+            .iter()
+            .map(|b| b.token_index)
+            .filter(|&i| i > start && i <= target)
+            .max()
+            .unwrap_or(target);
+        if start + 1 >= n {
+            break;
+        }
+        starts.push(start);
+    }
+    starts
+}
+
+/// The window of `size` tokens of `s` at `start`, made to stand on its own (see
+/// [`TokenWindows::with_headers`]), padded to `size`.
+fn self_contained(
+    s: &TokenSequence,
+    start: usize,
+    size: usize,
+    vocab: &Vocabulary,
+    grammar: &Grammar,
+    pad: TokenId,
+) -> Vec<TokenId> {
+    let ids = &s.ids;
+    let mut header = Vec::new();
+    let mut body = start;
+    if start > 0 {
+        // The header state in force: the last bar starting at or before the window.
+        let bar: Option<&BarStart> = s.bars.iter().take_while(|b| b.token_index <= start).last();
+        let (ts, tempo) = bar.map_or((None, None), |b| (b.time_signature, b.tempo));
+        if vocab.scheme() == "remi" {
+            header.extend(vocab.id(Token::Bar));
+            header.extend(ts);
+            header.extend(vocab.id(Token::Position(0)));
+            header.extend(tempo);
+            // The header replaces the bar's own opening.
+            let bar_id = vocab.id(Token::Bar);
+            if Some(ids[body]) == bar_id {
+                body += 1;
+                if body < ids.len() && Some(ids[body]) == ts {
+                    body += 1;
+                }
+            }
+        } else {
+            header.extend(ts);
+            header.extend(tempo);
+        }
+    }
+    let mut take = size.saturating_sub(header.len());
+    loop {
+        let end = (body + take).min(ids.len());
+        let mut candidate = header.clone();
+        candidate.extend_from_slice(&ids[body..end]);
+        let (mut repaired, _) = grammar.repair(&candidate);
+        if repaired.len() <= size || take == 0 {
+            repaired.truncate(size);
+            repaired.resize(size, pad);
+            return repaired;
+        }
+        take = take.saturating_sub(repaired.len() - size);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +245,14 @@ mod tests {
         let last = w.get(w.count() - 1).unwrap();
         assert_eq!(last, [13, 14, 15, 16, 17, 18, 19, 20, 0]);
         assert_eq!(w.target_tokens(&[3]), 7);
+    }
+
+    #[test]
+    fn contiguous_windows_predict_every_token_once() {
+        let w = TokenWindows::contiguous(&[seq(20, &[0, 3])], 8, 0);
+        assert_eq!(w.count(), 3);
+        assert_eq!(w.target_tokens(&[0, 1, 2]), 19);
+        assert_eq!(w.get(2).unwrap(), [17, 18, 19, 20, 0, 0, 0, 0, 0]);
     }
 
     #[test]

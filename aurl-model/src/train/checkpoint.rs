@@ -1,0 +1,169 @@
+//! Checkpoints that resume a run exactly: model weights (with config and vocabulary),
+//! optimizer state and the loop's position, written into a temporary directory renamed into
+//! place, then pointed to by an atomically rewritten `latest` file; older ones are pruned.
+//!
+//! Layout: `<dir>/step-000120/{model/, optimizer.bpk, state.json}` and `<dir>/latest`
+//! (holding `step-000120`).
+
+use std::path::{Path, PathBuf};
+
+use aurl_core::tokenize::Vocabulary;
+use burn::optim::{ModuleOptimizer, OptimizerRecord};
+use burn::prelude::*;
+use burn::tensor::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, checkpoint_error, io_error};
+use crate::weights::{load_model, save_model};
+use crate::{Transformer, TransformerConfig};
+
+/// Where checkpoints go and how often.
+#[derive(Debug, Clone)]
+pub struct Checkpointing<'a> {
+    /// Directory of the checkpoints (created if missing).
+    pub dir: PathBuf,
+    /// Write one every this many steps (and at the end).
+    pub every: usize,
+    /// Keep this many most recent checkpoints (at least 1).
+    pub keep_last: usize,
+    /// The model's configuration, saved with the weights.
+    pub config: &'a TransformerConfig,
+    /// The vocabulary, saved with the weights.
+    pub vocabulary: &'a Vocabulary,
+}
+
+/// The loop's position, enough to continue exactly where a checkpoint was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainState {
+    /// Steps completed (the next step's index).
+    pub step: usize,
+    /// Training tokens seen.
+    pub tokens: usize,
+    /// Steps skipped as non-finite.
+    pub skipped: usize,
+    /// Loss of the last completed step.
+    pub last_loss: f64,
+    /// Last validation NLL.
+    pub valid_nll: Option<f64>,
+    /// The training config's seed (batch order and dropout derive from it and the step).
+    pub seed: u64,
+}
+
+/// A checkpoint loaded for resuming.
+#[derive(Debug)]
+pub struct Resumed {
+    /// The model, on the device it was loaded to.
+    pub model: Transformer,
+    /// Its configuration.
+    pub config: TransformerConfig,
+    /// Its vocabulary.
+    pub vocabulary: Vocabulary,
+    /// The optimizer state.
+    pub optimizer: OptimizerRecord,
+    /// Where the loop was.
+    pub state: TrainState,
+    /// The checkpoint directory it came from.
+    pub path: PathBuf,
+}
+
+const LATEST: &str = "latest";
+const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const STATE_FILE: &str = "state.json";
+
+impl Checkpointing<'_> {
+    /// Writes a checkpoint of `model`, `optimizer` and `state`, makes it the latest and
+    /// prunes the oldest beyond `keep_last`. Returns its directory.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] / [`ModelError::Checkpoint`]; the previous latest checkpoint stays
+    /// intact whatever fails.
+    pub fn write(
+        &self,
+        model: &Transformer,
+        optimizer: &ModuleOptimizer,
+        state: &TrainState,
+    ) -> Result<PathBuf, ModelError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        let name = format!("step-{:06}", state.step);
+        let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let result = (|| {
+            save_model(&tmp.join("model"), model, self.config, self.vocabulary)?;
+            let optim = optimizer
+                .to_record()
+                .into_bytes()
+                .map_err(|e| checkpoint_error(&tmp, e))?;
+            write(&tmp.join(OPTIMIZER_FILE), &optim)?;
+            let json = serde_json::to_vec_pretty(state).map_err(|e| checkpoint_error(&tmp, e))?;
+            write(&tmp.join(STATE_FILE), &json)
+        })();
+        if let Err(e) = result {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let target = self.dir.join(&name);
+        let _ = std::fs::remove_dir_all(&target);
+        std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
+        write(&self.dir.join(LATEST), name.as_bytes())?;
+        self.prune()?;
+        Ok(target)
+    }
+
+    /// Removes all but the `keep_last` most recent checkpoints (never the latest).
+    fn prune(&self) -> Result<(), ModelError> {
+        let mut steps: Vec<(u64, String)> = std::fs::read_dir(&self.dir)
+            .map_err(|e| io_error(&self.dir, e))?
+            .filter_map(Result::ok)
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| Some((n.strip_prefix("step-")?.parse().ok()?, n)))
+            .collect();
+        steps.sort();
+        let keep = self.keep_last.max(1);
+        for (_, old) in &steps[..steps.len().saturating_sub(keep)] {
+            let _ = std::fs::remove_dir_all(self.dir.join(old));
+        }
+        Ok(())
+    }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), ModelError> {
+    aurl_data::write_atomically(path, bytes).map_err(|e| io_error(path, e))
+}
+
+/// The latest checkpoint under `dir`, if any.
+///
+/// # Errors
+/// [`ModelError::Io`] if `latest` exists but cannot be read.
+pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>, ModelError> {
+    let pointer = dir.join(LATEST);
+    match std::fs::read_to_string(&pointer) {
+        Ok(name) => Ok(Some(dir.join(name.trim()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(&pointer, e)),
+    }
+}
+
+/// Loads the checkpoint at `path` onto `device` (an autodiff device to keep training).
+///
+/// # Errors
+/// [`ModelError::Io`] / [`ModelError::Checkpoint`] for missing or damaged files.
+pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Resumed, ModelError> {
+    let saved = load_model(&path.join("model"), device)?;
+    let optim_path = path.join(OPTIMIZER_FILE);
+    let bytes = std::fs::read(&optim_path).map_err(|e| io_error(&optim_path, e))?;
+    let optimizer = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes))
+        .map_err(|e| checkpoint_error(&optim_path, e))?;
+    let state_path = path.join(STATE_FILE);
+    let json = std::fs::read(&state_path).map_err(|e| io_error(&state_path, e))?;
+    let state: TrainState =
+        serde_json::from_slice(&json).map_err(|e| checkpoint_error(&state_path, e))?;
+    Ok(Resumed {
+        model: saved.model,
+        config: saved.config,
+        vocabulary: saved.vocabulary,
+        optimizer,
+        state,
+        path: path.to_owned(),
+    })
+}

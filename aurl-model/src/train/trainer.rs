@@ -1,0 +1,225 @@
+//! The training loop.
+
+use std::time::Instant;
+
+use burn::optim::{AdamWConfig, GradientsParams, OptimizerRecord};
+use burn::prelude::*;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand::seq::SliceRandom;
+
+use super::{
+    Checkpointing, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
+    clip_global_norm, evaluate, global_grad_norm, learning_rate, model_device,
+};
+use crate::Transformer;
+use crate::error::ModelError;
+use crate::loss::TokenLoss;
+
+/// A training run: data, config and where checkpoints go.
+///
+/// Everything random derives from the config's seed and the step (the batch order from the
+/// seed and the epoch, dropout from the seed and the step), so a run resumed from a
+/// checkpoint computes exactly what the uninterrupted run would have on the same backend.
+/// (Dropout draws from the backend's device RNG, which Burn shares per process: exactness
+/// holds when nothing else draws from it concurrently.)
+#[derive(Debug)]
+pub struct Trainer<'a> {
+    config: &'a TrainConfig,
+    train: &'a TokenWindows,
+    valid: &'a TokenWindows,
+    checkpoints: Option<Checkpointing<'a>>,
+}
+
+/// Trains `model` (on an autodiff device) without checkpoints; see [`Trainer::run`].
+///
+/// # Errors
+/// As [`Trainer::run`].
+pub fn train(
+    model: Transformer,
+    config: &TrainConfig,
+    train: &TokenWindows,
+    valid: &TokenWindows,
+    on_step: impl FnMut(&StepMetrics),
+) -> Result<(Transformer, TrainReport), ModelError> {
+    Trainer::new(config, train, valid).run(model, None, on_step)
+}
+
+impl<'a> Trainer<'a> {
+    /// A run over `train`, validating on `valid`.
+    #[must_use]
+    pub fn new(config: &'a TrainConfig, train: &'a TokenWindows, valid: &'a TokenWindows) -> Self {
+        Self {
+            config,
+            train,
+            valid,
+            checkpoints: None,
+        }
+    }
+
+    /// Writes checkpoints as `policy` says.
+    #[must_use]
+    pub fn with_checkpoints(mut self, policy: Checkpointing<'a>) -> Self {
+        self.checkpoints = Some(policy);
+        self
+    }
+
+    /// The windows of step `step` (batch order: a fresh permutation per epoch, seeded by the
+    /// config's seed and the epoch).
+    fn batch_at(&self, step: usize, out: &mut Vec<usize>, order: &mut (usize, Vec<usize>)) {
+        let count = self.train.count();
+        out.clear();
+        for k in 0..self.config.batch_size {
+            let position = step * self.config.batch_size + k;
+            let epoch = position / count;
+            if order.0 != epoch || order.1.len() != count {
+                order.1 = (0..count).collect();
+                let mut rng = StdRng::seed_from_u64(
+                    self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+                );
+                order.1.shuffle(&mut rng);
+                order.0 = epoch;
+            }
+            out.push(order.1[position % count]);
+        }
+    }
+
+    /// Trains `model` (on an autodiff device), calling `on_step` after every step. With
+    /// `resume` (its optimizer state and loop position; the model passed is its model), the
+    /// run continues from that step.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] for a bad config; [`ModelError::Training`] for no
+    /// training windows, windows longer than the model's positions, a model not on an
+    /// autodiff device, or too many diverged steps in a row; checkpoint write failures.
+    pub fn run(
+        &self,
+        mut model: Transformer,
+        resume: Option<(OptimizerRecord, TrainState)>,
+        mut on_step: impl FnMut(&StepMetrics),
+    ) -> Result<(Transformer, TrainReport), ModelError> {
+        let config = self.config;
+        config.validate()?;
+        if self.train.is_empty() {
+            return Err(ModelError::Training("no training windows".into()));
+        }
+        if self.train.len() > model.max_positions() {
+            return Err(ModelError::Training(format!(
+                "windows of {} tokens exceed the model's {} positions",
+                self.train.len(),
+                model.max_positions()
+            )));
+        }
+        let device =
+            model_device(&model).ok_or_else(|| ModelError::Training("no device".into()))?;
+        if !device.is_autodiff() {
+            return Err(ModelError::Training(
+                "the model must live on an autodiff device (device.autodiff())".into(),
+            ));
+        }
+        let mut optim = AdamWConfig::new()
+            .with_weight_decay(config.weight_decay)
+            .init();
+        let mut state = TrainState {
+            step: 0,
+            tokens: 0,
+            skipped: 0,
+            last_loss: f64::NAN,
+            valid_nll: None,
+            seed: config.seed,
+        };
+        if let Some((record, saved)) = resume {
+            optim = optim.load_record(record);
+            state = saved;
+        }
+        let first_step = state.step;
+        let loss_fn = TokenLoss::new(model.vocab_size())
+            .with_padding(usize::from(self.train.pad()))
+            .with_smoothing(config.label_smoothing)?;
+        let started = Instant::now();
+        let mut run_tokens = 0usize;
+        let mut bad_in_a_row = 0usize;
+        let mut batch = Vec::with_capacity(config.batch_size);
+        let mut order = (usize::MAX, Vec::new());
+        while state.step < config.steps {
+            let step = state.step;
+            self.batch_at(step, &mut batch, &mut order);
+            // Dropout masks depend only on the seed and the step.
+            device.seed(config.seed.wrapping_add(step as u64));
+            let step_start = Instant::now();
+            let lr = learning_rate(
+                step,
+                config.steps,
+                config.warmup_steps,
+                config.learning_rate,
+                config.min_learning_rate,
+            );
+            let (inputs, targets) = self.train.batch(&batch, &device);
+            let logits = model.forward(inputs, 0, None)?;
+            let loss = loss_fn.forward(logits, targets);
+            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
+            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            let grad_norm = global_grad_norm(&model, &grads);
+            state.step += 1;
+            if !loss_value.is_finite() || !grad_norm.is_finite() {
+                state.skipped += 1;
+                bad_in_a_row += 1;
+                if bad_in_a_row >= config.max_bad_steps {
+                    return Err(ModelError::Training(format!(
+                        "{bad_in_a_row} consecutive steps with a non-finite loss or gradient \
+                         (last at step {step}); lower the learning rate"
+                    )));
+                }
+                continue;
+            }
+            bad_in_a_row = 0;
+            if let Some(max) = config.grad_clip_norm {
+                clip_global_norm(&model, &mut grads, grad_norm, max);
+            }
+            model = optim.step(lr, model, grads);
+            state.last_loss = loss_value;
+            let step_tokens = self.train.target_tokens(&batch);
+            let step_seconds = step_start.elapsed().as_secs_f64();
+            state.tokens += step_tokens;
+            run_tokens += step_tokens;
+            let out_of_time = config
+                .max_seconds
+                .is_some_and(|s| started.elapsed().as_secs_f64() >= s);
+            let last = state.step == config.steps || out_of_time;
+            let validate =
+                last || (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every));
+            if validate {
+                state.valid_nll = evaluate(&model.valid(), self.valid, config.batch_size);
+            }
+            if let Some(c) = &self.checkpoints
+                && (last || (c.every > 0 && state.step.is_multiple_of(c.every)))
+            {
+                c.write(&model, &optim, &state)?;
+            }
+            on_step(&StepMetrics {
+                step: state.step,
+                loss: loss_value,
+                learning_rate: lr,
+                grad_norm: f64::from(grad_norm),
+                tokens_per_second: step_tokens as f64 / step_seconds.max(1e-9),
+                valid_nll: if validate { state.valid_nll } else { None },
+            });
+            if out_of_time {
+                break;
+            }
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        Ok((
+            model,
+            TrainReport {
+                first_step,
+                steps: state.step - first_step,
+                skipped_steps: state.skipped,
+                final_loss: state.last_loss,
+                valid_nll: state.valid_nll,
+                tokens_per_second: run_tokens as f64 / seconds.max(1e-9),
+                seconds,
+            },
+        ))
+    }
+}
