@@ -4,6 +4,9 @@
 //! CPU backend and writes `runs/<name>/`: `config.toml`, `vocab.json`, `model/` (weights with
 //! their config and vocabulary), `metrics.jsonl`, `report.json` and `samples/*.mid`.
 //!
+//! A run writes a checkpoint every `train.checkpoint_every` steps; `--resume runs/<name>`
+//! continues a killed run exactly where its latest checkpoint left it.
+//!
 //! ```text
 //! cargo run --release --example train
 //! cargo run --release --example train -- --data ~/midi --config configs/small.toml \
@@ -14,9 +17,12 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aurl::core::metrics::NgramModel;
 use aurl::core::tokenize::{Token, by_name};
-use aurl::data::corpus::tokenize_corpus;
-use aurl::model::train::{MetricsLog, TokenWindows, train};
+use aurl::data::corpus::{SplitRule, tokenize_corpus_with};
+use aurl::model::train::{
+    Checkpointing, MetricsLog, TokenWindows, Trainer, latest_checkpoint, load_checkpoint,
+};
 use aurl::model::weights::save_model;
 use aurl::run::RunConfig;
 use aurl::sampling::{GenerationConfig, Generator, Request, write_piece};
@@ -49,6 +55,10 @@ struct Args {
     /// Backend: one of those compiled in (flex by default; ndarray, wgpu, cuda by feature).
     #[arg(long)]
     backend: Option<String>,
+    /// Continue the run in this directory from its latest checkpoint (its `config.toml` is
+    /// used, with any `--set`/`--steps` applied, e.g. to train longer).
+    #[arg(long, value_name = "RUN_DIR", conflicts_with_all = ["config", "name"])]
+    resume: Option<PathBuf>,
     /// Override any config value, e.g. `--set train.learning_rate=3e-4`. Repeatable.
     #[arg(long = "set", value_name = "KEY=VALUE")]
     overrides: Vec<String>,
@@ -72,9 +82,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(seed) = args.seed {
         overrides.push(format!("train.seed={seed}"));
     }
-    let mut config = match &args.config {
-        Some(path) => RunConfig::from_file(path, &overrides)?,
-        None => RunConfig::from_toml_str("", &overrides)?,
+    let mut config = match (&args.resume, &args.config) {
+        (Some(run), _) => RunConfig::from_file(&run.join("config.toml"), &overrides)?,
+        (None, Some(path)) => RunConfig::from_file(path, &overrides)?,
+        (None, None) => RunConfig::from_toml_str("", &overrides)?,
     };
     if !args.data.is_empty() {
         config.data.paths.clone_from(&args.data);
@@ -87,11 +98,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer = by_name(config.scheme.name(), &config.tokenizer)?;
     let vocab = tokenizer.vocab().clone();
     eprintln!("reading and tokenizing {:?} ...", config.data.paths);
-    let corpus = tokenize_corpus(
-        &config.data.paths,
-        tokenizer.as_ref(),
-        config.data.valid_percent,
-    );
+    let rule = match &config.data.split_file {
+        Some(path) => SplitRule::from_tsv(&std::fs::read_to_string(path)?)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+        None => SplitRule::Hash(config.data.valid_percent),
+    };
+    let mut corpus = tokenize_corpus_with(&config.data.paths, tokenizer.as_ref(), &rule);
+    // Every piece starts with BOS and ends with EOS: generation starts from BOS.
+    for s in corpus.train.iter_mut().chain(corpus.valid.iter_mut()) {
+        *s = std::mem::take(s).framed(&vocab);
+    }
     if corpus.train.is_empty() {
         return Err(format!(
             "no usable MIDI file under {:?} ({} found, {} failed)",
@@ -109,8 +125,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     } else {
         config.data.stride
     };
-    let train_windows = TokenWindows::new(&corpus.train, seq_len, stride, pad);
-    let valid_windows = TokenWindows::new(&corpus.valid, seq_len, seq_len, pad);
+    let train_windows = TokenWindows::with_headers(&corpus.train, seq_len, stride, &vocab);
+    let valid_windows = TokenWindows::contiguous(&corpus.valid, seq_len, pad);
     eprintln!(
         "{} files: {} train ({} tokens, {} windows), {} valid ({} tokens), {} skipped",
         corpus.files,
@@ -122,13 +138,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         corpus.failed.len()
     );
 
-    let dir = run_dir(&args.out, args.name.as_deref(), &config)?;
-    std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
-    std::fs::write(dir.join("vocab.json"), serde_json::to_vec_pretty(&vocab)?)?;
-
     let train_device = device.clone().autodiff();
-    train_device.seed(config.train.seed);
-    let model = model_config.init(&train_device)?;
+    let (dir, model, resume, mut metrics) = match &args.resume {
+        Some(run) => {
+            let Some(latest) = latest_checkpoint(&run.join("checkpoints"))? else {
+                return Err(format!("{}: no checkpoint to resume from", run.display()).into());
+            };
+            let r = load_checkpoint(&latest, &train_device)?;
+            r.vocabulary.ensure_same(&vocab)?;
+            if r.config != model_config {
+                return Err(format!(
+                    "{}: the checkpoint's model config differs from config.toml's",
+                    latest.display()
+                )
+                .into());
+            }
+            eprintln!("resuming from {} (step {})", latest.display(), r.state.step);
+            let metrics = MetricsLog::append(&run.join("metrics.jsonl"))?;
+            (run.clone(), r.model, Some((r.optimizer, r.state)), metrics)
+        }
+        None => {
+            let dir = run_dir(&args.out, args.name.as_deref(), &config)?;
+            std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
+            std::fs::write(dir.join("vocab.json"), serde_json::to_vec_pretty(&vocab)?)?;
+            train_device.seed(config.train.seed);
+            let model = model_config.init(&train_device)?;
+            let metrics = MetricsLog::create(&dir.join("metrics.jsonl"))?;
+            (dir, model, None, metrics)
+        }
+    };
     eprintln!(
         "model: {} parameters ({:?} preset) on {device:?}; training {} steps of {}×{}",
         burn_params(&model),
@@ -137,10 +175,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         config.train.batch_size,
         seq_len
     );
-    let mut metrics = MetricsLog::create(&dir.join("metrics.jsonl"))?;
+    let trainer = Trainer::new(&config.train, &train_windows, &valid_windows).with_checkpoints(
+        Checkpointing {
+            dir: dir.join("checkpoints"),
+            every: config.train.checkpoint_every,
+            keep_last: config.train.keep_checkpoints,
+            config: &model_config,
+            vocabulary: &vocab,
+        },
+    );
     let bar = progress(config.train.steps as u64);
     let mut log_error = None;
-    let (model, report) = train(model, &config.train, &train_windows, &valid_windows, |m| {
+    let (model, report) = trainer.run(model, resume, |m| {
         if let Err(e) = metrics.write(m) {
             log_error.get_or_insert(e);
         }
@@ -192,6 +238,39 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         );
         summaries.push(json!({ "file": path, "summary": summary }));
     }
+    // Bits per note: total validation NLL in bits over the notes of the validation files
+    // (tokenization-independent, so schemes and tools compare).
+    let valid_indices: Vec<usize> = (0..valid_windows.count()).collect();
+    let predicted = valid_windows.target_tokens(&valid_indices);
+    let bits_per_note = report
+        .valid_nll
+        .filter(|_| corpus.valid_notes > 0)
+        .map(|nll| nll * predicted as f64 / std::f64::consts::LN_2 / corpus.valid_notes as f64);
+    let ngram = (config.data.ngram_baseline > 0 && !corpus.valid.is_empty()).then(|| {
+        let ids = |s: &[aurl::core::tokenize::TokenSequence]| -> Vec<Vec<u16>> {
+            s.iter().map(|s| s.ids.clone()).collect()
+        };
+        let model = NgramModel::train(&ids(&corpus.train), config.data.ngram_baseline, vocab.len());
+        let score = model.score(&ids(&corpus.valid));
+        let bits = (corpus.valid_notes > 0)
+            .then(|| score.nll / std::f64::consts::LN_2 / corpus.valid_notes as f64);
+        json!({
+            "order": config.data.ngram_baseline,
+            "valid_nll": score.nll_per_token(),
+            "valid_predicted_tokens": score.tokens,
+            "valid_bits_per_note": bits,
+        })
+    });
+    if let Some(n) = &ngram {
+        eprintln!(
+            "{}-gram baseline: valid NLL {:.3} nats/token, {} bits/note",
+            config.data.ngram_baseline,
+            n["valid_nll"].as_f64().unwrap_or(f64::NAN),
+            n["valid_bits_per_note"]
+                .as_f64()
+                .map_or("n/a".to_owned(), |v| format!("{v:.2}"))
+        );
+    }
     let report = json!({
         "corpus": {
             "files": corpus.files,
@@ -205,11 +284,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         "parameters": burn_params(&model),
         "training": report,
+        "valid_predicted_tokens": predicted,
+        "valid_notes": corpus.valid_notes,
+        "valid_bits_per_note": bits_per_note,
+        "ngram_baseline": ngram,
         "samples": summaries,
     });
     std::fs::write(dir.join("report.json"), serde_json::to_vec_pretty(&report)?)?;
     eprintln!(
-        "done in {:.1} s: final loss {:.3}, valid NLL {}, {:.0} train tok/s → {}",
+        "done in {:.1} s: final loss {:.3}, valid NLL {} ({} bits/note), {:.0} train tok/s → {}",
         report["training"]["seconds"].as_f64().unwrap_or(0.0),
         report["training"]["final_loss"]
             .as_f64()
@@ -217,6 +300,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         report["training"]["valid_nll"]
             .as_f64()
             .map_or("n/a".to_owned(), |v| format!("{v:.3}")),
+        bits_per_note.map_or("n/a".to_owned(), |v| format!("{v:.2}")),
         report["training"]["tokens_per_second"]
             .as_f64()
             .unwrap_or(0.0),

@@ -49,6 +49,12 @@ pub struct DataConfig {
     pub paths: Vec<PathBuf>,
     /// Percentage of files held out for validation (by a hash of their relative path).
     pub valid_percent: u8,
+    /// A split table (TSV: relative path, `train`/`valid`) to use instead of the hash;
+    /// relative to the working directory.
+    pub split_file: Option<PathBuf>,
+    /// Order of the Witten–Bell n-gram baseline reported next to the model's validation
+    /// NLL (0 = none).
+    pub ngram_baseline: usize,
     /// Tokens between the starts of consecutive training windows (snapped to bars);
     /// 0 = half the model's context.
     pub stride: usize,
@@ -59,6 +65,8 @@ impl Default for DataConfig {
         Self {
             paths: vec![PathBuf::from("fixtures")],
             valid_percent: 10,
+            split_file: None,
+            ngram_baseline: 5,
             stride: 0,
         }
     }
