@@ -146,6 +146,18 @@ impl ChordQuality {
     }
 }
 
+/// The result of [`Chord::best_match`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChordMatch {
+    /// The chord.
+    pub chord: Chord,
+    /// Inversion given by the bass (see [`Chord::inversion_of`]); `None` without a bass or
+    /// with a non-chord tone in the bass.
+    pub inversion: Option<u8>,
+    /// Match score (at most 1.01; higher is a cleaner fit).
+    pub score: f64,
+}
+
 /// A recognized chord: root pitch class (0 = C) and quality.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Chord {
@@ -158,6 +170,13 @@ pub struct Chord {
 const NAMES: [&str; 12] = [
     "C", "C#", "D", "D#", "E", "F", "F#", "G", "G#", "A", "A#", "B",
 ];
+
+/// Serialized as its symbol, e.g. `"G:7"`.
+impl serde::Serialize for Chord {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
 
 impl fmt::Display for Chord {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -199,6 +218,77 @@ impl Chord {
             }
         }
         found
+    }
+
+    /// The chord that best explains a weighted pitch-class profile (e.g. durations inside
+    /// a beat), allowing passing tones and a missing fifth: each template scores the weight
+    /// of its tones minus the weight outside it, less 0.1 per absent tone and 0.02 per
+    /// tone beyond a triad, plus 0.01 when its root is the `bass`. The root must sound and
+    /// the chord tones must carry at least half of the weight. `None` for fewer than two
+    /// pitch classes.
+    ///
+    /// ```
+    /// use aurl_core::analysis::{Chord, ChordQuality};
+    /// // G B D with a passing A, B in the bass: G major in first inversion.
+    /// let mut profile = [0.0; 12];
+    /// for (pc, w) in [(7, 2.0), (11, 2.0), (2, 2.0), (9, 0.5)] {
+    ///     profile[pc] = w;
+    /// }
+    /// let m = Chord::best_match(&profile, Some(11)).unwrap();
+    /// assert_eq!((m.chord.to_string(), m.inversion), ("G:maj".to_string(), Some(1)));
+    /// ```
+    #[must_use]
+    pub fn best_match(profile: &[f64; 12], bass: Option<u8>) -> Option<ChordMatch> {
+        let total: f64 = profile.iter().filter(|w| **w > 0.0).sum();
+        if total <= 0.0 || profile.iter().filter(|w| **w > 0.0).count() < 2 {
+            return None;
+        }
+        let mut best: Option<(f64, Chord)> = None;
+        for quality in ChordQuality::ALL {
+            for root in 0..12u8 {
+                let tones: Vec<usize> = quality
+                    .intervals()
+                    .iter()
+                    .map(|i| usize::from((root + i) % 12))
+                    .collect();
+                if profile[usize::from(root)] <= 0.0 {
+                    continue;
+                }
+                let inside: f64 = tones.iter().map(|&pc| profile[pc].max(0.0)).sum::<f64>() / total;
+                if inside < 0.5 {
+                    continue;
+                }
+                let missing = tones.iter().filter(|&&pc| profile[pc] <= 0.0).count() as f64;
+                let score =
+                    inside - (1.0 - inside) - 0.1 * missing - 0.02 * (tones.len() as f64 - 3.0)
+                        + if bass.map(|b| b % 12) == Some(root) {
+                            0.01
+                        } else {
+                            0.0
+                        };
+                if best.is_none_or(|b| score > b.0 + 1e-12) {
+                    best = Some((score, Chord { root, quality }));
+                }
+            }
+        }
+        let (score, chord) = best?;
+        Some(ChordMatch {
+            chord,
+            inversion: bass.and_then(|b| chord.inversion_of(b)),
+            score,
+        })
+    }
+
+    /// Which inversion a bass pitch class makes: 0 root position, 1 first (third in the
+    /// bass), 2 second, 3 third; `None` when the bass is not a chord tone.
+    #[must_use]
+    pub fn inversion_of(self, bass: u8) -> Option<u8> {
+        let above = (bass % 12 + 12 - self.root) % 12;
+        self.quality
+            .intervals()
+            .iter()
+            .position(|&i| i == above)
+            .map(|i| i as u8)
     }
 
     /// Index of this chord among all 12 × 13 chord tokens.

@@ -1,6 +1,43 @@
-//! Metrics on token sequences and scores. So far: an interpolated n-gram language model, the
-//! baseline a neural model's validation NLL is compared with.
+//! Metrics for judging generated music against real music.
+//!
+//! * On scores, MusPy's set ([`pitch_range`], [`pitches_used`], [`pitch_classes_used`],
+//!   [`polyphony`], [`polyphony_rate`], [`in_scale_rate`], [`scale_consistency`],
+//!   [`pitch_entropy`], [`pitch_class_entropy`], [`empty_beat_rate`],
+//!   [`drum_in_pattern_rate`], [`drum_pattern_consistency`], [`groove_consistency`],
+//!   [`empty_measure_rate`]) and MuseGAN's ([`used_pitch_classes_per_bar`],
+//!   [`qualified_note_rate`], [`empty_bar_rate_per_track`], [`tonal_distance`]).
+//!   [`piece_metrics`] computes the standard per-piece table.
+//! * On token ids: [`distinct_n`], [`repetition_rate`], and the [`NgramModel`] baseline;
+//!   grammar error and note-pairing rates come from the shared grammar.
+//! * Against a corpus: [`MelodyIndex`], the longest shared transposition-invariant passage.
+//! * Between sets of pieces: [`compare_sets`] (mgeval-style overlap and KL divergence).
 
+mod bars;
+mod compare;
+mod diversity;
+mod musegan;
 mod ngram;
+mod pitch;
+mod plagiarism;
+mod rhythm;
+mod table;
 
+pub use bars::{Bar, bar_index, bars, bars_until, content_end};
+pub use compare::{SetComparison, Summary, compare_sets};
+pub use diversity::{distinct_n, repetition_rate};
+pub use musegan::{
+    empty_bar_rate_per_track, mean_tonal_distance, qualified_note_rate, tonal_centroid,
+    tonal_distance, used_pitch_classes_per_bar,
+};
 pub use ngram::{NgramModel, NgramScore};
+pub(crate) use pitch::pitched_notes;
+pub use pitch::{
+    Mode, in_scale_rate, pitch_class_entropy, pitch_classes_used, pitch_entropy, pitch_range,
+    pitches_used, scale_consistency,
+};
+pub use plagiarism::{MelodyIndex, SharedPassage};
+pub use rhythm::{
+    Meter, beats, drum_in_pattern_rate, drum_pattern_consistency, empty_beat_rate,
+    empty_measure_rate, groove_consistency, polyphony, polyphony_rate,
+};
+pub use table::{PIECE_METRICS, piece_metrics};
