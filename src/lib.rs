@@ -10,6 +10,8 @@
 //!   token losses, weights saving, and the training loop.
 //! * [`sampling`] (`aurl-sampling`): sampling strategies, grammar-constrained KV-cached
 //!   generation, MIDI export.
+//! * [`evaluate`]: generated MIDI folders against reference folders (metrics, overlap,
+//!   diversity, plagiarism check, a checkpoint's NLL).
 //! * [`run`]: the TOML configuration of a training run (used by `examples/train.rs`).
 //!
 //! Backends for the models are chosen by Cargo feature: `flex` (default, pure-Rust CPU),
@@ -41,6 +43,7 @@ pub use aurl_data as data;
 pub use aurl_model as model;
 pub use aurl_sampling as sampling;
 
+pub mod evaluate;
 pub mod run;
 
 #[cfg(any(

@@ -5,15 +5,17 @@ use serde::Serialize;
 
 use crate::{Note, Score};
 
-/// The skyline of some notes: at every onset, the highest note starting there, in time
-/// order (Uitdenbogerd & Zobel, 1999). Each note is cut where the next one starts, so the
-/// line is monophonic.
+/// The skyline of some notes (Uitdenbogerd & Zobel, 1999): at every onset the highest
+/// note starting there, unless a higher note is still sounding — then the onset belongs to
+/// an inner voice and is skipped. Each kept note is cut where the next one starts, so the
+/// line is monophonic and in time order.
 ///
 /// ```
 /// use aurl_core::{Note, Pitch, Velocity};
 /// use aurl_core::analysis::skyline;
-/// let n = |p, s| Note::new(Pitch::new(p).unwrap(), Velocity::new(80).unwrap(), s, 480);
-/// let line = skyline(&[n(48, 0), n(64, 0), n(67, 240)]);
+/// let n = |p, s, d| Note::new(Pitch::new(p).unwrap(), Velocity::new(80).unwrap(), s, d);
+/// // E over C, then G; an alto D moving under the held G is not melody.
+/// let line = skyline(&[n(48, 0, 480), n(64, 0, 480), n(67, 240, 480), n(62, 480, 240)]);
 /// assert_eq!(line.iter().map(|n| n.pitch.get()).collect::<Vec<_>>(), [64, 67]);
 /// assert_eq!(line[0].duration, 240, "cut where the next note starts");
 /// ```
@@ -23,12 +25,20 @@ pub fn skyline(notes: &[Note]) -> Vec<Note> {
     // Highest first within an onset, so the first of each onset is kept.
     sorted.sort_unstable_by(|a, b| a.start.cmp(&b.start).then(b.pitch.cmp(&a.pitch)));
     sorted.dedup_by_key(|n| n.start);
-    for i in 1..sorted.len() {
-        let next = sorted[i].start;
-        let prev = &mut sorted[i - 1];
-        prev.duration = prev.duration.min(next - prev.start).max(1);
+    let mut line: Vec<Note> = Vec::with_capacity(sorted.len());
+    // End of the last kept note as written, before it is cut.
+    let mut held_until = 0;
+    for n in sorted {
+        if let Some(last) = line.last_mut() {
+            if n.start < held_until && n.pitch < last.pitch {
+                continue;
+            }
+            last.duration = last.duration.min(n.start - last.start).max(1);
+        }
+        held_until = n.start + n.duration.max(1);
+        line.push(n);
     }
-    sorted
+    line
 }
 
 /// The melody of a score: the skyline of all its pitched (non-drum) notes.

@@ -1,6 +1,6 @@
 //! Set-level comparison of a metric between generated and reference pieces, in the style
 //! of mgeval (Yang & Lerch, 2020): each set's values become a smooth distribution (Gaussian
-//! kernel density with Scott's bandwidth), compared by their overlapping area and the
+//! kernel density; one bandwidth for both sets, the wider of their Scott's-rule widths), compared by their overlapping area and the
 //! Kullback–Leibler divergence. mgeval applies this to pairwise distances between pieces;
 //! here it applies to the metric values themselves, which reads more directly ("how often
 //! would a generated piece pass for a reference one on this metric").
@@ -110,7 +110,10 @@ pub fn compare_sets(generated: &[f64], reference: &[f64]) -> Option<SetCompariso
         .copied()
         .fold(f64::NEG_INFINITY, f64::max);
     let spread = (hi - lo).max(gs.sd).max(rs.sd).max(1e-9 * (1.0 + lo.abs()));
-    let (hg, hr) = (bandwidth(gs, spread / 200.0), bandwidth(rs, spread / 200.0));
+    // One bandwidth for both (the wider Scott's rule), so a set of near-constant values is
+    // not a sharper spike than its counterpart and identical sets overlap fully.
+    let h = bandwidth(gs, spread / 200.0).max(bandwidth(rs, spread / 200.0));
+    let (hg, hr) = (h, h);
     let (from, to) = (lo - 6.0 * hg.max(hr), hi + 6.0 * hg.max(hr));
     let points =
         (((to - from) / (hg.min(hr) / 4.0)).ceil() as usize).clamp(GRID_POINTS.0, GRID_POINTS.1);
@@ -172,7 +175,10 @@ mod tests {
     }
 
     /// Acklam's rational approximation (|error| < 1.2e-9) — enough for test data.
-    #[allow(clippy::excessive_precision, reason = "the published coefficients, verbatim")]
+    #[allow(
+        clippy::excessive_precision,
+        reason = "the published coefficients, verbatim"
+    )]
     fn inverse_normal(p: f64) -> f64 {
         let a = [
             -3.969683028665376e1,

@@ -64,7 +64,10 @@ mod tests {
         let looped: Vec<TokenId> = [5, 6, 7, 8].repeat(10);
         // 37 four-grams, 4 distinct → 33 repeats.
         assert!((repetition_rate(&looped, 4).unwrap() - 33.0 / 37.0).abs() < 1e-12);
-        assert_eq!(distinct_n(std::slice::from_ref(&looped), 4), Some(4.0 / 37.0));
+        assert_eq!(
+            distinct_n(std::slice::from_ref(&looped), 4),
+            Some(4.0 / 37.0)
+        );
         let fresh: Vec<TokenId> = (0..40).collect();
         assert_eq!(repetition_rate(&fresh, 2), Some(0.0));
         assert_eq!(distinct_n(&[fresh.clone(), fresh], 1), Some(0.5));

@@ -8,10 +8,13 @@ use super::{
     used_pitch_classes_per_bar,
 };
 use crate::Score;
-use crate::analysis::{MelodyStats, SelfSimilarity, melody};
+use crate::analysis::{
+    ChordProgression, ChordStep, Form, MelodyStats, MotifConfig, SelfSimilarity, detect_chords,
+    estimate_key, find_motifs, local_keys, melody, modulations,
+};
 
 /// Names of the metrics [`piece_metrics`] returns, in its order.
-pub const PIECE_METRICS: [&str; 20] = [
+pub const PIECE_METRICS: [&str; 26] = [
     "notes_per_bar",
     "pitch_range",
     "pitches_used",
@@ -32,11 +35,22 @@ pub const PIECE_METRICS: [&str; 20] = [
     "melody_step_rate",
     "melody_turn_rate",
     "bar_self_similarity",
+    "key_clarity",
+    "key_changes_per_window",
+    "chord_beat_rate",
+    "fifth_root_motion_rate",
+    "motif_coverage",
+    "phrase_repetition_rate",
 ];
 
 /// Every per-piece metric of [`PIECE_METRICS`] (same order); `None` where a metric is
 /// undefined for the piece (e.g. drum metrics without drums). Groove consistency uses a
-/// sixteenth-note grid and polyphony rate a threshold of two pitches.
+/// sixteenth-note grid and polyphony rate a threshold of two pitches. The last six come
+/// from the [`analysis`](crate::analysis) studies: the Krumhansl–Schmuckler correlation of
+/// the whole piece (`key_clarity`), key changes between 8-bar windows moving by 4, the
+/// share of beats with a recognizable chord, the share of chord changes whose root moves by
+/// a fifth, the share of melody notes inside a recurring motif (4–12 notes), and the share
+/// of 4-bar phrases that repeat an earlier one (form letters at similarity 0.75).
 ///
 /// ```
 /// use aurl_core::Score;
@@ -72,5 +86,53 @@ pub fn piece_metrics(score: &Score) -> Vec<Option<f64>> {
         stats.as_ref().map(|s| s.step_rate),
         stats.as_ref().map(|s| s.turn_rate),
         ssm.mean_off_diagonal(),
+        estimate_key(score).map(|k| k.correlation),
+        key_changes(score),
+        chord_beat_rate(score),
+        fifth_root_motion_rate(score),
+        motif_coverage(&line),
+        phrase_repetition_rate(&ssm),
     ]
+}
+
+fn key_changes(score: &Score) -> Option<f64> {
+    let spans = local_keys(score, 8, 4);
+    (spans.len() >= 2).then(|| modulations(&spans).len() as f64 / (spans.len() - 1) as f64)
+}
+
+fn chord_beat_rate(score: &Score) -> Option<f64> {
+    let beats = super::beats(score).len();
+    (beats > 0).then(|| detect_chords(score, ChordStep::Beat).len() as f64 / beats as f64)
+}
+
+fn fifth_root_motion_rate(score: &Score) -> Option<f64> {
+    let motions =
+        ChordProgression::from_spans(&detect_chords(score, ChordStep::Beat)).root_motions();
+    let total: u32 = motions.iter().sum();
+    (total > 0).then(|| f64::from(motions[5] + motions[7]) / f64::from(total))
+}
+
+fn motif_coverage(line: &[crate::Note]) -> Option<f64> {
+    if line.len() < 2 {
+        return None;
+    }
+    let mut covered = vec![false; line.len()];
+    for m in find_motifs(line, MotifConfig::default()) {
+        for &p in &m.occurrences {
+            covered[p..(p + m.notes()).min(line.len())].fill(true);
+        }
+    }
+    Some(covered.iter().filter(|c| **c).count() as f64 / line.len() as f64)
+}
+
+fn phrase_repetition_rate(ssm: &SelfSimilarity) -> Option<f64> {
+    let starts: Vec<usize> = (0..ssm.bars()).step_by(4).collect();
+    let form = Form::from_phrase_starts(ssm, &starts, 0.75);
+    let mut seen = std::collections::HashSet::new();
+    let repeats = form
+        .phrases
+        .iter()
+        .filter(|p| !seen.insert(p.label.clone()))
+        .count();
+    (form.phrases.len() >= 2).then(|| repeats as f64 / form.phrases.len() as f64)
 }

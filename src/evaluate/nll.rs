@@ -1,0 +1,58 @@
+//! A trained model's likelihood of a set of pieces: NLL per token and per note, and
+//! perplexity — the numbers a checkpoint is compared by across tokenizations.
+
+use aurl_core::Score;
+use aurl_core::tokenize::{Token, TokenSequence, Tokenizer};
+use aurl_model::train::{TokenWindows, evaluate};
+use aurl_model::weights::SavedModel;
+use serde::Serialize;
+
+/// How likely a model finds some pieces.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct NllReport {
+    /// Mean negative log-likelihood per predicted token, in nats.
+    pub nats_per_token: f64,
+    /// `exp(nats_per_token)`.
+    pub perplexity: f64,
+    /// Total NLL in bits divided by the pieces' notes (comparable across tokenizers).
+    pub bits_per_note: f64,
+    /// Tokens predicted.
+    pub tokens: usize,
+    /// Notes in the pieces.
+    pub notes: usize,
+}
+
+/// The NLL of `scores` under `saved`, tokenized with its vocabulary and framed with BOS/EOS
+/// as in training, read in windows of `seq_len` tokens (each token predicted once).
+/// `None` if no piece tokenizes to two or more tokens.
+#[must_use]
+pub fn negative_log_likelihood(
+    saved: &SavedModel,
+    tokenizer: &dyn Tokenizer,
+    scores: &[Score],
+    seq_len: usize,
+    batch_size: usize,
+) -> Option<NllReport> {
+    let vocab = &saved.vocabulary;
+    let mut notes = 0;
+    let sequences: Vec<TokenSequence> = scores
+        .iter()
+        .filter_map(|s| {
+            let t = tokenizer.encode(s).ok()?;
+            notes += s.note_count();
+            Some(t.framed(vocab))
+        })
+        .collect();
+    let seq_len = seq_len.clamp(1, saved.config.max_positions);
+    let windows = TokenWindows::contiguous(&sequences, seq_len, vocab.id(Token::Pad).unwrap_or(0));
+    let all: Vec<usize> = (0..windows.count()).collect();
+    let tokens = windows.target_tokens(&all);
+    let nats = evaluate(&saved.model, &windows, batch_size)?;
+    Some(NllReport {
+        nats_per_token: nats,
+        perplexity: nats.exp(),
+        bits_per_note: nats * tokens as f64 / std::f64::consts::LN_2 / notes.max(1) as f64,
+        tokens,
+        notes,
+    })
+}
