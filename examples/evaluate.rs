@@ -9,12 +9,14 @@
 //! divergence), token diversity and the longest passage each generated piece shares with
 //! the reference; `--json` prints one JSON object instead. With `--checkpoint`, token
 //! metrics use the checkpoint's vocabulary and the model's NLL on the reference pieces is
-//! added. Unreadable files are reported and skipped.
+//! added. `--plots DIR` writes a PNG histogram per metric and piano rolls of the first four
+//! generated and the first two reference pieces. Unreadable files are reported and skipped.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use aurl::core::tokenize::{Tokenizer, TokenizerConfig, by_name};
+use aurl::evaluate::plot::{histogram_png, piano_roll_png};
 use aurl::evaluate::{PieceSet, evaluate_sets, negative_log_likelihood};
 use aurl::model::weights::load_model;
 use clap::Parser;
@@ -45,6 +47,10 @@ struct Args {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+    /// Write PNG plots here: a histogram per metric (generated vs reference) and piano
+    /// rolls of the first pieces of each set.
+    #[arg(long)]
+    plots: Option<PathBuf>,
     /// Backend for the NLL: one of those compiled in.
     #[arg(long)]
     backend: Option<String>,
@@ -106,6 +112,28 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             args.batch,
         )
     });
+    if let Some(dir) = &args.plots {
+        std::fs::create_dir_all(dir)?;
+        for (k, row) in eval.rows.iter().enumerate() {
+            let path = dir.join(format!("{}.png", row.metric));
+            histogram_png(
+                &path,
+                &row.metric,
+                &eval.generated_values[k],
+                &eval.reference_values[k],
+            )?;
+        }
+        for (prefix, set, count) in [("generated", &generated, 4), ("reference", &reference, 2)] {
+            for (score, file) in set.scores.iter().zip(&set.files).take(count) {
+                let stem = file
+                    .file_stem()
+                    .map_or("piece".into(), |s| s.to_string_lossy());
+                let name = format!("roll_{prefix}_{stem}");
+                piano_roll_png(&dir.join(format!("{name}.png")), &name, score, 16)?;
+            }
+        }
+        eprintln!("plots in {}", dir.display());
+    }
     if args.json {
         let skipped: Vec<_> = generated
             .unreadable
