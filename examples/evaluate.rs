@@ -38,9 +38,9 @@ struct Args {
     /// Tokenization scheme for token metrics without a checkpoint.
     #[arg(long, default_value = "remi")]
     scheme: String,
-    /// Context length for the NLL (clamped to the model's).
-    #[arg(long, default_value_t = 512)]
-    seq_len: usize,
+    /// Context length for the NLL (default: the length the model was trained on).
+    #[arg(long)]
+    seq_len: Option<usize>,
     /// Windows per forward pass for the NLL.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -108,7 +108,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             s,
             tokenizer.as_ref(),
             &reference.scores,
-            args.seq_len,
+            args.seq_len.unwrap_or(s.config.max_seq_len),
             args.batch,
         )
     });
