@@ -7,13 +7,13 @@
 //! ```
 //!
 //! Writes `piece_XX.mid` per piece and `summary.json` (tokens, notes, seconds, grammar
-//! errors, tokens/s) into `--out`.
+//! errors, tokens/s, median and 95th-percentile decoding-step latency) into `--out`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aurl::core::tokenize::by_name;
+use aurl::core::tokenize::{Token, by_name};
 use aurl::data::{Mode, read_midi_file};
 use aurl::model::weights::load_model;
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy, write_piece};
@@ -57,6 +57,19 @@ struct Args {
     /// Drop tokens less likely than this fraction of the best.
     #[arg(long)]
     min_p: Option<f32>,
+    /// Locally typical sampling mass.
+    #[arg(long)]
+    typical_p: Option<f32>,
+    /// Repetition penalty over the last `--repetition-window` tokens (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    /// Window of the repetition penalty.
+    #[arg(long, default_value_t = 64)]
+    repetition_window: usize,
+    /// Recompute the whole prefix every step instead of using the KV cache (slow; for
+    /// comparisons).
+    #[arg(long)]
+    no_cache: bool,
     /// Take the most likely token every step.
     #[arg(long)]
     greedy: bool,
@@ -97,8 +110,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => {
             let (score, _) = read_midi_file(path, Mode::Lenient)
                 .map_err(|e| format!("prompt {}: {e}", path.display()))?;
-            let mut ids = tokenizer.encode(&score)?.ids;
-            ids.truncate(args.prompt_tokens);
+            // Pieces start with BOS in training, so a prompt does too.
+            let mut ids = tokenizer.encode(&score)?.framed(&saved.vocabulary).ids;
+            ids.truncate(args.prompt_tokens.max(1));
+            ids.pop_if(|&mut last| Some(last) == saved.vocabulary.id(Token::Eos));
             ids
         }
         None => Vec::new(),
@@ -109,10 +124,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             top_k: args.top_k,
             top_p: Some(args.top_p),
             min_p: args.min_p,
+            typical_p: args.typical_p,
+            repetition_penalty: args.repetition_penalty,
+            repetition_window: args.repetition_window,
             greedy: args.greedy,
         },
         constrained: !args.no_constraints,
         batch_size: args.batch.max(1),
+        use_cache: !args.no_cache,
     };
     let generator = Generator::new(&saved.model, &saved.vocabulary, config)?;
     let requests: Vec<Request> = (0..args.count as u64)
@@ -123,7 +142,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         })
         .collect();
     let started = Instant::now();
-    let pieces = generator.generate(&requests)?;
+    let mut latencies = Vec::new();
+    let pieces = generator.generate_streaming(&requests, |e| latencies.push(e.step_seconds))?;
+    latencies.sort_by(f64::total_cmp);
+    let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize);
     let seconds = started.elapsed().as_secs_f64();
     std::fs::create_dir_all(&args.out)?;
     let mut summaries = Vec::new();
@@ -148,6 +170,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "new_tokens": new_tokens,
         "seconds": seconds,
         "tokens_per_second": new_tokens as f64 / seconds.max(1e-9),
+        "step_ms_median": quantile(0.5).map(|s| s * 1e3),
+        "step_ms_p95": quantile(0.95).map(|s| s * 1e3),
     });
     std::fs::write(
         args.out.join("summary.json"),

@@ -215,6 +215,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             strategy: config.sample.strategy.clone(),
             constrained: config.sample.constrained,
             batch_size: config.sample.count.max(1),
+            ..GenerationConfig::default()
         },
     )?;
     let requests: Vec<Request> = (0..config.sample.count as u64)

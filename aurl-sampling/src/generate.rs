@@ -1,5 +1,7 @@
 //! Batched, KV-cached, grammar-constrained generation.
 
+use std::time::Instant;
+
 use aurl_core::tokenize::{
     Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, Vocabulary,
 };
@@ -35,6 +37,9 @@ pub struct GenerationConfig {
     pub constrained: bool,
     /// Requests decoded together (rows of one batch share a prompt length).
     pub batch_size: usize,
+    /// Decode through the model's KV cache (one token per step after the prompt). `false`
+    /// recomputes the whole prefix every step: only for measuring what the cache saves.
+    pub use_cache: bool,
 }
 
 impl Default for GenerationConfig {
@@ -43,6 +48,7 @@ impl Default for GenerationConfig {
             strategy: Strategy::default(),
             constrained: true,
             batch_size: 16,
+            use_cache: true,
         }
     }
 }
@@ -62,6 +68,20 @@ pub struct Generated {
     pub closed: usize,
     /// Grammar check of the whole sequence.
     pub grammar: GrammarReport,
+}
+
+/// One sampled token, as reported to the callback of [`Generator::generate_streaming`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TokenEvent {
+    /// Index of the request (in the slice given to the generator).
+    pub request: usize,
+    /// The token.
+    pub token: TokenId,
+    /// New tokens of this request so far, this one included.
+    pub new_tokens: usize,
+    /// Wall time of the decoding step that produced it (the forward pass and sampling of
+    /// the whole batch), in seconds: the per-token latency a real-time user sees.
+    pub step_seconds: f64,
 }
 
 /// Generates token sequences from a model, optionally constrained by the token grammar.
@@ -128,6 +148,19 @@ impl<'a> Generator<'a> {
     /// [`SamplingError::InvalidPrompt`] for a prompt the grammar refuses (when constrained)
     /// or longer than the model's positions; [`SamplingError::Model`] if a forward fails.
     pub fn generate(&self, requests: &[Request]) -> Result<Vec<Generated>, SamplingError> {
+        self.generate_streaming(requests, |_| {})
+    }
+
+    /// [`Generator::generate`], calling `on_token` with every token as soon as it is
+    /// sampled (for real-time playback or progress); batches run one after another.
+    ///
+    /// # Errors
+    /// As [`Generator::generate`].
+    pub fn generate_streaming(
+        &self,
+        requests: &[Request],
+        mut on_token: impl FnMut(TokenEvent),
+    ) -> Result<Vec<Generated>, SamplingError> {
         let prompts: Vec<Vec<TokenId>> = requests
             .iter()
             .map(|r| {
@@ -156,7 +189,15 @@ impl<'a> Generator<'a> {
                 .iter()
                 .map(|&i| (prompts[i].as_slice(), &requests[i]))
                 .collect();
-            for (&i, g) in group.iter().zip(self.generate_batch(&rows)?) {
+            let mut report = |row: usize, token: TokenId, new_tokens: usize, step_seconds: f64| {
+                on_token(TokenEvent {
+                    request: group[row],
+                    token,
+                    new_tokens,
+                    step_seconds,
+                });
+            };
+            for (&i, g) in group.iter().zip(self.generate_batch(&rows, &mut report)?) {
                 out[i] = Some(g);
             }
             start = end;
@@ -167,6 +208,7 @@ impl<'a> Generator<'a> {
     fn generate_batch(
         &self,
         rows: &[(&[TokenId], &Request)],
+        report: &mut dyn FnMut(usize, TokenId, usize, f64),
     ) -> Result<Vec<Generated>, SamplingError> {
         let b = rows.len();
         let p = rows[0].0.len();
@@ -205,15 +247,16 @@ impl<'a> Generator<'a> {
             .max()
             .unwrap_or(0);
         let limit = (p + longest).min(capacity);
-        let mut cache = self.model.new_cache(b);
+        let mut cache = self.config.use_cache.then(|| self.model.new_cache(b));
         let flat: Vec<i64> = rows
             .iter()
             .flat_map(|(p, _)| p.iter().map(|&x| i64::from(x)))
             .collect();
         let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, p]), &self.device);
+        let mut step_started = Instant::now();
         let mut logits = self
             .model
-            .forward(input, 0, Some(&mut cache))
+            .forward(input, 0, cache.as_mut())
             .map_err(|e| SamplingError::Model(e.to_string()))?
             .narrow(1, p - 1, 1);
         let mut mask = TokenMask::new(self.model.vocab_size());
@@ -225,6 +268,7 @@ impl<'a> Generator<'a> {
             let values = data
                 .as_slice::<f32>()
                 .map_err(|e| SamplingError::Model(format!("{e:?}")))?;
+            let mut sampled: Vec<(usize, TokenId)> = Vec::with_capacity(b);
             for r in 0..b {
                 next[r] = i64::from(self.pad);
                 if !active[r] {
@@ -237,17 +281,20 @@ impl<'a> Generator<'a> {
                 } else {
                     None
                 };
-                let Some(id) =
-                    self.config
-                        .strategy
-                        .sample(row, allowed, &mut rngs[r], &mut scratch)
-                else {
+                let Some(id) = self.config.strategy.sample(
+                    row,
+                    allowed,
+                    &tokens[r],
+                    &mut rngs[r],
+                    &mut scratch,
+                ) else {
                     active[r] = false;
                     continue;
                 };
                 let _ = self.grammar.advance(&mut states[r], id);
                 tokens[r].push(id);
                 next[r] = i64::from(id);
+                sampled.push((r, id));
                 if id == self.eos {
                     ended[r] = true;
                     active[r] = false;
@@ -255,15 +302,44 @@ impl<'a> Generator<'a> {
                     active[r] = false;
                 }
             }
+            let step_seconds = step_started.elapsed().as_secs_f64();
+            for (r, id) in sampled {
+                report(r, id, tokens[r].len() - p, step_seconds);
+            }
             if !active.iter().any(|&a| a) || position + 1 >= limit {
                 break;
             }
-            let input =
-                Tensor::<2, Int>::from_data(TensorData::new(next.clone(), [b, 1]), &self.device);
-            logits = self
-                .model
-                .forward(input, position, Some(&mut cache))
-                .map_err(|e| SamplingError::Model(e.to_string()))?;
+            step_started = Instant::now();
+            logits = match cache.as_mut() {
+                Some(cache) => {
+                    let input = Tensor::<2, Int>::from_data(
+                        TensorData::new(next.clone(), [b, 1]),
+                        &self.device,
+                    );
+                    self.model.forward(input, position, Some(cache))
+                }
+                None => {
+                    // Uncached: the whole prefix again (finished rows repeat padding).
+                    let flat: Vec<i64> = tokens
+                        .iter()
+                        .flat_map(|t| {
+                            let pad = position + 1 - t.len().min(position + 1);
+                            t.iter()
+                                .take(position + 1)
+                                .map(|&x| i64::from(x))
+                                .chain(std::iter::repeat_n(i64::from(self.pad), pad))
+                        })
+                        .collect();
+                    let input = Tensor::<2, Int>::from_data(
+                        TensorData::new(flat, [b, position + 1]),
+                        &self.device,
+                    );
+                    self.model
+                        .forward(input, 0, None)
+                        .map(|l| l.narrow(1, position, 1))
+                }
+            }
+            .map_err(|e| SamplingError::Model(e.to_string()))?;
             position += 1;
         }
         Ok(tokens

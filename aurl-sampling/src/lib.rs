@@ -25,7 +25,7 @@ mod generate;
 mod strategy;
 
 pub use export::{PieceSummary, write_piece};
-pub use generate::{Generated, GenerationConfig, Generator, Request};
+pub use generate::{Generated, GenerationConfig, Generator, Request, TokenEvent};
 pub use strategy::{Scratch, Strategy};
 
 /// What can go wrong while generating.

@@ -1,5 +1,6 @@
-//! Turning one row of logits into a token: temperature, top-k, top-p (nucleus), min-p,
-//! greedy, and an optional mask of allowed ids (the token grammar).
+//! Turning one row of logits into a token: repetition penalty, temperature, top-k, min-p,
+//! typical sampling, top-p (nucleus), greedy, and an optional mask of allowed ids (the
+//! token grammar). The steps apply in that order.
 
 use aurl_core::tokenize::{TokenId, TokenMask};
 use rand::Rng;
@@ -20,6 +21,17 @@ pub struct Strategy {
     pub top_p: Option<f32>,
     /// Drop tokens less likely than `min_p` times the most likely one (0 ≤ min_p < 1).
     pub min_p: Option<f32>,
+    /// Locally typical sampling (Meister et al., 2023): keep the tokens whose surprisal is
+    /// closest to the distribution's entropy until their probability reaches `typical_p`
+    /// (0 < p ≤ 1).
+    pub typical_p: Option<f32>,
+    /// Repetition penalty (Keskar et al., 2019): logits of ids among the last
+    /// `repetition_window` tokens are divided by this (if positive) or multiplied by it
+    /// (if negative); 1 = off, > 1 discourages repeats. Structural tokens (bars, positions)
+    /// repeat by design in music, so keep it mild (1.05–1.3).
+    pub repetition_penalty: f32,
+    /// How many recent tokens the repetition penalty looks at.
+    pub repetition_window: usize,
     /// Always take the most likely allowed token.
     pub greedy: bool,
 }
@@ -32,6 +44,9 @@ impl Default for Strategy {
             top_k: None,
             top_p: Some(0.95),
             min_p: None,
+            typical_p: None,
+            repetition_penalty: 1.0,
+            repetition_window: 64,
             greedy: false,
         }
     }
@@ -65,6 +80,14 @@ impl Strategy {
         {
             return bad("min_p", "must be in [0, 1)");
         }
+        if let Some(p) = self.typical_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return bad("typical_p", "must be in (0, 1]");
+        }
+        if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
+            return bad("repetition_penalty", "must be finite and > 0 (1 = off)");
+        }
         Ok(())
     }
 }
@@ -74,15 +97,20 @@ impl Strategy {
 #[derive(Debug, Default)]
 pub struct Scratch {
     candidates: Vec<(f32, u32)>,
+    /// Per-id flags of the recent window (repetition penalty).
+    recent: Vec<bool>,
 }
 
 impl Strategy {
-    /// Picks a token from `logits` (one row), considering only ids in `allowed` when given.
-    /// Returns `None` when no id is allowed or every allowed logit is −∞/NaN.
+    /// Picks a token from `logits` (one row), considering only ids in `allowed` when given;
+    /// `history` is the sequence so far (the repetition penalty reads its last
+    /// `repetition_window` ids). Returns `None` when no id is allowed or every allowed logit
+    /// is −∞/NaN.
     pub fn sample(
         &self,
         logits: &[f32],
         allowed: Option<&TokenMask>,
+        history: &[TokenId],
         rng: &mut StdRng,
         scratch: &mut Scratch,
     ) -> Option<TokenId> {
@@ -99,6 +127,21 @@ impl Strategy {
         c.retain(|(l, _)| l.is_finite());
         if c.is_empty() {
             return None;
+        }
+        if self.repetition_penalty != 1.0 && !history.is_empty() {
+            let recent = &mut scratch.recent;
+            recent.clear();
+            recent.resize(logits.len(), false);
+            let from = history.len().saturating_sub(self.repetition_window);
+            for &id in &history[from..] {
+                if let Some(flag) = recent.get_mut(usize::from(id)) {
+                    *flag = true;
+                }
+            }
+            let theta = self.repetition_penalty;
+            for x in c.iter_mut().filter(|x| recent[x.1 as usize]) {
+                x.0 = if x.0 > 0.0 { x.0 / theta } else { x.0 * theta };
+            }
         }
         if self.greedy {
             let best = c
@@ -120,6 +163,37 @@ impl Strategy {
         if let Some(m) = self.min_p {
             // The best has weight 1, so min-p compares weights directly.
             c.retain(|x| x.0 >= m);
+        }
+        if let Some(tau) = self.typical_p {
+            // Surprisal −log p against the entropy H; keep the tokens closest to H.
+            let total: f32 = c.iter().map(|x| x.0).sum();
+            let entropy: f32 = c
+                .iter()
+                .map(|x| x.0 / total)
+                .filter(|&p| p > 0.0)
+                .map(|p| -p * p.ln())
+                .sum();
+            let distance = |w: f32| {
+                let p = w / total;
+                if p > 0.0 {
+                    (-p.ln() - entropy).abs()
+                } else {
+                    f32::INFINITY
+                }
+            };
+            c.sort_by(|a, b| distance(a.0).total_cmp(&distance(b.0)).then(a.1.cmp(&b.1)));
+            let mut cumulative = 0.0;
+            let mut keep = c.len();
+            for (i, x) in c.iter().enumerate() {
+                cumulative += x.0;
+                if cumulative >= tau * total {
+                    keep = i + 1;
+                    break;
+                }
+            }
+            c.truncate(keep);
+            // Back to most-likely-first for the nucleus.
+            c.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
         }
         if let Some(p) = self.top_p {
             let total: f32 = c.iter().map(|x| x.0).sum();
@@ -155,7 +229,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(9);
         let mut scratch = Scratch::default();
         (0..n)
-            .map(|_| s.sample(logits, mask, &mut rng, &mut scratch).unwrap())
+            .map(|_| s.sample(logits, mask, &[], &mut rng, &mut scratch).unwrap())
             .collect()
     }
 
@@ -193,6 +267,7 @@ mod tests {
             s.sample(
                 &logits,
                 Some(&TokenMask::new(5)),
+                &[],
                 &mut StdRng::seed_from_u64(1),
                 &mut Scratch::default()
             )
@@ -239,6 +314,74 @@ mod tests {
         assert!(
             Strategy {
                 temperature: 0.0,
+                ..Strategy::default()
+            }
+            .validate()
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn typical_sampling_drops_the_too_likely_and_the_too_rare() {
+        // p = (0.5, 0.25, 0.125, 0.125): H = 1.75 bits = 1.213 nats; surprisals in nats
+        // 0.693, 1.386, 2.079, 2.079 → distances 0.520, 0.173, 0.866, 0.866. The 0.3 typical
+        // set is {1} (0.25), then {1, 0} reaches 0.75 ≥ 0.3 → ids 1 and 0 only.
+        let logits: Vec<f32> = [4.0f32, 2.0, 1.0, 1.0].iter().map(|x| x.ln()).collect();
+        let s = Strategy {
+            top_p: None,
+            typical_p: Some(0.3),
+            ..Strategy::default()
+        };
+        let d = draws(&s, &logits, None, 400);
+        assert!(
+            d.iter().all(|&t| t <= 1) && d.contains(&0) && d.contains(&1),
+            "{d:?}"
+        );
+        // With 0.2 only the most typical token remains: id 1, not the most likely.
+        let s = Strategy {
+            top_p: None,
+            typical_p: Some(0.2),
+            ..Strategy::default()
+        };
+        assert!(draws(&s, &logits, None, 50).iter().all(|&t| t == 1));
+    }
+
+    #[test]
+    fn the_repetition_penalty_discourages_recent_ids_only() {
+        // Logits 1.0 and 1.0: equal. With id 0 in the window and θ = 2, id 0's logit
+        // becomes 0.5: P(0) = e^0.5 / (e^0.5 + e^1) ≈ 0.378. Outside the window (history
+        // 0 9 9 with a window of 2; id 9 is out of range and ignored), no effect.
+        let s = Strategy {
+            top_p: None,
+            repetition_penalty: 2.0,
+            repetition_window: 2,
+            ..Strategy::default()
+        };
+        let (mut rng, mut scratch) = (StdRng::seed_from_u64(4), Scratch::default());
+        let n = 4000;
+        let zeros = (0..n)
+            .filter(|_| s.sample(&[1.0, 1.0], None, &[0, 9, 9], &mut rng, &mut scratch) == Some(0))
+            .count();
+        assert!(
+            (zeros as f64 / n as f64 - 0.5).abs() < 0.03,
+            "id 0 left the window"
+        );
+        let zeros = (0..n)
+            .filter(|_| s.sample(&[1.0, 1.0], None, &[9, 0], &mut rng, &mut scratch) == Some(0))
+            .count();
+        let expected = 0.5f64.exp() / (0.5f64.exp() + 1f64.exp());
+        assert!((zeros as f64 / n as f64 - expected).abs() < 0.03, "{zeros}");
+        assert!(
+            Strategy {
+                repetition_penalty: 0.0,
+                ..Strategy::default()
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Strategy {
+                typical_p: Some(1.5),
                 ..Strategy::default()
             }
             .validate()

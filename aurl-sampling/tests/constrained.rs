@@ -27,6 +27,7 @@ fn constrained_pieces_are_always_valid_and_decode_cleanly() {
                 strategy,
                 constrained: true,
                 batch_size: 4,
+                ..GenerationConfig::default()
             };
             let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
             let requests: Vec<Request> = (0..10)
@@ -119,4 +120,89 @@ fn batching_does_not_change_what_a_seed_generates() {
     let one = run(1);
     assert_eq!(one, run(5));
     assert_eq!(one, run(2));
+}
+
+#[test]
+fn recomputing_without_the_cache_picks_the_same_tokens_and_streaming_reports_each() {
+    let device = Device::flex();
+    let tokenizer = by_name("tsd", &TokenizerConfig::default()).unwrap();
+    device.seed(5);
+    let model = TransformerConfig::tiny(tokenizer.vocab().len())
+        .init(&device)
+        .unwrap();
+    let requests: Vec<Request> = (0..3)
+        .map(|seed| Request {
+            prompt: vec![],
+            max_new_tokens: 24 + 8 * seed as usize,
+            seed,
+        })
+        .collect();
+    let run = |use_cache| {
+        let config = GenerationConfig {
+            strategy: Strategy {
+                greedy: true,
+                ..Strategy::default()
+            },
+            batch_size: 3,
+            use_cache,
+            ..GenerationConfig::default()
+        };
+        let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+        let mut events = Vec::new();
+        let pieces = generator
+            .generate_streaming(&requests, |e| events.push(e))
+            .unwrap();
+        (pieces, events)
+    };
+    let (cached, events) = run(true);
+    let (uncached, _) = run(false);
+    for (a, b) in cached.iter().zip(&uncached) {
+        assert_eq!(a.tokens, b.tokens);
+    }
+    for (i, piece) in cached.iter().enumerate() {
+        let streamed: Vec<_> = events.iter().filter(|e| e.request == i).collect();
+        let sampled = &piece.tokens[piece.prompt_len..];
+        // Closing a piece cut by the limit may drop a half-written note after streaming.
+        assert!(streamed.len() >= sampled.len() && streamed.len() <= requests[i].max_new_tokens);
+        for (k, e) in streamed.iter().enumerate() {
+            assert_eq!(e.new_tokens, k + 1);
+            assert!(e.step_seconds >= 0.0);
+        }
+        let prefix: Vec<_> = streamed
+            .iter()
+            .map(|e| e.token)
+            .take(sampled.len())
+            .collect();
+        assert_eq!(prefix, sampled, "tokens stream in order");
+    }
+}
+
+#[test]
+fn the_repetition_penalty_and_typical_sampling_keep_pieces_valid() {
+    let device = Device::flex();
+    let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
+    device.seed(6);
+    let model = TransformerConfig::tiny(tokenizer.vocab().len())
+        .init(&device)
+        .unwrap();
+    let config = GenerationConfig {
+        strategy: Strategy {
+            typical_p: Some(0.9),
+            repetition_penalty: 1.3,
+            repetition_window: 32,
+            ..Strategy::default()
+        },
+        ..GenerationConfig::default()
+    };
+    let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+    let requests: Vec<Request> = (0..4)
+        .map(|seed| Request {
+            prompt: vec![],
+            max_new_tokens: 60,
+            seed,
+        })
+        .collect();
+    for piece in generator.generate(&requests).unwrap() {
+        assert_eq!(piece.grammar.error_count(), 0, "{:?}", piece.grammar);
+    }
 }

@@ -1,0 +1,192 @@
+//! Generation speed through `aurl_sampling::Generator`, on the fixed shape: a
+//! 774-token vocabulary, d_model 256, 4 layers, 4 heads, feed-forward 1024, random weights,
+//! a 16-token prompt and 512 new tokens per sequence, top-p 0.9 at temperature 1.
+//!
+//! - `sampling/cached/b1`, `sampling/cached/b16`: KV-cached decoding, unconstrained (one
+//!   iteration = one whole generation; elem/s = generated tokens/s);
+//! - `sampling/uncached/b1`: recomputing the whole prefix every step;
+//! - `sampling/constrained/b16`: cached, under the token grammar's mask;
+//! - `sampling/token_latency/{128,1024,4096}`: one decoding step (B = 1, sampled, cached)
+//!   with that many positions already in the cache.
+//!
+//! The vocabulary is a real one of exactly 774 tokens — REMI+ over all 128 pitches with 127
+//! velocities, chords and 52 pitch-bend bins — so the constrained case masks with a real
+//! grammar. `AURL_BACKEND` picks the backend; `AURL_BENCH_QUICK=1` runs fewer samples.
+
+use std::time::Duration;
+
+use aurl::burn::prelude::*;
+use aurl::core::tokenize::{Remi, Token, TokenId, Tokenizer, TokenizerConfig, Vocabulary};
+use aurl::model::{Transformer, TransformerConfig};
+use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+const NEW_TOKENS: usize = 512;
+const PROMPT: usize = 16;
+
+fn device() -> Device {
+    match std::env::var("AURL_BACKEND") {
+        Ok(name) => aurl::backend::device(&name).expect("AURL_BACKEND names a compiled backend"),
+        Err(_) => aurl::backend::default_device(),
+    }
+}
+
+fn vocabulary() -> Vocabulary {
+    let config = TokenizerConfig {
+        pitch_range: [0, 127],
+        num_velocities: 127,
+        use_chords: true,
+        use_pitch_bends: true,
+        num_pitch_bends: 52,
+        ..TokenizerConfig::default()
+    };
+    let vocab = Remi::new(&config).expect("a valid config").vocab().clone();
+    assert_eq!(vocab.len(), 774, "the benchmark shape's vocabulary size");
+    vocab
+}
+
+fn model(device: &Device, vocab: usize) -> Transformer {
+    device.seed(2);
+    TransformerConfig {
+        vocab_size: vocab,
+        d_model: 256,
+        n_layers: 4,
+        n_heads: 4,
+        d_ff: 1024,
+        max_seq_len: 512,
+        max_positions: 8192,
+        dropout: 0.0,
+        ..TransformerConfig::small(vocab)
+    }
+    .init(device)
+    .expect("the benchmark shape is valid")
+}
+
+/// A grammar-valid 16-token prompt: BOS, then the first tokens of a real encoding.
+fn prompt(vocab: &Vocabulary) -> Vec<TokenId> {
+    let bos = vocab.id(Token::Bos).expect("specials are on");
+    let mut ids = vec![bos];
+    let bar = vocab.id(Token::Bar).expect("REMI has bars");
+    while ids.len() < PROMPT {
+        ids.push(bar);
+    }
+    ids
+}
+
+fn samples(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let quick = std::env::var_os("AURL_BENCH_QUICK").is_some();
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_secs(if quick { 1 } else { 3 }));
+    group.measurement_time(Duration::from_secs(if quick { 8 } else { 30 }));
+}
+
+fn generator<'a>(
+    model: &'a Transformer,
+    vocab: &Vocabulary,
+    batch: usize,
+    constrained: bool,
+    use_cache: bool,
+) -> Generator<'a> {
+    let config = GenerationConfig {
+        strategy: Strategy {
+            temperature: 1.0,
+            top_p: Some(0.9),
+            ..Strategy::default()
+        },
+        constrained,
+        batch_size: batch,
+        use_cache,
+    };
+    Generator::new(model, vocab, config).expect("a valid config")
+}
+
+/// Rows stop early only if they draw EOS (rare with random weights over 774 ids); the
+/// throughput counts the tokens actually produced.
+fn requests(vocab: &Vocabulary, batch: usize) -> Vec<Request> {
+    (0..batch as u64)
+        .map(|seed| Request {
+            prompt: prompt(vocab),
+            max_new_tokens: NEW_TOKENS,
+            seed,
+        })
+        .collect()
+}
+
+fn bench_generation(c: &mut Criterion) {
+    let device = device();
+    let vocab = vocabulary();
+    let model = model(&device, vocab.len());
+    let mut group = c.benchmark_group("sampling");
+    samples(&mut group);
+    for (name, batch, constrained, use_cache) in [
+        ("cached/b1", 1usize, false, true),
+        ("cached/b16", 16, false, true),
+        ("constrained/b16", 16, true, true),
+        ("uncached/b1", 1, false, false),
+    ] {
+        let generator = generator(&model, &vocab, batch, constrained, use_cache);
+        let requests = requests(&vocab, batch);
+        let produced: usize = generator
+            .generate(&requests)
+            .expect("generation works")
+            .iter()
+            .map(|g| g.tokens.len() - g.prompt_len)
+            .sum();
+        eprintln!("{name}: {produced} new tokens per iteration");
+        group.throughput(Throughput::Elements(produced as u64));
+        group.bench_function(name, |bench| {
+            bench.iter(|| generator.generate(&requests).expect("generation works"));
+        });
+    }
+    group.finish();
+}
+
+fn bench_token_latency(c: &mut Criterion) {
+    let device = device();
+    let vocab = vocabulary();
+    let model = model(&device, vocab.len());
+    let generator = generator(&model, &vocab, 1, false, true);
+    let mut group = c.benchmark_group("sampling/token_latency");
+    samples(&mut group);
+    for position in [128usize, 1024, 4096] {
+        group.bench_with_input(
+            BenchmarkId::from_parameter(position),
+            &position,
+            |bench, &position| {
+                // A prompt of `position` tokens (prefill untimed), then 33 tokens through the
+                // streaming callback: the median step time of those is this position's latency.
+                let bar = vocab.id(Token::Bar).expect("REMI has bars");
+                let request = Request {
+                    prompt: std::iter::once(vocab.id(Token::Bos).expect("BOS"))
+                        .chain(std::iter::repeat_n(bar, position - 1))
+                        .collect(),
+                    max_new_tokens: 33,
+                    seed: 1,
+                };
+                bench.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    let mut done = 0;
+                    while done < iters {
+                        let mut steps = Vec::new();
+                        generator
+                            .generate_streaming(std::slice::from_ref(&request), |e| {
+                                if e.new_tokens > 1 {
+                                    steps.push(e.step_seconds);
+                                }
+                            })
+                            .expect("generation works");
+                        for s in steps.into_iter().take((iters - done) as usize) {
+                            total += Duration::from_secs_f64(s);
+                            done += 1;
+                        }
+                    }
+                    total
+                });
+            },
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_generation, bench_token_latency);
+criterion_main!(benches);
