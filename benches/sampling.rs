@@ -16,7 +16,8 @@
 use std::time::Duration;
 
 use aurl::burn::prelude::*;
-use aurl::core::tokenize::{Remi, Token, TokenId, Tokenizer, TokenizerConfig, Vocabulary};
+use aurl::core::tokenize::{Remi, TokenId, Tokenizer, TokenizerConfig, Vocabulary};
+use aurl::core::{Note, Pitch, Score, Track, Velocity};
 use aurl::model::{Transformer, TransformerConfig};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
@@ -31,7 +32,7 @@ fn device() -> Device {
     }
 }
 
-fn vocabulary() -> Vocabulary {
+fn tokenizer() -> Remi {
     let config = TokenizerConfig {
         pitch_range: [0, 127],
         num_velocities: 127,
@@ -40,9 +41,13 @@ fn vocabulary() -> Vocabulary {
         num_pitch_bends: 52,
         ..TokenizerConfig::default()
     };
-    let vocab = Remi::new(&config).expect("a valid config").vocab().clone();
-    assert_eq!(vocab.len(), 774, "the benchmark shape's vocabulary size");
-    vocab
+    let remi = Remi::new(&config).expect("a valid config");
+    assert_eq!(
+        remi.vocab().len(),
+        774,
+        "the benchmark shape's vocabulary size"
+    );
+    remi
 }
 
 fn model(device: &Device, vocab: usize) -> Transformer {
@@ -62,14 +67,27 @@ fn model(device: &Device, vocab: usize) -> Transformer {
     .expect("the benchmark shape is valid")
 }
 
-/// A grammar-valid 16-token prompt: BOS, then the first tokens of a real encoding.
-fn prompt(vocab: &Vocabulary) -> Vec<TokenId> {
-    let bos = vocab.id(Token::Bos).expect("specials are on");
-    let mut ids = vec![bos];
-    let bar = vocab.id(Token::Bar).expect("REMI has bars");
-    while ids.len() < PROMPT {
-        ids.push(bar);
+/// A grammar-valid prompt of `len` tokens: BOS, then the start of a real encoding (a long
+/// arpeggio, so even 4,096 tokens are music).
+fn prompt(remi: &Remi, len: usize) -> Vec<TokenId> {
+    let mut track = Track::new("piano");
+    for i in 0..4096u64 {
+        let pitch = Pitch::new(48 + ((i * 7) % 36) as u8).expect("in range");
+        track.notes.push(Note::new(
+            pitch,
+            Velocity::new(80).expect("in range"),
+            120 * i,
+            240,
+        ));
     }
+    let mut score = Score::new(480);
+    score.tracks.push(track);
+    let mut ids = remi
+        .encode(&score)
+        .expect("encodes")
+        .framed(remi.vocab())
+        .ids;
+    ids.truncate(len);
     ids
 }
 
@@ -95,17 +113,17 @@ fn generator<'a>(
         },
         constrained,
         batch_size: batch,
+        min_new_tokens: NEW_TOKENS,
         use_cache,
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }
 
-/// Rows stop early only if they draw EOS (rare with random weights over 774 ids); the
-/// throughput counts the tokens actually produced.
-fn requests(vocab: &Vocabulary, batch: usize) -> Vec<Request> {
+/// EOS is held back until the limit (`min_new_tokens`), so every row produces 512 tokens.
+fn requests(remi: &Remi, batch: usize) -> Vec<Request> {
     (0..batch as u64)
         .map(|seed| Request {
-            prompt: prompt(vocab),
+            prompt: prompt(remi, PROMPT),
             max_new_tokens: NEW_TOKENS,
             seed,
         })
@@ -114,7 +132,8 @@ fn requests(vocab: &Vocabulary, batch: usize) -> Vec<Request> {
 
 fn bench_generation(c: &mut Criterion) {
     let device = device();
-    let vocab = vocabulary();
+    let remi = tokenizer();
+    let vocab = remi.vocab();
     let model = model(&device, vocab.len());
     let mut group = c.benchmark_group("sampling");
     samples(&mut group);
@@ -124,8 +143,8 @@ fn bench_generation(c: &mut Criterion) {
         ("constrained/b16", 16, true, true),
         ("uncached/b1", 1, false, false),
     ] {
-        let generator = generator(&model, &vocab, batch, constrained, use_cache);
-        let requests = requests(&vocab, batch);
+        let generator = generator(&model, vocab, batch, constrained, use_cache);
+        let requests = requests(&remi, batch);
         let produced: usize = generator
             .generate(&requests)
             .expect("generation works")
@@ -143,9 +162,9 @@ fn bench_generation(c: &mut Criterion) {
 
 fn bench_token_latency(c: &mut Criterion) {
     let device = device();
-    let vocab = vocabulary();
-    let model = model(&device, vocab.len());
-    let generator = generator(&model, &vocab, 1, false, true);
+    let remi = tokenizer();
+    let model = model(&device, remi.vocab().len());
+    let generator = generator(&model, remi.vocab(), 1, false, true);
     let mut group = c.benchmark_group("sampling/token_latency");
     samples(&mut group);
     for position in [128usize, 1024, 4096] {
@@ -154,12 +173,9 @@ fn bench_token_latency(c: &mut Criterion) {
             &position,
             |bench, &position| {
                 // A prompt of `position` tokens (prefill untimed), then 33 tokens through the
-                // streaming callback: the median step time of those is this position's latency.
-                let bar = vocab.id(Token::Bar).expect("REMI has bars");
+                // streaming callback: the mean step time of those is this position's latency.
                 let request = Request {
-                    prompt: std::iter::once(vocab.id(Token::Bos).expect("BOS"))
-                        .chain(std::iter::repeat_n(bar, position - 1))
-                        .collect(),
+                    prompt: prompt(&remi, position),
                     max_new_tokens: 33,
                     seed: 1,
                 };

@@ -39,6 +39,9 @@ struct Args {
     /// Most new tokens per piece.
     #[arg(long, default_value_t = 512)]
     tokens: usize,
+    /// No EOS before this many new tokens.
+    #[arg(long, default_value_t = 0)]
+    min_tokens: usize,
     /// A MIDI file to continue (tokenized with the checkpoint's vocabulary).
     #[arg(long)]
     prompt: Option<PathBuf>,
@@ -131,6 +134,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         },
         constrained: !args.no_constraints,
         batch_size: args.batch.max(1),
+        min_new_tokens: args.min_tokens,
         use_cache: !args.no_cache,
     };
     let generator = Generator::new(&saved.model, &saved.vocabulary, config)?;

@@ -37,6 +37,11 @@ pub struct GenerationConfig {
     pub constrained: bool,
     /// Requests decoded together (rows of one batch share a prompt length).
     pub batch_size: usize,
+    /// EOS is not sampled before this many new tokens (Hugging Face's `min_new_tokens`):
+    /// for pieces of a guaranteed length, and for benchmarks that must do the same work
+    /// every time. With the grammar on, a piece may still end early if nothing else is
+    /// allowed.
+    pub min_new_tokens: usize,
     /// Decode through the model's KV cache (one token per step after the prompt). `false`
     /// recomputes the whole prefix every step: only for measuring what the cache saves.
     pub use_cache: bool,
@@ -48,6 +53,7 @@ impl Default for GenerationConfig {
             strategy: Strategy::default(),
             constrained: true,
             batch_size: 16,
+            min_new_tokens: 0,
             use_cache: true,
         }
     }
@@ -261,6 +267,7 @@ impl<'a> Generator<'a> {
             .narrow(1, p - 1, 1);
         let mut mask = TokenMask::new(self.model.vocab_size());
         let mut scratch = Scratch::default();
+        let mut row_copy: Vec<f32> = Vec::new();
         let mut next = vec![0i64; b];
         let mut position = p;
         while position < limit && active.iter().any(|&a| a) {
@@ -274,7 +281,16 @@ impl<'a> Generator<'a> {
                 if !active[r] {
                     continue;
                 }
-                let row = &values[r * self.model.vocab_size()..(r + 1) * self.model.vocab_size()];
+                let mut row =
+                    &values[r * self.model.vocab_size()..(r + 1) * self.model.vocab_size()];
+                if tokens[r].len() - p < self.config.min_new_tokens {
+                    row_copy.clear();
+                    row_copy.extend_from_slice(row);
+                    if let Some(eos) = row_copy.get_mut(usize::from(self.eos)) {
+                        *eos = f32::NEG_INFINITY;
+                    }
+                    row = &row_copy;
+                }
                 let allowed = if self.config.constrained {
                     self.grammar.allowed(&states[r], &mut mask);
                     Some(&mask)
