@@ -7,7 +7,8 @@
 //! - `sampling/uncached/b1`: recomputing the whole prefix every step;
 //! - `sampling/constrained/b16`: cached, under the token grammar's mask;
 //! - `sampling/token_latency/{128,1024,4096}`: one decoding step (B = 1, sampled, cached)
-//!   with that many positions already in the cache.
+//!   with that many positions already in the cache; `sampling/token_latency_window512/…`
+//!   the same with 512-position sliding-window attention.
 //!
 //! The vocabulary is a real one of exactly 774 tokens — REMI+ over all 128 pitches with 127
 //! velocities, chords and 52 pitch-bend bins — so the constrained case masks with a real
@@ -18,7 +19,7 @@ use std::time::Duration;
 use aurl::burn::prelude::*;
 use aurl::core::tokenize::{Remi, TokenId, Tokenizer, TokenizerConfig, Vocabulary};
 use aurl::core::{Note, Pitch, Score, Track, Velocity};
-use aurl::model::{Transformer, TransformerConfig};
+use aurl::model::{AttentionKind, Transformer, TransformerConfig};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -51,8 +52,13 @@ fn tokenizer() -> Remi {
 }
 
 fn model(device: &Device, vocab: usize) -> Transformer {
+    model_with(device, vocab, AttentionKind::Full)
+}
+
+fn model_with(device: &Device, vocab: usize, attention: AttentionKind) -> Transformer {
     device.seed(2);
     TransformerConfig {
+        attention,
         vocab_size: vocab,
         d_model: 256,
         n_layers: 4,
@@ -163,45 +169,55 @@ fn bench_generation(c: &mut Criterion) {
 fn bench_token_latency(c: &mut Criterion) {
     let device = device();
     let remi = tokenizer();
-    let model = model(&device, remi.vocab().len());
-    let generator = generator(&model, remi.vocab(), 1, false, true);
-    let mut group = c.benchmark_group("sampling/token_latency");
-    samples(&mut group);
-    for position in [128usize, 1024, 4096] {
-        group.bench_with_input(
-            BenchmarkId::from_parameter(position),
-            &position,
-            |bench, &position| {
-                // A prompt of `position` tokens (prefill untimed), then 33 tokens through the
-                // streaming callback: the mean step time of those is this position's latency.
-                let request = Request {
-                    prompt: prompt(&remi, position),
-                    max_new_tokens: 33,
-                    seed: 1,
-                };
-                bench.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    let mut done = 0;
-                    while done < iters {
-                        let mut steps = Vec::new();
-                        generator
-                            .generate_streaming(std::slice::from_ref(&request), |e| {
-                                if e.new_tokens > 1 {
-                                    steps.push(e.step_seconds);
-                                }
-                            })
-                            .expect("generation works");
-                        for s in steps.into_iter().take((iters - done) as usize) {
-                            total += Duration::from_secs_f64(s);
-                            done += 1;
+    // Full attention reads every cached position (cost grows with the position); a
+    // 512-position sliding window bounds it, so its latency stays flat.
+    for (group_name, attention) in [
+        ("sampling/token_latency", AttentionKind::Full),
+        (
+            "sampling/token_latency_window512",
+            AttentionKind::Sliding { window: 512 },
+        ),
+    ] {
+        let model = model_with(&device, remi.vocab().len(), attention);
+        let generator = generator(&model, remi.vocab(), 1, false, true);
+        let mut group = c.benchmark_group(group_name);
+        samples(&mut group);
+        for position in [128usize, 1024, 4096] {
+            group.bench_with_input(
+                BenchmarkId::from_parameter(position),
+                &position,
+                |bench, &position| {
+                    // A prompt of `position` tokens (prefill untimed), then 33 tokens through the
+                    // streaming callback: the mean step time of the last 32 is the latency.
+                    let request = Request {
+                        prompt: prompt(&remi, position),
+                        max_new_tokens: 33,
+                        seed: 1,
+                    };
+                    bench.iter_custom(|iters| {
+                        let mut total = Duration::ZERO;
+                        let mut done = 0;
+                        while done < iters {
+                            let mut steps = Vec::new();
+                            generator
+                                .generate_streaming(std::slice::from_ref(&request), |e| {
+                                    if e.new_tokens > 1 {
+                                        steps.push(e.step_seconds);
+                                    }
+                                })
+                                .expect("generation works");
+                            for s in steps.into_iter().take((iters - done) as usize) {
+                                total += Duration::from_secs_f64(s);
+                                done += 1;
+                            }
                         }
-                    }
-                    total
-                });
-            },
-        );
+                        total
+                    });
+                },
+            );
+        }
+        group.finish();
     }
-    group.finish();
 }
 
 criterion_group!(benches, bench_generation, bench_token_latency);

@@ -18,13 +18,6 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-#[cfg(any(
-    feature = "flex",
-    feature = "ndarray",
-    feature = "wgpu",
-    feature = "cuda"
-))]
-mod nll;
 pub mod plot;
 
 use std::fmt::Write as _;
@@ -40,13 +33,8 @@ use aurl_data::{Mode, read_midi_file};
 use rayon::prelude::*;
 use serde::Serialize;
 
-#[cfg(any(
-    feature = "flex",
-    feature = "ndarray",
-    feature = "wgpu",
-    feature = "cuda"
-))]
-pub use nll::{NllReport, negative_log_likelihood};
+/// A checkpoint's NLL per token, perplexity and bits per note on some pieces.
+pub use aurl_model::train::{NllReport, negative_log_likelihood};
 
 /// The n of the token n-gram diversity figures.
 pub const TOKEN_NGRAM: usize = 4;

@@ -62,12 +62,19 @@ pub struct SelfSimilarity {
 }
 
 impl SelfSimilarity {
-    /// The matrix of `score`.
+    /// The matrix of `score` (cost grows with the square of its bars).
     #[must_use]
     pub fn of(score: &Score) -> Self {
+        Self::of_first_bars(score, usize::MAX)
+    }
+
+    /// The matrix of the first `max_bars` bars of `score`.
+    #[must_use]
+    pub fn of_first_bars(score: &Score, max_bars: usize) -> Self {
         let notes: Vec<Note> = crate::metrics::pitched_notes(score).copied().collect();
         let f: Vec<BarFeatures> = bars(score)
             .iter()
+            .take(max_bars)
             .map(|b| features(&notes, b, score.ticks_per_quarter))
             .collect();
         let n = f.len();

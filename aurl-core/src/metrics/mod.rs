@@ -22,7 +22,7 @@ mod plagiarism;
 mod rhythm;
 mod table;
 
-pub use bars::{Bar, bar_index, bars, bars_until, content_end};
+pub use bars::{Bar, MAX_BARS, bar_index, bars, bars_until, content_end};
 pub use compare::{SetComparison, Summary, compare_sets};
 pub use diversity::{distinct_n, repetition_rate};
 pub use musegan::{
@@ -40,4 +40,4 @@ pub use rhythm::{
     Meter, beats, drum_in_pattern_rate, drum_pattern_consistency, empty_beat_rate,
     empty_measure_rate, groove_consistency, polyphony, polyphony_rate,
 };
-pub use table::{PIECE_METRICS, piece_metrics};
+pub use table::{PIECE_METRICS, SIMILARITY_BARS, piece_metrics};

@@ -13,6 +13,10 @@ use crate::analysis::{
     estimate_key, find_motifs, local_keys, melody, modulations,
 };
 
+/// Bars compared by `bar_self_similarity` and `phrase_repetition_rate` (from the start): the
+/// comparison is quadratic in bars, and 256 bars cover most songs.
+pub const SIMILARITY_BARS: usize = 256;
+
 /// Names of the metrics [`piece_metrics`] returns, in its order.
 pub const PIECE_METRICS: [&str; 26] = [
     "notes_per_bar",
@@ -50,7 +54,8 @@ pub const PIECE_METRICS: [&str; 26] = [
 /// the whole piece (`key_clarity`), key changes between 8-bar windows moving by 4, the
 /// share of beats with a recognizable chord, the share of chord changes whose root moves by
 /// a fifth, the share of melody notes inside a recurring motif (4–12 notes), and the share
-/// of 4-bar phrases that repeat an earlier one (form letters at similarity 0.75).
+/// of 4-bar phrases that repeat an earlier one (form letters at similarity 0.75); the
+/// bar-similarity metrics look at the first [`SIMILARITY_BARS`] bars.
 ///
 /// ```
 /// use aurl_core::Score;
@@ -64,7 +69,7 @@ pub fn piece_metrics(score: &Score) -> Vec<Option<f64>> {
     let bars = super::bars(score).len();
     let line = melody(score);
     let stats = MelodyStats::of(&line);
-    let ssm = SelfSimilarity::of(score);
+    let ssm = SelfSimilarity::of_first_bars(score, SIMILARITY_BARS);
     vec![
         (bars > 0).then(|| score.note_count() as f64 / bars as f64),
         pitch_range(score).map(f64::from),

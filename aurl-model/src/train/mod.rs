@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod clip;
+mod likelihood;
 mod metrics;
 mod schedule;
 mod trainer;
@@ -15,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{Checkpointing, Resumed, TrainState, latest_checkpoint, load_checkpoint};
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use schedule::learning_rate;
 pub use trainer::{Trainer, train};

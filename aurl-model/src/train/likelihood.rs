@@ -1,10 +1,10 @@
 //! A trained model's likelihood of a set of pieces: NLL per token and per note, and
 //! perplexity — the numbers a checkpoint is compared by across tokenizations.
 
+use super::{TokenWindows, evaluate};
+use crate::weights::SavedModel;
 use aurl_core::Score;
 use aurl_core::tokenize::{Token, TokenSequence, Tokenizer};
-use aurl_model::train::{TokenWindows, evaluate};
-use aurl_model::weights::SavedModel;
 use serde::Serialize;
 
 /// How likely a model finds some pieces.
@@ -55,4 +55,45 @@ pub fn negative_log_likelihood(
         tokens,
         notes,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::TransformerConfig;
+    use aurl_core::tokenize::{Remi, TokenizerConfig};
+    use aurl_core::{Note, Pitch, Track, Velocity};
+    use burn::prelude::*;
+
+    #[test]
+    fn an_untrained_model_is_near_uniform_and_the_units_agree() {
+        let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+        let device = Device::flex();
+        device.seed(1);
+        let config = TransformerConfig::tiny(remi.vocab().len());
+        let saved = SavedModel {
+            model: config.init(&device).unwrap(),
+            config,
+            vocabulary: remi.vocab().clone(),
+        };
+        let mut track = Track::new("p");
+        for i in 0..20u64 {
+            let pitch = Pitch::new(60 + (i % 12) as u8).unwrap();
+            track
+                .notes
+                .push(Note::new(pitch, Velocity::new(80).unwrap(), 240 * i, 240));
+        }
+        let mut score = Score::new(480);
+        score.tracks.push(track);
+        let r = negative_log_likelihood(&saved, &remi, &[score], 64, 4).unwrap();
+        let uniform = (remi.vocab().len() as f64).ln();
+        assert!(
+            (r.nats_per_token - uniform).abs() < 1.0,
+            "{r:?} vs ln V = {uniform}"
+        );
+        assert!((r.perplexity - r.nats_per_token.exp()).abs() < 1e-9);
+        let bits = r.nats_per_token * r.tokens as f64 / std::f64::consts::LN_2 / 20.0;
+        assert!((r.bits_per_note - bits).abs() < 1e-9 && r.notes == 20);
+        assert!(negative_log_likelihood(&saved, &remi, &[], 64, 4).is_none());
+    }
 }
