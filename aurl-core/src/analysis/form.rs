@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use super::key::pitch_class_profile;
-use crate::metrics::{Bar, bars};
+use crate::metrics::{Bar, bars, for_each_span};
 use crate::{Note, Score};
 
 /// What a bar is compared by: its onsets as (grid position, pitch) pairs on a sixteenth
@@ -71,12 +71,14 @@ impl SelfSimilarity {
     /// The matrix of the first `max_bars` bars of `score`.
     #[must_use]
     pub fn of_first_bars(score: &Score, max_bars: usize) -> Self {
-        let notes: Vec<Note> = crate::metrics::pitched_notes(score).copied().collect();
-        let f: Vec<BarFeatures> = bars(score)
-            .iter()
-            .take(max_bars)
-            .map(|b| features(&notes, b, score.ticks_per_quarter))
-            .collect();
+        let mut notes: Vec<Note> = crate::metrics::pitched_notes(score).copied().collect();
+        notes.sort_unstable_by_key(|n| n.start);
+        let bars: Vec<Bar> = bars(score).into_iter().take(max_bars).collect();
+        let spans: Vec<_> = bars.iter().map(|b| (b.start, b.end)).collect();
+        let mut f: Vec<BarFeatures> = Vec::with_capacity(bars.len());
+        for_each_span(&notes, &spans, |i, sounding| {
+            f.push(features(sounding, &bars[i], score.ticks_per_quarter));
+        });
         let n = f.len();
         let mut matrix = vec![vec![1.0; n]; n];
         for i in 0..n {

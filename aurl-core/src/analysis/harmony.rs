@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::chord::{Chord, ChordMatch};
 use super::key::pitch_class_profile;
-use crate::metrics::{bars, beats};
+use crate::metrics::{bars, beats, for_each_span};
 use crate::{Note, Score, Tick};
 
 /// How finely chords are read.
@@ -35,24 +35,22 @@ pub struct ChordSpan {
 /// chord (silence, a single pitch class, a cluster) are left out.
 #[must_use]
 pub fn detect_chords(score: &Score, step: ChordStep) -> Vec<ChordSpan> {
-    let notes: Vec<Note> = crate::metrics::pitched_notes(score).copied().collect();
+    let mut notes: Vec<Note> = crate::metrics::pitched_notes(score).copied().collect();
+    notes.sort_unstable_by_key(|n| n.start);
     let spans: Vec<(Tick, Tick)> = match step {
         ChordStep::Beat => beats(score),
         ChordStep::Bar => bars(score).iter().map(|b| (b.start, b.end)).collect(),
     };
-    spans
-        .into_iter()
-        .filter_map(|(start, end)| {
-            let profile = pitch_class_profile(&notes, start, end);
-            let bass = notes
-                .iter()
-                .filter(|n| n.start < end && n.start + n.duration.max(1) > start)
-                .map(|n| n.pitch.get())
-                .min();
-            let found = Chord::best_match(&profile, bass)?;
-            Some(ChordSpan { start, end, found })
-        })
-        .collect()
+    let mut out = Vec::new();
+    for_each_span(&notes, &spans, |i, sounding| {
+        let (start, end) = spans[i];
+        let profile = pitch_class_profile(sounding, start, end);
+        let bass = sounding.iter().map(|n| n.pitch.get()).min();
+        if let Some(found) = Chord::best_match(&profile, bass) {
+            out.push(ChordSpan { start, end, found });
+        }
+    });
+    out
 }
 
 /// A chord progression with consecutive repeats merged.

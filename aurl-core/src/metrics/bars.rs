@@ -1,7 +1,7 @@
 //! Bars and beats of a score, read from its time signatures: the time frame that bar- and
 //! beat-level metrics (empty beats, groove consistency, chords per bar, form) share.
 
-use crate::{Score, Tick};
+use crate::{Note, Score, Tick};
 
 /// One bar: its span in ticks and the meter in force.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -113,10 +113,33 @@ pub fn bar_index(bars: &[Bar], tick: Tick) -> Option<usize> {
     (i < bars.len()).then_some(i)
 }
 
+/// Calls `f(i, notes)` for each span `i` (sorted, disjoint) with the notes sounding in it, in
+/// one sweep: `notes` must be sorted by start. Cost O(notes + spans × notes per span), not
+/// O(spans × notes).
+pub(crate) fn for_each_span(
+    notes: &[Note],
+    spans: &[(Tick, Tick)],
+    mut f: impl FnMut(usize, &[Note]),
+) {
+    let end = |n: &Note| n.start + n.duration.max(1);
+    let mut next = 0;
+    let mut active: Vec<Note> = Vec::new();
+    for (i, &(from, to)) in spans.iter().enumerate() {
+        active.retain(|n| end(n) > from);
+        while next < notes.len() && notes[next].start < to {
+            if end(&notes[next]) > from {
+                active.push(notes[next]);
+            }
+            next += 1;
+        }
+        f(i, &active);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Note, Pitch, TimeSignature, Track, Velocity};
+    use crate::{Pitch, TimeSignature, Track, Velocity};
 
     fn score_until(end: Tick, signatures: &[(Tick, u8, u8)]) -> Score {
         let mut s = Score::new(4);
@@ -153,6 +176,18 @@ mod tests {
     fn a_note_far_in_the_future_does_not_allocate_without_bound() {
         let s = score_until(1 << 40, &[]);
         assert_eq!(bars(&s).len(), MAX_BARS);
+    }
+
+    #[test]
+    fn the_sweep_finds_exactly_the_overlapping_notes() {
+        let n = |s, d| Note::new(Pitch::new(60).unwrap(), Velocity::new(64).unwrap(), s, d);
+        // Spans 0..4, 4..8, 8..12; notes 0..6, 5..6, 7..12 (sorted by start), 20..21.
+        let notes = [n(0, 6), n(5, 1), n(7, 5), n(20, 1)];
+        let mut seen = Vec::new();
+        for_each_span(&notes, &[(0, 4), (4, 8), (8, 12)], |i, active| {
+            seen.push((i, active.iter().map(|x| x.start).collect::<Vec<_>>()));
+        });
+        assert_eq!(seen, [(0, vec![0]), (1, vec![0, 5, 7]), (2, vec![7])]);
     }
 
     #[test]

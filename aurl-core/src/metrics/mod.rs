@@ -22,6 +22,7 @@ mod plagiarism;
 mod rhythm;
 mod table;
 
+pub(crate) use bars::for_each_span;
 pub use bars::{Bar, MAX_BARS, bar_index, bars, bars_until, content_end};
 pub use compare::{SetComparison, Summary, compare_sets};
 pub use diversity::{distinct_n, repetition_rate};

@@ -9,8 +9,8 @@ use super::{
 };
 use crate::Score;
 use crate::analysis::{
-    ChordProgression, ChordStep, Form, MelodyStats, MotifConfig, SelfSimilarity, detect_chords,
-    estimate_key, find_motifs, local_keys, melody, modulations,
+    ChordProgression, ChordSpan, ChordStep, Form, MelodyStats, MotifConfig, SelfSimilarity,
+    detect_chords, estimate_key, find_motifs, local_keys, melody, modulations,
 };
 
 /// Bars compared by `bar_self_similarity` and `phrase_repetition_rate` (from the start): the
@@ -70,6 +70,7 @@ pub fn piece_metrics(score: &Score) -> Vec<Option<f64>> {
     let line = melody(score);
     let stats = MelodyStats::of(&line);
     let ssm = SelfSimilarity::of_first_bars(score, SIMILARITY_BARS);
+    let chords = detect_chords(score, ChordStep::Beat);
     vec![
         (bars > 0).then(|| score.note_count() as f64 / bars as f64),
         pitch_range(score).map(f64::from),
@@ -93,8 +94,8 @@ pub fn piece_metrics(score: &Score) -> Vec<Option<f64>> {
         ssm.mean_off_diagonal(),
         estimate_key(score).map(|k| k.correlation),
         key_changes(score),
-        chord_beat_rate(score),
-        fifth_root_motion_rate(score),
+        chord_beat_rate(score, &chords),
+        fifth_root_motion_rate(&chords),
         motif_coverage(&line),
         phrase_repetition_rate(&ssm),
     ]
@@ -105,14 +106,13 @@ fn key_changes(score: &Score) -> Option<f64> {
     (spans.len() >= 2).then(|| modulations(&spans).len() as f64 / (spans.len() - 1) as f64)
 }
 
-fn chord_beat_rate(score: &Score) -> Option<f64> {
+fn chord_beat_rate(score: &Score, chords: &[ChordSpan]) -> Option<f64> {
     let beats = super::beats(score).len();
-    (beats > 0).then(|| detect_chords(score, ChordStep::Beat).len() as f64 / beats as f64)
+    (beats > 0).then(|| chords.len() as f64 / beats as f64)
 }
 
-fn fifth_root_motion_rate(score: &Score) -> Option<f64> {
-    let motions =
-        ChordProgression::from_spans(&detect_chords(score, ChordStep::Beat)).root_motions();
+fn fifth_root_motion_rate(chords: &[ChordSpan]) -> Option<f64> {
+    let motions = ChordProgression::from_spans(chords).root_motions();
     let total: u32 = motions.iter().sum();
     (total > 0).then(|| f64::from(motions[5] + motions[7]) / f64::from(total))
 }
