@@ -132,6 +132,7 @@ fn requests(remi: &Remi, batch: usize) -> Vec<Request> {
             prompt: prompt(remi, PROMPT),
             max_new_tokens: NEW_TOKENS,
             seed,
+            ..Request::default()
         })
         .collect()
 }
@@ -193,6 +194,7 @@ fn bench_token_latency(c: &mut Criterion) {
                         prompt: prompt(&remi, position),
                         max_new_tokens: 33,
                         seed: 1,
+                        ..Request::default()
                     };
                     bench.iter_custom(|iters| {
                         let mut total = Duration::ZERO;

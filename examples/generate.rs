@@ -4,6 +4,7 @@
 //! cargo run --release --example generate -- --checkpoint runs/tiny-remi-seed42 --out out/
 //! cargo run --release --example generate -- --checkpoint runs/x --prompt in.mid --count 8 \
 //!     --tokens 1024 --temperature 0.9 --top-p 0.95
+//! cargo run --release --example generate -- --checkpoint runs/x --tokens 4000 --bars 32 --seconds 60
 //! ```
 //!
 //! Writes `piece_XX.mid` per piece and `summary.json` (tokens, notes, seconds, grammar
@@ -39,6 +40,12 @@ struct Args {
     /// Most new tokens per piece.
     #[arg(long, default_value_t = 512)]
     tokens: usize,
+    /// Stop at this bar line (pieces of at most N bars).
+    #[arg(long)]
+    bars: Option<usize>,
+    /// Stop before the onset time passes this many seconds.
+    #[arg(long)]
+    seconds: Option<f64>,
     /// No EOS before this many new tokens.
     #[arg(long, default_value_t = 0)]
     min_tokens: usize,
@@ -143,6 +150,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             prompt: prompt.clone(),
             max_new_tokens: args.tokens,
             seed: args.seed.wrapping_add(i),
+            max_bars: args.bars,
+            max_seconds: args.seconds,
         })
         .collect();
     let started = Instant::now();

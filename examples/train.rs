@@ -223,6 +223,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             prompt: vec![],
             max_new_tokens: config.sample.tokens,
             seed: config.train.seed.wrapping_add(i),
+            ..Request::default()
         })
         .collect();
     let pieces = generator.generate(&requests)?;

@@ -16,15 +16,51 @@ use crate::SamplingError;
 use crate::strategy::{Scratch, Strategy};
 
 /// One piece to generate.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Request {
     /// Tokens to continue (empty: start from BOS).
     pub prompt: Vec<TokenId>,
     /// Most tokens to add after the prompt (fewer if EOS comes first or the model's
     /// positions run out).
     pub max_new_tokens: usize,
+    /// Stop before the piece would enter bar `max_bars` (counted from 0 over prompt and
+    /// new tokens, by the grammar): the piece ends on a bar line.
+    pub max_bars: Option<usize>,
+    /// Stop before the onset time passes this many seconds (following the Tempo tokens;
+    /// 120 BPM until the first). Notes started before may sound on.
+    pub max_seconds: Option<f64>,
     /// Seed of this piece's sampling.
     pub seed: u64,
+}
+
+/// Follows a row's onset time in seconds through its tokens.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    steps: u64,
+    micros_per_quarter: f64,
+    seconds: f64,
+}
+
+impl Clock {
+    fn new() -> Self {
+        Self {
+            steps: 0,
+            micros_per_quarter: 500_000.0,
+            seconds: 0.0,
+        }
+    }
+
+    /// The time after a token that moved the grammar to `steps` (at `resolution` steps per
+    /// quarter), then adopts the token's tempo if it is one.
+    fn advance(&mut self, steps: u64, resolution: f64, tempo: Option<u32>) -> f64 {
+        let delta = steps.saturating_sub(self.steps) as f64;
+        self.steps = self.steps.max(steps);
+        self.seconds += delta / resolution * self.micros_per_quarter / 1e6;
+        if let Some(t) = tempo {
+            self.micros_per_quarter = f64::from(t);
+        }
+        self.seconds
+    }
 }
 
 /// How to generate.
@@ -95,6 +131,7 @@ pub struct TokenEvent {
 pub struct Generator<'a> {
     model: &'a Transformer,
     grammar: Grammar,
+    vocab: Vocabulary,
     config: GenerationConfig,
     pad: TokenId,
     bos: TokenId,
@@ -139,6 +176,7 @@ impl<'a> Generator<'a> {
         Ok(Self {
             model,
             grammar: Grammar::new(vocab),
+            vocab: vocab.clone(),
             config,
             pad: id(Token::Pad),
             bos: id(Token::Bos),
@@ -211,6 +249,33 @@ impl<'a> Generator<'a> {
         Ok(out.into_iter().flatten().collect())
     }
 
+    /// Microseconds per quarter of a Tempo token.
+    fn tempo_of(&self, id: TokenId) -> Option<u32> {
+        match self.vocab.token(id) {
+            Some(Token::Tempo(i)) => self.vocab.grid().tempos.get(usize::from(i)).copied(),
+            _ => None,
+        }
+    }
+
+    /// Whether `id` (already applied to `state`) takes the piece past its bar or time limit.
+    fn past_limits(
+        &self,
+        request: &Request,
+        state: &GrammarState,
+        clock: &mut Clock,
+        id: TokenId,
+    ) -> bool {
+        if request
+            .max_bars
+            .is_some_and(|m| state.bar_index() >= m as u64)
+        {
+            return true;
+        }
+        let resolution = f64::from(self.vocab.grid().resolution.max(1));
+        let seconds = clock.advance(state.time_steps(), resolution, self.tempo_of(id));
+        request.max_seconds.is_some_and(|m| seconds > m)
+    }
+
     fn generate_batch(
         &self,
         rows: &[(&[TokenId], &Request)],
@@ -240,6 +305,20 @@ impl<'a> Generator<'a> {
             }
             states.push(state);
         }
+        let resolution = f64::from(self.vocab.grid().resolution.max(1));
+        let mut clocks: Vec<Clock> = rows
+            .iter()
+            .map(|(prompt, _)| {
+                let mut clock = Clock::new();
+                let mut state = self.grammar.start();
+                for &id in *prompt {
+                    if self.grammar.advance(&mut state, id).is_ok() {
+                        clock.advance(state.time_steps(), resolution, self.tempo_of(id));
+                    }
+                }
+                clock
+            })
+            .collect();
         let mut tokens: Vec<Vec<TokenId>> = rows.iter().map(|(p, _)| p.to_vec()).collect();
         let mut rngs: Vec<StdRng> = rows
             .iter()
@@ -308,6 +387,10 @@ impl<'a> Generator<'a> {
                     continue;
                 };
                 let _ = self.grammar.advance(&mut states[r], id);
+                if self.past_limits(rows[r].1, &states[r], &mut clocks[r], id) {
+                    active[r] = false;
+                    continue;
+                }
                 tokens[r].push(id);
                 next[r] = i64::from(id);
                 sampled.push((r, id));

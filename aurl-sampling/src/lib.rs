@@ -11,7 +11,7 @@
 //! let device = Device::flex();
 //! let model = TransformerConfig::tiny(remi.vocab().len()).init(&device)?;
 //! let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default())?;
-//! let pieces = generator.generate(&[Request { prompt: vec![], max_new_tokens: 40, seed: 1 }])?;
+//! let pieces = generator.generate(&[Request { prompt: vec![], max_new_tokens: 40, seed: 1, ..Request::default() }])?;
 //! // Even an untrained model writes grammar-valid token sequences under the constraint.
 //! assert_eq!(pieces[0].grammar.error_count(), 0);
 //! let (score, report) = remi.decode(&pieces[0].tokens);

@@ -35,6 +35,7 @@ fn constrained_pieces_are_always_valid_and_decode_cleanly() {
                     prompt: vec![],
                     max_new_tokens: 30 + 7 * seed as usize,
                     seed,
+                    ..Request::default()
                 })
                 .collect();
             let pieces = generator.generate(&requests).unwrap();
@@ -75,6 +76,7 @@ fn a_piece_is_written_as_a_midi_file_that_reads_back() {
             prompt: vec![],
             max_new_tokens: 120,
             seed: 2,
+            ..Request::default()
         }])
         .unwrap()[0];
     let dir = std::env::temp_dir().join(format!("aurl-sampling-{}", std::process::id()));
@@ -102,6 +104,7 @@ fn batching_does_not_change_what_a_seed_generates() {
             prompt: vec![],
             max_new_tokens: 40,
             seed,
+            ..Request::default()
         })
         .collect();
     let run = |batch_size| {
@@ -135,6 +138,7 @@ fn recomputing_without_the_cache_picks_the_same_tokens_and_streaming_reports_eac
             prompt: vec![],
             max_new_tokens: 24 + 8 * seed as usize,
             seed,
+            ..Request::default()
         })
         .collect();
     let run = |use_cache| {
@@ -200,9 +204,78 @@ fn the_repetition_penalty_and_typical_sampling_keep_pieces_valid() {
             prompt: vec![],
             max_new_tokens: 60,
             seed,
+            ..Request::default()
         })
         .collect();
     for piece in generator.generate(&requests).unwrap() {
         assert_eq!(piece.grammar.error_count(), 0, "{:?}", piece.grammar);
+    }
+}
+
+#[test]
+fn pieces_stop_at_their_bar_and_second_limits() {
+    let device = Device::flex();
+    for scheme in ["remi", "tsd", "event"] {
+        let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        device.seed(9);
+        let model = TransformerConfig::tiny(tokenizer.vocab().len())
+            .init(&device)
+            .unwrap();
+        let config = GenerationConfig {
+            batch_size: 3,
+            min_new_tokens: 250,
+            ..GenerationConfig::default()
+        };
+        let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+        let request = |seed, max_bars, max_seconds| Request {
+            max_new_tokens: 250,
+            max_bars,
+            max_seconds,
+            seed,
+            ..Request::default()
+        };
+        let requests = [
+            request(1, None, None),
+            request(1, Some(1), None),
+            request(1, None, Some(1.0)),
+        ];
+        let pieces = generator.generate(&requests).unwrap();
+        let scores: Vec<_> = pieces
+            .iter()
+            .map(|p| tokenizer.decode(&p.tokens).0)
+            .collect();
+        let last_onset = |s: &aurl_core::Score| {
+            s.tracks
+                .iter()
+                .flat_map(|t| t.notes.iter())
+                .map(|n| n.start)
+                .max()
+                .unwrap_or(0)
+        };
+        for p in &pieces {
+            assert_eq!(p.grammar.error_count(), 0, "{scheme}: {:?}", p.grammar);
+        }
+        // One bar: no onset after the first bar line.
+        let first_bar = aurl_core::metrics::bars(&scores[1])
+            .first()
+            .map_or(0, |b| b.end);
+        assert!(
+            last_onset(&scores[1]) < first_bar.max(1),
+            "{scheme}: {}",
+            last_onset(&scores[1])
+        );
+        // One second at the piece's tempo.
+        let seconds = scores[2].tempo_map().seconds(last_onset(&scores[2]));
+        assert!(seconds <= 1.0 + 1e-9, "{scheme}: last onset at {seconds} s");
+        // Where the unlimited piece goes on past a limit, the limited one is shorter.
+        let first_bar_0 = aurl_core::metrics::bars(&scores[0])
+            .first()
+            .map_or(0, |b| b.end);
+        if last_onset(&scores[0]) >= first_bar_0 {
+            assert!(pieces[1].tokens.len() < pieces[0].tokens.len(), "{scheme}");
+        }
+        if scores[0].tempo_map().seconds(last_onset(&scores[0])) > 1.0 {
+            assert!(pieces[2].tokens.len() < pieces[0].tokens.len(), "{scheme}");
+        }
     }
 }

@@ -43,6 +43,8 @@ pub struct GrammarState {
     step: u64,
     /// Start of the current bar in grid steps (every scheme).
     bar_start: u64,
+    /// Index of the current bar (0 for the first).
+    bar: u64,
     /// Until when an encoded note sounds, in grid steps (REMI, TSD: for rests).
     busy: u64,
     /// Event scheme: the stream (program) of the following note tokens.
@@ -71,6 +73,24 @@ impl GrammarState {
     #[must_use]
     pub fn is_ended(&self) -> bool {
         self.phase == Phase::Ended
+    }
+
+    /// Index of the bar the sequence has reached (0 for the first bar; REMI's first `Bar`
+    /// token opens bar 0, rests of k bars skip k).
+    #[must_use]
+    pub fn bar_index(&self) -> u64 {
+        self.bar
+    }
+
+    /// The current onset time in grid steps from the start (the vocabulary's
+    /// `grid().resolution` steps per quarter note).
+    #[must_use]
+    pub fn time_steps(&self) -> u64 {
+        if self.step > 0 {
+            self.step
+        } else {
+            self.bar_start + u64::from(self.position)
+        }
     }
 }
 
@@ -267,6 +287,7 @@ impl Grammar {
             consumed: 0,
             step: 0,
             bar_start: 0,
+            bar: 0,
             busy: 0,
             key: 0,
             sounding: Vec::new(),
@@ -327,6 +348,7 @@ impl Grammar {
             Token::Bar => {
                 if state.phase != Phase::Start {
                     state.bar_start += u64::from(state.bar_steps);
+                    state.bar += 1;
                 }
                 state.position = 0;
                 state.bar_steps = self.bar_steps[usize::from(state.time_signature)];
@@ -365,6 +387,7 @@ impl Grammar {
             }
             Token::Rest(k) if self.bars => {
                 state.bar_start += u64::from(k) * u64::from(state.bar_steps);
+                state.bar += u64::from(k);
                 state.phase = Phase::AfterRest;
             }
             Token::Rest(k) => self.move_by(state, u64::from(k) * u64::from(self.resolution)),
@@ -394,7 +417,9 @@ impl Grammar {
     fn move_by(&self, state: &mut GrammarState, steps: u64) {
         state.step = state.step.saturating_add(steps);
         let bar = u64::from(state.bar_steps.max(1));
-        state.bar_start += (state.step - state.bar_start) / bar * bar;
+        let crossed = (state.step - state.bar_start) / bar;
+        state.bar_start += crossed * bar;
+        state.bar += crossed;
         state.phase = Phase::Step;
     }
 

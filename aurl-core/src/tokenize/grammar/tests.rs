@@ -279,3 +279,42 @@ fn remi_refuses_a_rest_while_a_note_sounds_into_the_next_bar() {
     let r = g.validate(&ids(&v, &t));
     assert_eq!(r.errors.get("rest_while_sounding"), Some(&1), "{r:?}");
 }
+
+#[test]
+fn the_state_knows_the_bar_and_the_time_for_every_scheme() {
+    use crate::tokenize::{SCHEMES, by_name};
+    use crate::{Note, Pitch, Score, Track, Velocity};
+    // 4/4 at 480 ticks per quarter: notes at beats 0, 5 and 9.5 (bars 0, 1, 2), each an
+    // eighth long, so the last ends inside bar 2.
+    let mut t = Track::new("p");
+    for &(q2, p) in &[(0u64, 60u8), (10, 62), (19, 64)] {
+        t.notes.push(Note::new(
+            Pitch::new(p).unwrap(),
+            Velocity::new(80).unwrap(),
+            240 * q2,
+            240,
+        ));
+    }
+    let mut score = Score::new(480);
+    score.tracks.push(t);
+    for scheme in SCHEMES {
+        let tok = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        let g = Grammar::new(tok.vocab());
+        let ids = tok.encode(&score).unwrap().ids;
+        let mut state = g.start();
+        let mut last_onset_steps = 0;
+        for &id in &ids {
+            g.advance(&mut state, id).unwrap();
+            if matches!(
+                tok.vocab().token(id),
+                Some(Token::Pitch(_) | Token::NoteOn(_))
+            ) {
+                last_onset_steps = state.time_steps();
+            }
+        }
+        // The grid has 8 steps per quarter: beat 9.5 is step 76.
+        let resolution = u64::from(tok.vocab().grid().resolution);
+        assert_eq!(last_onset_steps, 19 * resolution / 2, "{scheme}");
+        assert_eq!(state.bar_index(), 2, "{scheme}");
+    }
+}
