@@ -18,7 +18,7 @@ use std::process::ExitCode;
 use aurl::core::tokenize::{Tokenizer, TokenizerConfig, by_name};
 use aurl::evaluate::plot::{histogram_png, piano_roll_png};
 use aurl::evaluate::{PieceSet, evaluate_sets, negative_log_likelihood};
-use aurl::model::weights::load_model;
+use aurl::model::weights::{load_model, model_dir};
 use clap::Parser;
 use serde_json::json;
 
@@ -82,15 +82,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let saved = match &args.checkpoint {
         Some(path) => {
-            let device = match &args.backend {
-                Some(name) => aurl::backend::device(name)?,
-                None => aurl::backend::default_device(),
-            };
-            let dir = if path.join("model").is_dir() {
-                path.join("model")
-            } else {
-                path.clone()
-            };
+            let device = aurl::backend::device_or_default(args.backend.as_deref())?;
+            let dir = model_dir(path);
             Some(
                 load_model(&dir, &device)
                     .map_err(|e| format!("checkpoint {}: {e}", dir.display()))?,

@@ -16,7 +16,7 @@ use std::time::Instant;
 
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::{Mode, read_midi_file};
-use aurl::model::weights::load_model;
+use aurl::model::weights::{load_model, model_dir};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy, write_piece};
 use clap::Parser;
 use serde_json::json;
@@ -105,15 +105,8 @@ fn main() -> ExitCode {
 }
 
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
-    let device = match &args.backend {
-        Some(name) => aurl::backend::device(name)?,
-        None => aurl::backend::default_device(),
-    };
-    let dir = if args.checkpoint.join("model").is_dir() {
-        args.checkpoint.join("model")
-    } else {
-        args.checkpoint.clone()
-    };
+    let device = aurl::backend::device_or_default(args.backend.as_deref())?;
+    let dir = model_dir(&args.checkpoint);
     let saved = load_model(&dir, &device)?;
     let tokenizer = by_name(saved.vocabulary.scheme(), saved.vocabulary.config())?;
     let prompt = match &args.prompt {

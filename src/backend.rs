@@ -56,6 +56,15 @@ pub fn device(name: &str) -> Result<Device, UnknownBackend> {
     }
 }
 
+/// The named backend's device, or [`default_device`] when no name is given (a command
+/// line's optional `--backend`).
+///
+/// # Errors
+/// As [`device`].
+pub fn device_or_default(name: Option<&str>) -> Result<Device, UnknownBackend> {
+    name.map_or_else(|| Ok(default_device()), device)
+}
+
 /// A device of the first backend compiled in, in the order of [`compiled_backends`].
 #[must_use]
 pub fn default_device() -> Device {

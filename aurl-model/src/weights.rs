@@ -119,6 +119,18 @@ pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel, ModelError>
     })
 }
 
+/// The model directory of `path`: its `model/` folder when `path` is a training run's
+/// directory (as `examples/train.rs` writes), else `path` itself.
+#[must_use]
+pub fn model_dir(path: &Path) -> std::path::PathBuf {
+    let inner = path.join("model");
+    if inner.join(MODEL_FILE).is_file() {
+        inner
+    } else {
+        path.to_path_buf()
+    }
+}
+
 /// Loads a model and checks it uses exactly `expected` (same tokens, same ids).
 ///
 /// # Errors
