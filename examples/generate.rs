@@ -17,7 +17,7 @@ use std::time::Instant;
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::{Mode, read_midi_file};
 use aurl::model::weights::{load_model, model_dir};
-use aurl::sampling::{GenerationConfig, Generator, Request, Strategy, write_piece};
+use aurl::sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use clap::Parser;
 use serde_json::json;
 
@@ -80,6 +80,12 @@ struct Args {
     /// comparisons).
     #[arg(long)]
     no_cache: bool,
+    /// Beam search of this width instead of sampling (the sampling flags are ignored).
+    #[arg(long)]
+    beam: Option<usize>,
+    /// Beam search's length-normalisation exponent.
+    #[arg(long, default_value_t = 1.0)]
+    length_penalty: f64,
     /// Take the most likely token every step.
     #[arg(long)]
     greedy: bool,
@@ -149,7 +155,20 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     let started = Instant::now();
     let mut latencies = Vec::new();
-    let pieces = generator.generate_streaming(&requests, |e| latencies.push(e.step_seconds))?;
+    let pieces = match args.beam {
+        // Beam search: the most likely continuation of each request, one after another.
+        Some(width) => {
+            let beam = BeamConfig {
+                width,
+                length_penalty: args.length_penalty,
+            };
+            requests
+                .iter()
+                .map(|r| generator.beam_search(r, &beam))
+                .collect::<Result<Vec<_>, _>>()?
+        }
+        None => generator.generate_streaming(&requests, |e| latencies.push(e.step_seconds))?,
+    };
     latencies.sort_by(f64::total_cmp);
     let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize);
     let seconds = started.elapsed().as_secs_f64();

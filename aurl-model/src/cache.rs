@@ -5,6 +5,8 @@
 
 use burn::prelude::*;
 
+use crate::ModelError;
+
 /// The cached keys and values of every layer, for one batch of sequences advancing together.
 ///
 /// Create it with [`crate::Transformer::new_cache`]; pass it to
@@ -69,6 +71,34 @@ impl KvCache {
     #[must_use]
     pub fn held(&self) -> usize {
         self.window.map_or(self.len, |w| self.len.min(w))
+    }
+
+    /// Makes row `i` a copy of old row `rows[i]` in every layer (rows may repeat or be
+    /// dropped; the batch size may change): beam search continues each surviving
+    /// hypothesis from its parent's keys and values without recomputing them.
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if a row index is out of range or `rows` is empty.
+    pub fn reorder(&mut self, rows: &[usize]) -> Result<(), ModelError> {
+        if rows.is_empty() || rows.iter().any(|&r| r >= self.batch) {
+            return Err(ModelError::Shape(format!(
+                "cache reorder: rows {rows:?} for a batch of {}",
+                self.batch
+            )));
+        }
+        for layer in &mut self.layers {
+            for buf in [&mut layer.keys, &mut layer.values] {
+                if let Some(t) = buf.take() {
+                    let device = t.device();
+                    let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+                    let index =
+                        Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &device);
+                    *buf = Some(t.select(0, index));
+                }
+            }
+        }
+        self.batch = rows.len();
+        Ok(())
     }
 
     /// Forgets everything (buffers are kept for reuse).

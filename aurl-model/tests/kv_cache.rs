@@ -182,3 +182,32 @@ fn misuse_is_a_typed_error() {
     let err = bad.init(&device).unwrap_err();
     assert!(err.to_string().contains("n_heads"), "{err}");
 }
+
+#[test]
+fn reordered_rows_continue_as_if_computed_in_that_order() {
+    for device in devices() {
+        for config in variants() {
+            let m = model(&config, &device);
+            let rows = random_rows(2, 9, VOCAB, 4);
+            // Rows A, B prefilled together, then reordered to B, A, B (beam search keeps a
+            // parent twice and drops none here), then one more token each.
+            let mut cache = m.new_cache(2);
+            let prefix: Vec<Vec<i64>> = rows.iter().map(|r| r[..8].to_vec()).collect();
+            m.forward(ids(&prefix, &device), 0, Some(&mut cache))
+                .unwrap();
+            cache.reorder(&[1, 0, 1]).unwrap();
+            assert_eq!(cache.batch(), 3);
+            let next: Vec<Vec<i64>> = [1, 0, 1].iter().map(|&r| vec![rows[r][8]]).collect();
+            let stepped = m.forward(ids(&next, &device), 8, Some(&mut cache)).unwrap();
+            let order: Vec<Vec<i64>> = [1, 0, 1].iter().map(|&r| rows[r].clone()).collect();
+            let full = m
+                .forward(ids(&order, &device), 0, None)
+                .unwrap()
+                .narrow(1, 8, 1);
+            let d = max_diff(stepped, full);
+            assert!(d < 1e-4, "{config:?}: {d}");
+            assert!(matches!(cache.reorder(&[3]), Err(ModelError::Shape(_))));
+            assert!(cache.reorder(&[]).is_err());
+        }
+    }
+}

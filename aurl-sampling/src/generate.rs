@@ -129,14 +129,14 @@ pub struct TokenEvent {
 /// Generates token sequences from a model, optionally constrained by the token grammar.
 #[derive(Debug)]
 pub struct Generator<'a> {
-    model: &'a Transformer,
-    grammar: Grammar,
+    pub(crate) model: &'a Transformer,
+    pub(crate) grammar: Grammar,
     vocab: Vocabulary,
-    config: GenerationConfig,
+    pub(crate) config: GenerationConfig,
     pad: TokenId,
-    bos: TokenId,
-    eos: TokenId,
-    device: Device,
+    pub(crate) bos: TokenId,
+    pub(crate) eos: TokenId,
+    pub(crate) device: Device,
 }
 
 impl<'a> Generator<'a> {
@@ -444,21 +444,29 @@ impl<'a> Generator<'a> {
         Ok(tokens
             .into_iter()
             .zip(ended)
-            .map(|(mut tokens, ended)| {
-                let mut closed = 0;
-                if self.config.constrained && !ended {
-                    let (fixed, report) = self.grammar.repair(&tokens);
-                    closed = report.unfinished_removed + report.closed_notes;
-                    tokens = fixed;
-                }
-                Generated {
-                    grammar: self.grammar.validate(&tokens),
-                    tokens,
-                    prompt_len: p,
-                    ended,
-                    closed,
-                }
-            })
+            .map(|(tokens, ended)| self.finish(tokens, p, ended))
             .collect())
+    }
+
+    /// The result for one finished row: constrained pieces cut by a limit are closed.
+    pub(crate) fn finish(
+        &self,
+        mut tokens: Vec<TokenId>,
+        prompt_len: usize,
+        ended: bool,
+    ) -> Generated {
+        let mut closed = 0;
+        if self.config.constrained && !ended {
+            let (fixed, report) = self.grammar.repair(&tokens);
+            closed = report.unfinished_removed + report.closed_notes;
+            tokens = fixed;
+        }
+        Generated {
+            grammar: self.grammar.validate(&tokens),
+            tokens,
+            prompt_len,
+            ended,
+            closed,
+        }
     }
 }

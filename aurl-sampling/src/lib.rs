@@ -20,10 +20,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod beam;
 mod export;
 mod generate;
 mod strategy;
 
+pub use beam::BeamConfig;
 pub use export::{PieceSummary, write_piece};
 pub use generate::{Generated, GenerationConfig, Generator, Request, TokenEvent};
 pub use strategy::{Scratch, Strategy};

@@ -3,7 +3,7 @@
 
 use aurl_core::tokenize::{SCHEMES, TokenizerConfig, by_name};
 use aurl_model::TransformerConfig;
-use aurl_sampling::{GenerationConfig, Generator, Request, Strategy, write_piece};
+use aurl_sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use burn::prelude::*;
 
 #[test]
@@ -277,5 +277,58 @@ fn pieces_stop_at_their_bar_and_second_limits() {
         if scores[0].tempo_map().seconds(last_onset(&scores[0])) > 1.0 {
             assert!(pieces[2].tokens.len() < pieces[0].tokens.len(), "{scheme}");
         }
+    }
+}
+
+#[test]
+fn beam_search_of_width_one_is_greedy_and_wider_beams_stay_valid() {
+    let device = Device::flex();
+    for scheme in ["remi", "event"] {
+        let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        device.seed(12);
+        let model = TransformerConfig::tiny(tokenizer.vocab().len())
+            .init(&device)
+            .unwrap();
+        let config = GenerationConfig {
+            strategy: Strategy {
+                greedy: true,
+                ..Strategy::default()
+            },
+            ..GenerationConfig::default()
+        };
+        let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+        let request = Request {
+            max_new_tokens: 40,
+            ..Request::default()
+        };
+        let greedy = generator.generate(std::slice::from_ref(&request)).unwrap();
+        let narrow = BeamConfig {
+            width: 1,
+            length_penalty: 0.0,
+        };
+        let beam1 = generator.beam_search(&request, &narrow).unwrap();
+        assert_eq!(beam1.tokens, greedy[0].tokens, "{scheme}");
+        for width in [2, 5] {
+            let wide = BeamConfig {
+                width,
+                length_penalty: 1.0,
+            };
+            let piece = generator.beam_search(&request, &wide).unwrap();
+            assert_eq!(piece.grammar.error_count(), 0, "{scheme} width {width}");
+            assert!(piece.tokens.len() <= 1 + 40 + 2 * piece.closed);
+            let (_, report) = tokenizer.decode(&piece.tokens);
+            assert_eq!(report.skipped(), 0, "{scheme} width {width}");
+        }
+        assert!(
+            generator
+                .beam_search(
+                    &request,
+                    &BeamConfig {
+                        width: 0,
+                        length_penalty: 1.0
+                    }
+                )
+                .is_err()
+        );
     }
 }
