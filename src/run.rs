@@ -350,6 +350,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_bundled_config_parses() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                RunConfig::from_file(&path, &[])
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 3, "tiny, small and small-30min");
+    }
+
+    #[test]
     fn a_file_extends_another_and_overrides_apply_last() {
         let dir = std::env::temp_dir().join(format!("aurl-run-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
