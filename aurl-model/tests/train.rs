@@ -189,3 +189,75 @@ fn a_resumed_run_continues_exactly_where_the_checkpoint_left_it() {
     ));
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn early_stopping_ends_a_worsening_run_and_the_best_weights_come_back() {
+    let _rng = rng_guard();
+    use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
+    use aurl_model::train::{Checkpointing, Trainer, evaluate};
+    use aurl_model::weights::load_model;
+    let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let model_config = TransformerConfig::tiny(vocab.len());
+    // Validation on uniformly random ids: the more the model learns the training pattern,
+    // the worse it predicts them, so the best validation comes early.
+    let noise = TokenSequence {
+        ids: random_rows(1, 400, vocab.len(), 5)[0]
+            .iter()
+            .map(|&x| x as u16)
+            .collect(),
+        bars: Vec::new(),
+    };
+    let train_w = TokenWindows::new(&sequences(4), 32, 16, 0);
+    let valid_w = TokenWindows::new(std::slice::from_ref(&noise), 32, 32, 0);
+    let config = TrainConfig {
+        steps: 400,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        warmup_steps: 2,
+        eval_every: 5,
+        early_stopping: Some(3),
+        checkpoint_every: 0,
+        ..TrainConfig::default()
+    };
+    let root = std::env::temp_dir().join(format!("aurl-best-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let policy = Checkpointing {
+        dir: root.clone(),
+        every: 0,
+        keep_last: 1,
+        config: &model_config,
+        vocabulary: &vocab,
+    };
+    let device = Device::flex().autodiff();
+    device.seed(4);
+    let model = model_config.init(&device).unwrap();
+    let mut validations = Vec::new();
+    let (best, report) = Trainer::new(&config, &train_w, &valid_w)
+        .with_checkpoints(policy)
+        .run(model, None, |m| {
+            validations.extend(m.valid_nll.map(|v| (m.step, v)))
+        })
+        .unwrap();
+    assert!(report.stopped_early, "{report:?}");
+    assert!(report.steps < 400);
+    let (best_step, best_nll) = validations
+        .iter()
+        .copied()
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+        .unwrap();
+    assert_eq!(report.best_step, Some(best_step));
+    assert_eq!(report.best_valid_nll, Some(best_nll));
+    // Three validations without improvement after the best, then the stop.
+    assert_eq!(validations.last().unwrap().0, best_step + 3 * 5);
+    assert!(report.restored_best);
+    let returned = evaluate(&best.valid(), &valid_w, 8).unwrap();
+    assert!(
+        (returned - best_nll).abs() < 1e-5,
+        "{returned} vs {best_nll}"
+    );
+    // The best model is also on disk.
+    let saved = load_model(&root.join("best"), &Device::flex()).unwrap();
+    let on_disk = evaluate(&saved.model, &valid_w, 8).unwrap();
+    assert!((on_disk - best_nll).abs() < 1e-5, "{on_disk} vs {best_nll}");
+    let _ = std::fs::remove_dir_all(&root);
+}

@@ -2,8 +2,9 @@
 //! optimizer state and the loop's position, written into a temporary directory renamed into
 //! place, then pointed to by an atomically rewritten `latest` file; older ones are pruned.
 //!
-//! Layout: `<dir>/step-000120/{model/, optimizer.bpk, state.json}` and `<dir>/latest`
-//! (holding `step-000120`).
+//! Layout: `<dir>/step-000120/{model/, optimizer.bpk, state.json}`, `<dir>/latest`
+//! (holding `step-000120`) and, with `keep_best`, `<dir>/best/` (the model of the best
+//! validation, loadable with [`crate::weights::load_model`]).
 
 use std::path::{Path, PathBuf};
 
@@ -48,6 +49,15 @@ pub struct TrainState {
     pub valid_nll: Option<f64>,
     /// The training config's seed (batch order and dropout derive from it and the step).
     pub seed: u64,
+    /// Best validation NLL so far.
+    #[serde(default)]
+    pub best_valid_nll: Option<f64>,
+    /// Step of the best validation.
+    #[serde(default)]
+    pub best_step: Option<usize>,
+    /// Validations since the best one (early stopping).
+    #[serde(default)]
+    pub evals_since_best: usize,
 }
 
 /// A checkpoint loaded for resuming.
@@ -68,6 +78,8 @@ pub struct Resumed {
 }
 
 const LATEST: &str = "latest";
+/// Directory of the best model (weights, config, vocabulary; see [`crate::weights`]).
+const BEST: &str = "best";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 
@@ -107,6 +119,31 @@ impl Checkpointing<'_> {
         std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
         write(&self.dir.join(LATEST), name.as_bytes())?;
         self.prune()?;
+        Ok(target)
+    }
+
+    /// Writes `model` (weights, config, vocabulary) as `<dir>/best/`, replacing the previous
+    /// best only once the new one is complete.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`] / [`ModelError::Checkpoint`]; the previous best stays intact.
+    pub fn write_best(&self, model: &Transformer) -> Result<PathBuf, ModelError> {
+        std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
+        let tmp = self.dir.join(format!(".best.{}.tmp", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        if let Err(e) = save_model(&tmp, model, self.config, self.vocabulary) {
+            let _ = std::fs::remove_dir_all(&tmp);
+            return Err(e);
+        }
+        let target = self.dir.join(BEST);
+        let old = self.dir.join(format!(".best.{}.old", std::process::id()));
+        let _ = std::fs::remove_dir_all(&old);
+        // Move the old best aside first: a crash in between leaves `.best.*.old` intact.
+        if target.exists() {
+            std::fs::rename(&target, &old).map_err(|e| io_error(&target, e))?;
+        }
+        std::fs::rename(&tmp, &target).map_err(|e| io_error(&target, e))?;
+        let _ = std::fs::remove_dir_all(&old);
         Ok(target)
     }
 

@@ -58,6 +58,12 @@ pub struct TrainConfig {
     pub checkpoint_every: usize,
     /// Checkpoints kept (the most recent ones).
     pub keep_checkpoints: usize,
+    /// Return the weights of the best validation instead of the last ones when the last
+    /// validation is worse (and, when checkpointing, keep them in `<dir>/best/`).
+    pub keep_best: bool,
+    /// Stop once this many validations in a row have not improved on the best (`None`:
+    /// never). With `eval_every = 100` and 5, a run stops 500 steps after its best.
+    pub early_stopping: Option<usize>,
 }
 
 impl Default for TrainConfig {
@@ -77,6 +83,8 @@ impl Default for TrainConfig {
             max_seconds: None,
             checkpoint_every: 500,
             keep_checkpoints: 3,
+            keep_best: true,
+            early_stopping: None,
         }
     }
 }
@@ -123,6 +131,12 @@ impl TrainConfig {
         if self.max_bad_steps == 0 {
             return Err(invalid("train.max_bad_steps", "must be at least 1"));
         }
+        if self.early_stopping == Some(0) {
+            return Err(invalid(
+                "train.early_stopping",
+                "must be at least 1 validation",
+            ));
+        }
         Ok(())
     }
 }
@@ -141,6 +155,14 @@ pub struct TrainReport {
     pub final_loss: f64,
     /// Validation NLL per token at the end (`None` without validation windows).
     pub valid_nll: Option<f64>,
+    /// The best validation NLL of the run and the step it was measured after.
+    pub best_valid_nll: Option<f64>,
+    /// Step of `best_valid_nll`.
+    pub best_step: Option<usize>,
+    /// Whether the returned model is the best one rather than the last (`keep_best`).
+    pub restored_best: bool,
+    /// Whether `early_stopping` ended the run.
+    pub stopped_early: bool,
     /// Training tokens per second over the whole run (validation included).
     pub tokens_per_second: f64,
     /// Wall-clock seconds.

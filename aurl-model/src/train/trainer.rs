@@ -127,6 +127,9 @@ impl<'a> Trainer<'a> {
             last_loss: f64::NAN,
             valid_nll: None,
             seed: config.seed,
+            best_valid_nll: None,
+            best_step: None,
+            evals_since_best: 0,
         };
         if let Some((record, saved)) = resume {
             optim = optim.load_record(record);
@@ -141,6 +144,10 @@ impl<'a> Trainer<'a> {
         let mut bad_in_a_row = 0usize;
         let mut batch = Vec::with_capacity(config.batch_size);
         let mut order = (usize::MAX, Vec::new());
+        // The weights of the best validation (this call's; a resumed run knows the best
+        // value, and its weights are in the checkpoint's `best/`).
+        let mut best_model: Option<Transformer> = None;
+        let mut stopped_early = false;
         while state.step < config.steps {
             let step = state.step;
             self.batch_at(step, &mut batch, &mut order);
@@ -190,9 +197,27 @@ impl<'a> Trainer<'a> {
                 last || (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every));
             if validate {
                 state.valid_nll = evaluate(&model.valid(), self.valid, config.batch_size);
+                if let Some(nll) = state.valid_nll {
+                    if state.best_valid_nll.is_none_or(|best| nll < best) {
+                        state.best_valid_nll = Some(nll);
+                        state.best_step = Some(state.step);
+                        state.evals_since_best = 0;
+                        if config.keep_best {
+                            best_model = Some(model.clone());
+                            if let Some(c) = &self.checkpoints {
+                                c.write_best(&model)?;
+                            }
+                        }
+                    } else {
+                        state.evals_since_best += 1;
+                    }
+                }
             }
+            stopped_early = config
+                .early_stopping
+                .is_some_and(|patience| state.evals_since_best >= patience);
             if let Some(c) = &self.checkpoints
-                && (last || (c.every > 0 && state.step.is_multiple_of(c.every)))
+                && (last || stopped_early || (c.every > 0 && state.step.is_multiple_of(c.every)))
             {
                 c.write(&model, &optim, &state)?;
             }
@@ -204,11 +229,16 @@ impl<'a> Trainer<'a> {
                 tokens_per_second: step_tokens as f64 / step_seconds.max(1e-9),
                 valid_nll: if validate { state.valid_nll } else { None },
             });
-            if out_of_time {
+            if out_of_time || stopped_early {
                 break;
             }
         }
         let seconds = started.elapsed().as_secs_f64();
+        let restored_best = best_model.is_some() && state.best_step != Some(state.step);
+        let model = match best_model {
+            Some(best) if restored_best => best,
+            _ => model,
+        };
         Ok((
             model,
             TrainReport {
@@ -217,6 +247,10 @@ impl<'a> Trainer<'a> {
                 skipped_steps: state.skipped,
                 final_loss: state.last_loss,
                 valid_nll: state.valid_nll,
+                best_valid_nll: state.best_valid_nll,
+                best_step: state.best_step,
+                restored_best,
+                stopped_early,
                 tokens_per_second: run_tokens as f64 / seconds.max(1e-9),
                 seconds,
             },
