@@ -34,7 +34,7 @@ pub mod tokenize;
 
 pub use error::Error;
 pub use score::{
-    Channel, ControlChange, ControlValue, KeySignature, Note, Pitch, PitchBend, Program, Score,
-    Tempo, TextEvent, TextKind, Tick, TimeSignature, Track, Velocity,
+    Channel, ControlChange, ControlValue, Family, KeySignature, Note, Pitch, PitchBend, Program,
+    Score, Tempo, TextEvent, TextKind, Tick, TimeSignature, Track, Velocity,
 };
 pub use tempo_map::TempoMap;

@@ -38,6 +38,15 @@ pub enum Error {
     /// time can express, or more tracks than a header can count).
     #[error("cannot write MIDI: {0}")]
     Unwritable(String),
+    /// A preprocessing or augmentation setting is invalid; `field` names it as in the TOML
+    /// file (e.g. `quantize.strength`).
+    #[error("invalid config: `{field}` {reason}")]
+    InvalidConfig {
+        /// The offending field.
+        field: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

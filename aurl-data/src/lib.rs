@@ -39,9 +39,11 @@
 #![warn(missing_docs)]
 
 pub mod audit;
+pub mod augment;
 pub mod corpus;
 mod error;
 pub mod midi;
+pub mod preprocess;
 
 pub use error::Error;
 pub use midi::{

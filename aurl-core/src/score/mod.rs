@@ -1,6 +1,7 @@
 //! The score model: the one in-memory form of music in Aurl.
 
 mod events;
+mod family;
 mod ops;
 mod pedal;
 mod track;
@@ -11,6 +12,7 @@ use serde::{Deserialize, Serialize};
 pub use events::{
     ControlChange, KeySignature, Note, PitchBend, Tempo, TextEvent, TextKind, TimeSignature,
 };
+pub use family::Family;
 pub use track::Track;
 pub use values::{Channel, ControlValue, Pitch, Program, Tick, Velocity};
 
