@@ -19,7 +19,7 @@ use std::process::ExitCode;
 
 use aurl::core::metrics::NgramModel;
 use aurl::core::tokenize::{Token, by_name};
-use aurl::data::corpus::{SplitRule, tokenize_corpus_with};
+use aurl::data::corpus::{SplitRule, read_corpus};
 use aurl::model::train::{
     Checkpointing, MetricsLog, TokenWindows, Trainer, latest_checkpoint, load_checkpoint,
 };
@@ -103,7 +103,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("{}: {e}", path.display()))?,
         None => SplitRule::Hash(config.data.valid_percent),
     };
-    let mut corpus = tokenize_corpus_with(&config.data.paths, tokenizer.as_ref(), &rule);
+    let scores = read_corpus(&config.data.paths, &rule, Some(&config.preprocess))?;
+    let mut corpus = scores.tokenize(tokenizer.as_ref());
     // Every piece starts with BOS and ends with EOS: generation starts from BOS.
     for s in corpus.train.iter_mut().chain(corpus.valid.iter_mut()) {
         *s = std::mem::take(s).framed(&vocab);
@@ -126,6 +127,22 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         config.data.stride
     };
     let train_windows = TokenWindows::with_headers(&corpus.train, seq_len, stride, &vocab);
+    // With augmentation on, every epoch re-tokenizes an augmented copy of the training
+    // scores (a pure function of the seed and the epoch, so --resume sees the same data).
+    let augmented_epoch = |epoch: u64| {
+        let sequences: Vec<_> = scores
+            .augmented_train(
+                tokenizer.as_ref(),
+                &config.augment,
+                config.train.seed,
+                epoch,
+            )
+            .unwrap_or_default()
+            .into_iter()
+            .map(|s| s.framed(&vocab))
+            .collect();
+        TokenWindows::with_headers(&sequences, seq_len, stride, &vocab)
+    };
     let valid_windows = TokenWindows::contiguous(&corpus.valid, seq_len, pad);
     eprintln!(
         "{} files: {} train ({} tokens, {} windows), {} valid ({} tokens), {} skipped",
@@ -175,15 +192,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         config.train.batch_size,
         seq_len
     );
-    let trainer = Trainer::new(&config.train, &train_windows, &valid_windows).with_checkpoints(
-        Checkpointing {
-            dir: dir.join("checkpoints"),
-            every: config.train.checkpoint_every,
-            keep_last: config.train.keep_checkpoints,
-            config: &model_config,
-            vocabulary: &vocab,
-        },
-    );
+    let mut trainer = Trainer::new(&config.train, &train_windows, &valid_windows);
+    if !config.augment.is_off() {
+        eprintln!("augmenting the training files anew every epoch");
+        trainer = trainer.with_epoch_windows(&augmented_epoch);
+    }
+    let trainer = trainer.with_checkpoints(Checkpointing {
+        dir: dir.join("checkpoints"),
+        every: config.train.checkpoint_every,
+        keep_last: config.train.keep_checkpoints,
+        config: &model_config,
+        vocabulary: &vocab,
+    });
     let bar = progress(config.train.steps as u64);
     let mut log_error = None;
     let (model, report) = trainer.run(model, resume, |m| {

@@ -15,6 +15,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::core::tokenize::TokenizerConfig;
+use crate::data::augment::Augmentation;
+use crate::data::preprocess::Preprocessing;
 use crate::model::train::TrainConfig;
 use crate::model::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
 use crate::sampling::Strategy;
@@ -186,6 +188,10 @@ pub struct RunConfig {
     pub scheme: Scheme,
     /// Where the data comes from.
     pub data: DataConfig,
+    /// Cleaning applied to every file when it is read (train and valid alike).
+    pub preprocess: Preprocessing,
+    /// Variations of the training files, new in every epoch (all off by default).
+    pub augment: Augmentation,
     /// The tokenizer.
     pub tokenizer: TokenizerConfig,
     /// The model.
@@ -265,6 +271,11 @@ impl RunConfig {
             .strategy
             .validate()
             .map_err(|e| invalid(source, e))?;
+        config
+            .preprocess
+            .validate()
+            .map_err(|e| invalid(source, e))?;
+        config.augment.validate().map_err(|e| invalid(source, e))?;
         Ok(config)
     }
 
@@ -400,6 +411,29 @@ mod tests {
         assert!(err.to_string().contains("top_p"), "{err}");
         let err = RunConfig::from_toml_str("", &["nonsense".into()]).unwrap_err();
         assert!(err.to_string().contains("key.path=value"), "{err}");
+        let err =
+            RunConfig::from_toml_str("[augment.transpose]\nprobability = 1.5", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("augment.transpose.probability"),
+            "{err}"
+        );
+        let err =
+            RunConfig::from_toml_str("[preprocess.quantize]\ngrid = \"odd\"", &[]).unwrap_err();
+        assert!(err.to_string().contains("grid"), "{err}");
+    }
+
+    #[test]
+    fn preprocessing_and_augmentation_sections_round_trip() {
+        let c = RunConfig::from_toml_str(
+            "[preprocess]\nmax_voices = 4\n[preprocess.quantize]\nstrength = 0.8\n[preprocess.velocity]\nmode = \"per_track\"\nmean = 80.0\nspread = 12.0\n[augment.transpose]\nprobability = 1.0\n[augment.swing]\nprobability = { start_epoch = 3, probability = 0.2 }",
+            &["augment.time_stretch.probability=0.5".into()],
+        )
+        .unwrap();
+        assert_eq!(c.preprocess.max_voices, Some(4));
+        assert!(!c.augment.is_off());
+        assert_eq!(c.augment.swing.probability.probability(3), 0.2);
+        let again = RunConfig::from_toml_str(&c.to_toml().unwrap(), &[]).unwrap();
+        assert_eq!(again, c);
     }
 
     #[test]

@@ -1,5 +1,7 @@
-//! A tokenized corpus in memory with a deterministic train/valid split: what a training run
-//! on a folder of MIDI files starts from. Unreadable files are reported, never fatal.
+//! A corpus in memory — scores ([`read_corpus`], preprocessed) or tokens
+//! ([`tokenize_corpus`]) — with a deterministic train/valid split: what a training run on a
+//! folder of MIDI files starts from. Unreadable files are reported, never fatal;
+//! [`ScoreCorpus::augmented_train`] re-tokenizes an augmented training split per epoch.
 //!
 //! ```
 //! use aurl_core::tokenize::{Remi, TokenizerConfig};
@@ -14,12 +16,15 @@
 
 use std::path::{Path, PathBuf};
 
+use aurl_core::Score;
 use aurl_core::tokenize::{TokenSequence, Tokenizer};
 use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::audit::discover;
-use crate::{Mode, read_midi_file};
+use crate::augment::{Augmentation, augment};
+use crate::preprocess::{Preprocessing, preprocess};
+use crate::{Error, Mode, read_midi_file};
 
 /// Which part of the corpus a file belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -135,27 +140,46 @@ impl TokenizedCorpus {
     }
 }
 
-/// A file's tokens and note count, or why it cannot be used.
-type FileResult = Result<(TokenSequence, usize), String>;
-
-/// Reads (leniently) and tokenizes every MIDI file under `roots`, on all cores, splitting
-/// by [`split_of`] the path relative to its root. Files without notes are skipped.
-pub fn tokenize_corpus(
-    roots: &[PathBuf],
-    tokenizer: &(dyn Tokenizer + Sync),
-    valid_percent: u8,
-) -> TokenizedCorpus {
-    tokenize_corpus_with(roots, tokenizer, &SplitRule::Hash(valid_percent))
+/// One usable file of a [`ScoreCorpus`].
+#[derive(Debug, Clone)]
+pub struct CorpusFile {
+    /// Where it was read from.
+    pub path: PathBuf,
+    /// The score, preprocessed.
+    pub score: Score,
 }
 
-/// [`tokenize_corpus`] with any [`SplitRule`].
-pub fn tokenize_corpus_with(
+/// The scores of a corpus, split and preprocessed: what tokenization and per-epoch
+/// augmentation start from.
+#[derive(Debug, Clone, Default)]
+pub struct ScoreCorpus {
+    /// Training files, in path order.
+    pub train: Vec<CorpusFile>,
+    /// Validation files, in path order.
+    pub valid: Vec<CorpusFile>,
+    /// MIDI files found.
+    pub files: usize,
+    /// Files (or folders) that could not be read, with the reason.
+    pub failed: Vec<(PathBuf, String)>,
+}
+
+/// Reads (leniently) every MIDI file under `roots` on all cores, assigns it to a split by
+/// `rule` (the path relative to its root) and applies `preprocessing`. Unreadable files,
+/// files without notes (after preprocessing) and files the split table does not list go to
+/// `failed` with the reason; nothing aborts the scan.
+///
+/// # Errors
+/// [`Error::InvalidConfig`] for an invalid preprocessing config (before reading anything).
+pub fn read_corpus(
     roots: &[PathBuf],
-    tokenizer: &(dyn Tokenizer + Sync),
     rule: &SplitRule,
-) -> TokenizedCorpus {
+    preprocessing: Option<&Preprocessing>,
+) -> Result<ScoreCorpus, Error> {
+    if let Some(p) = preprocessing {
+        p.validate()?;
+    }
     let found = discover(roots);
-    let results: Vec<(Option<Split>, FileResult)> = found
+    let results: Vec<(Option<Split>, Result<Score, String>)> = found
         .files
         .par_iter()
         .map(|path| {
@@ -168,41 +192,127 @@ pub fn tokenize_corpus_with(
             let split = rule.split(relative);
             let result = read_midi_file(path, Mode::Lenient)
                 .map_err(|e| e.to_string())
-                .and_then(|(score, _)| {
-                    let notes = score.note_count();
-                    if notes == 0 {
+                .and_then(|(mut score, _)| {
+                    if let Some(p) = preprocessing {
+                        preprocess(&mut score, p).map_err(|e| e.to_string())?;
+                    }
+                    if score.note_count() == 0 {
                         return Err("no notes".to_owned());
                     }
-                    tokenizer
-                        .encode(&score)
-                        .map(|t| (t, notes))
-                        .map_err(|e| e.to_string())
+                    Ok(score)
                 });
             (split, result)
         })
         .collect();
-    let mut corpus = TokenizedCorpus {
+    let mut corpus = ScoreCorpus {
         files: found.files.len(),
         failed: found.unreadable,
-        ..TokenizedCorpus::default()
+        ..ScoreCorpus::default()
     };
     for (path, (split, result)) in found.files.iter().zip(results) {
+        let file = |score| CorpusFile {
+            path: path.clone(),
+            score,
+        };
         match (split, result) {
             (None, _) => corpus
                 .failed
                 .push((path.clone(), "not listed in the split table".to_owned())),
-            (Some(Split::Train), Ok((tokens, notes))) => {
-                corpus.train_notes += notes;
-                corpus.train.push(tokens);
-            }
-            (Some(Split::Valid), Ok((tokens, notes))) => {
-                corpus.valid_notes += notes;
-                corpus.valid.push(tokens);
-            }
+            (Some(Split::Train), Ok(score)) => corpus.train.push(file(score)),
+            (Some(Split::Valid), Ok(score)) => corpus.valid.push(file(score)),
             (Some(_), Err(reason)) => corpus.failed.push((path.clone(), reason)),
         }
     }
-    corpus
+    Ok(corpus)
+}
+
+impl ScoreCorpus {
+    /// Tokenizes both splits on all cores; files the tokenizer refuses go to `failed`.
+    #[must_use]
+    pub fn tokenize(&self, tokenizer: &(dyn Tokenizer + Sync)) -> TokenizedCorpus {
+        let encode = |files: &[CorpusFile]| -> Vec<Result<TokenSequence, String>> {
+            files
+                .par_iter()
+                .map(|f| tokenizer.encode(&f.score).map_err(|e| e.to_string()))
+                .collect()
+        };
+        let mut corpus = TokenizedCorpus {
+            files: self.files,
+            failed: self.failed.clone(),
+            ..TokenizedCorpus::default()
+        };
+        for (f, r) in self.train.iter().zip(encode(&self.train)) {
+            match r {
+                Ok(t) => {
+                    corpus.train_notes += f.score.note_count();
+                    corpus.train.push(t);
+                }
+                Err(reason) => corpus.failed.push((f.path.clone(), reason)),
+            }
+        }
+        for (f, r) in self.valid.iter().zip(encode(&self.valid)) {
+            match r {
+                Ok(t) => {
+                    corpus.valid_notes += f.score.note_count();
+                    corpus.valid.push(t);
+                }
+                Err(reason) => corpus.failed.push((f.path.clone(), reason)),
+            }
+        }
+        corpus
+    }
+
+    /// The training split for `epoch` of a run seeded with `seed`: every training score
+    /// augmented by [`augment`] (sample index = its position in `train`) and tokenized, on
+    /// all cores. A pure function of its arguments, so a resumed run rebuilds the same
+    /// epoch. A variation the tokenizer refuses falls back to the file as it is; a file the
+    /// tokenizer refuses either way is left out (as [`ScoreCorpus::tokenize`] leaves it).
+    ///
+    /// # Errors
+    /// [`Error::InvalidConfig`] for an invalid augmentation config.
+    pub fn augmented_train(
+        &self,
+        tokenizer: &(dyn Tokenizer + Sync),
+        augmentation: &Augmentation,
+        seed: u64,
+        epoch: u64,
+    ) -> Result<Vec<TokenSequence>, Error> {
+        augmentation.validate()?;
+        let sequences: Vec<Option<TokenSequence>> = self
+            .train
+            .par_iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let varied = augment(&f.score, augmentation, seed, epoch, i as u64)
+                    .ok()
+                    .and_then(|(score, _)| tokenizer.encode(&score).ok());
+                varied.or_else(|| tokenizer.encode(&f.score).ok())
+            })
+            .collect();
+        Ok(sequences.into_iter().flatten().collect())
+    }
+}
+
+/// Reads (leniently) and tokenizes every MIDI file under `roots`, on all cores, splitting
+/// by [`split_of`] the path relative to its root. Files without notes are skipped.
+pub fn tokenize_corpus(
+    roots: &[PathBuf],
+    tokenizer: &(dyn Tokenizer + Sync),
+    valid_percent: u8,
+) -> TokenizedCorpus {
+    tokenize_corpus_with(roots, tokenizer, &SplitRule::Hash(valid_percent))
+}
+
+/// [`tokenize_corpus`] with any [`SplitRule`] (no preprocessing: see [`read_corpus`]).
+pub fn tokenize_corpus_with(
+    roots: &[PathBuf],
+    tokenizer: &(dyn Tokenizer + Sync),
+    rule: &SplitRule,
+) -> TokenizedCorpus {
+    // Without preprocessing there is no config to be invalid.
+    read_corpus(roots, rule, None)
+        .unwrap_or_default()
+        .tokenize(tokenizer)
 }
 
 #[cfg(test)]

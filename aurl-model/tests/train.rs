@@ -261,3 +261,71 @@ fn early_stopping_ends_a_worsening_run_and_the_best_weights_come_back() {
     assert!((on_disk - best_nll).abs() < 1e-5, "{on_disk} vs {best_nll}");
     let _ = std::fs::remove_dir_all(&root);
 }
+
+#[test]
+fn per_epoch_windows_resume_exactly_mid_epoch() {
+    let _rng = rng_guard();
+    use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
+    use aurl_model::train::{Checkpointing, Trainer, load_checkpoint};
+    let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let model_config = TransformerConfig::tiny(vocab.len());
+    let config = TrainConfig {
+        steps: 10,
+        batch_size: 4,
+        warmup_steps: 2,
+        eval_every: 0,
+        checkpoint_every: 5,
+        keep_checkpoints: 5,
+        ..TrainConfig::default()
+    };
+    // Step 6 (batch 4) spans epochs 1 and 2. Each epoch has other content and another number of windows (as augmented epochs do):
+    // epoch e shifts every id by e % 3 and uses 1 + e % 2 sequences (7 or 14 windows), so
+    // batches of 4 cross epoch boundaries.
+    let per_epoch = |e: u64| {
+        let mut seqs = sequences(1 + (e % 2) as usize);
+        for s in &mut seqs {
+            s.ids.iter_mut().for_each(|x| *x += (e % 3) as u16);
+        }
+        TokenWindows::new(&seqs, 32, 32, 0)
+    };
+    let fixed = TokenWindows::new(&sequences(1), 32, 32, 0);
+    let root = std::env::temp_dir().join(format!("aurl-epochs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let policy = |dir: &str| Checkpointing {
+        dir: root.join(dir),
+        every: config.checkpoint_every,
+        keep_last: config.keep_checkpoints,
+        config: &model_config,
+        vocabulary: &vocab,
+    };
+    let device = Device::flex().autodiff();
+    device.seed(5);
+    let model = model_config.init(&device).unwrap();
+    let mut full = Vec::new();
+    Trainer::new(&config, &fixed, &fixed)
+        .with_epoch_windows(&per_epoch)
+        .with_checkpoints(policy("a"))
+        .run(model.clone(), None, |m| full.push(m.loss))
+        .unwrap();
+    let r = load_checkpoint(&root.join("a").join("step-000005"), &device).unwrap();
+    let cursor = r.state.data.unwrap();
+    // 20 windows used: epoch 0's 7, then 13 of epoch 1's 14.
+    assert_eq!((per_epoch(0).count(), per_epoch(1).count()), (7, 14));
+    assert_eq!((cursor.epoch, cursor.next), (1, 13));
+    let mut resumed = Vec::new();
+    Trainer::new(&config, &fixed, &fixed)
+        .with_epoch_windows(&per_epoch)
+        .with_checkpoints(policy("b"))
+        .run(r.model, Some((r.optimizer, r.state)), |m| {
+            resumed.push(m.loss)
+        })
+        .unwrap();
+    assert_eq!(resumed, full[5..]);
+    // The per-epoch data is what was trained on: the fixed windows give other losses.
+    let mut plain = Vec::new();
+    Trainer::new(&config, &fixed, &fixed)
+        .run(model, None, |m| plain.push(m.loss))
+        .unwrap();
+    assert_ne!(plain[3..], full[3..]);
+    std::fs::remove_dir_all(&root).unwrap();
+}

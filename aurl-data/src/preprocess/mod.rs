@@ -53,7 +53,7 @@ use crate::Error;
 /// mean = 80.0
 /// spread = 16.0
 /// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Preprocessing {
     /// Fold the sustain pedal into note lengths ([`aurl_core::Track::apply_sustain_pedal`]).
@@ -61,7 +61,6 @@ pub struct Preprocessing {
     /// Track filtering and merging.
     pub tracks: TrackFilter,
     /// Remove duplicate notes ([`dedup_notes`]); on by default.
-    #[serde(default = "yes")]
     pub dedup: bool,
     /// Bring pitched notes into a range, if set.
     pub pitch_range: Option<PitchRange>,
@@ -75,8 +74,19 @@ pub struct Preprocessing {
     pub velocity: VelocityNorm,
 }
 
-fn yes() -> bool {
-    true
+impl Default for Preprocessing {
+    fn default() -> Self {
+        Self {
+            sustain_pedal: false,
+            tracks: TrackFilter::default(),
+            dedup: true,
+            pitch_range: None,
+            quantize: None,
+            max_voices: None,
+            melody_only: false,
+            velocity: VelocityNorm::Keep,
+        }
+    }
 }
 
 impl Preprocessing {
@@ -190,7 +200,7 @@ mod tests {
     fn toml_names_unknown_and_invalid_fields() {
         let ok = Preprocessing::from_toml("max_voices = 2\n[quantize]\nstrength = 0.5\n").unwrap();
         assert_eq!(ok.max_voices, Some(2));
-        assert!(ok.dedup);
+        assert!(ok.dedup && Preprocessing::default().dedup);
         let unknown = Preprocessing::from_toml("[quantize]\nstrenght = 0.5\n")
             .unwrap_err()
             .to_string();

@@ -14,6 +14,7 @@ use burn::prelude::*;
 use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
+use super::DataCursor;
 use crate::error::{ModelError, checkpoint_error, io_error};
 use crate::weights::{load_model, save_model};
 use crate::{Transformer, TransformerConfig};
@@ -58,6 +59,10 @@ pub struct TrainState {
     /// Validations since the best one (early stopping).
     #[serde(default)]
     pub evals_since_best: usize,
+    /// Where the data order stands (`None` in checkpoints written before it was recorded;
+    /// the cursor then follows from the step).
+    #[serde(default)]
+    pub data: Option<DataCursor>,
 }
 
 /// A checkpoint loaded for resuming.

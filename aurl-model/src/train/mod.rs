@@ -6,6 +6,7 @@ mod checkpoint;
 mod clip;
 mod likelihood;
 mod metrics;
+mod order;
 mod schedule;
 mod trainer;
 mod windows;
@@ -18,6 +19,7 @@ pub use checkpoint::{Checkpointing, Resumed, TrainState, latest_checkpoint, load
 pub use clip::{clip_global_norm, global_grad_norm};
 pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
+pub use order::{DataCursor, EpochWindows};
 pub use schedule::learning_rate;
 pub use trainer::{Trainer, train};
 pub use windows::TokenWindows;

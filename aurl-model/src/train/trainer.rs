@@ -2,12 +2,10 @@
 
 use std::time::Instant;
 
+use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsParams, OptimizerRecord};
-use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
 
+use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
     Checkpointing, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
     clip_global_norm, evaluate, global_grad_norm, learning_rate, model_device,
@@ -19,14 +17,15 @@ use crate::loss::TokenLoss;
 /// A training run: data, config and where checkpoints go.
 ///
 /// Everything random derives from the config's seed and the step (the batch order from the
-/// seed and the epoch, dropout from the seed and the step), so a run resumed from a
+/// seed and the epoch, dropout from the seed and the step; per-epoch windows, e.g. augmented
+/// ones, from the epoch), and checkpoints record the data cursor, so a run resumed from a
 /// checkpoint computes exactly what the uninterrupted run would have on the same backend.
 /// (Dropout draws from the backend's device RNG, which Burn shares per process: exactness
 /// holds when nothing else draws from it concurrently.)
 #[derive(Debug)]
 pub struct Trainer<'a> {
     config: &'a TrainConfig,
-    train: &'a TokenWindows,
+    train: EpochWindows<'a>,
     valid: &'a TokenWindows,
     checkpoints: Option<Checkpointing<'a>>,
 }
@@ -51,10 +50,20 @@ impl<'a> Trainer<'a> {
     pub fn new(config: &'a TrainConfig, train: &'a TokenWindows, valid: &'a TokenWindows) -> Self {
         Self {
             config,
-            train,
+            train: EpochWindows::Fixed(train),
             valid,
             checkpoints: None,
         }
+    }
+
+    /// Trains on `windows(epoch)` in each epoch instead of the same windows every epoch —
+    /// how augmentation reaches training (see `aurl_data::corpus::ScoreCorpus::augmented_train`).
+    /// `windows` must be a pure function of the epoch, with the same window length and
+    /// padding id every epoch.
+    #[must_use]
+    pub fn with_epoch_windows(mut self, windows: &'a (dyn Fn(u64) -> TokenWindows + Sync)) -> Self {
+        self.train = EpochWindows::PerEpoch(windows);
+        self
     }
 
     /// Writes checkpoints as `policy` says.
@@ -62,26 +71,6 @@ impl<'a> Trainer<'a> {
     pub fn with_checkpoints(mut self, policy: Checkpointing<'a>) -> Self {
         self.checkpoints = Some(policy);
         self
-    }
-
-    /// The windows of step `step` (batch order: a fresh permutation per epoch, seeded by the
-    /// config's seed and the epoch).
-    fn batch_at(&self, step: usize, out: &mut Vec<usize>, order: &mut (usize, Vec<usize>)) {
-        let count = self.train.count();
-        out.clear();
-        for k in 0..self.config.batch_size {
-            let position = step * self.config.batch_size + k;
-            let epoch = position / count;
-            if order.0 != epoch || order.1.len() != count {
-                order.1 = (0..count).collect();
-                let mut rng = StdRng::seed_from_u64(
-                    self.config.seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
-                );
-                order.1.shuffle(&mut rng);
-                order.0 = epoch;
-            }
-            out.push(order.1[position % count]);
-        }
     }
 
     /// Trains `model` (on an autodiff device), calling `on_step` after every step. With
@@ -100,15 +89,10 @@ impl<'a> Trainer<'a> {
     ) -> Result<(Transformer, TrainReport), ModelError> {
         let config = self.config;
         config.validate()?;
-        if self.train.is_empty() {
+        if let EpochWindows::Fixed(w) = self.train
+            && w.is_empty()
+        {
             return Err(ModelError::Training("no training windows".into()));
-        }
-        if self.train.len() > model.max_positions() {
-            return Err(ModelError::Training(format!(
-                "windows of {} tokens exceed the model's {} positions",
-                self.train.len(),
-                model.max_positions()
-            )));
         }
         let device =
             model_device(&model).ok_or_else(|| ModelError::Training("no device".into()))?;
@@ -130,27 +114,49 @@ impl<'a> Trainer<'a> {
             best_valid_nll: None,
             best_step: None,
             evals_since_best: 0,
+            data: None,
         };
         if let Some((record, saved)) = resume {
             optim = optim.load_record(record);
             state = saved;
         }
         let first_step = state.step;
+        // Checkpoints from before the cursor was recorded: fixed windows, so the cursor
+        // follows from the step.
+        let cursor = state.data.unwrap_or_else(|| {
+            let count = match self.train {
+                EpochWindows::Fixed(w) => w.count().max(1),
+                EpochWindows::PerEpoch(_) => usize::MAX,
+            };
+            let position = state.step * config.batch_size;
+            DataCursor {
+                epoch: (position / count) as u64,
+                next: position % count,
+            }
+        });
+        let mut data = DataOrder::new(&self.train, config.seed, cursor)?;
+        let (window_len, pad) = (data.windows().len(), data.windows().pad());
+        if window_len > model.max_positions() {
+            return Err(ModelError::Training(format!(
+                "windows of {window_len} tokens exceed the model's {} positions",
+                model.max_positions()
+            )));
+        }
         let loss_fn = TokenLoss::new(model.vocab_size())
-            .with_padding(usize::from(self.train.pad()))
+            .with_padding(usize::from(pad))
             .with_smoothing(config.label_smoothing)?;
         let started = Instant::now();
         let mut run_tokens = 0usize;
         let mut bad_in_a_row = 0usize;
-        let mut batch = Vec::with_capacity(config.batch_size);
-        let mut order = (usize::MAX, Vec::new());
+        let mut rows = TokenWindows::default();
+        let all_rows: Vec<usize> = (0..config.batch_size).collect();
         // The weights of the best validation (this call's; a resumed run knows the best
         // value, and its weights are in the checkpoint's `best/`).
         let mut best_model: Option<Transformer> = None;
         let mut stopped_early = false;
         while state.step < config.steps {
             let step = state.step;
-            self.batch_at(step, &mut batch, &mut order);
+            data.next_batch(config.batch_size, &mut rows)?;
             // Dropout masks depend only on the seed and the step.
             device.seed(config.seed.wrapping_add(step as u64));
             let step_start = Instant::now();
@@ -161,13 +167,14 @@ impl<'a> Trainer<'a> {
                 config.learning_rate,
                 config.min_learning_rate,
             );
-            let (inputs, targets) = self.train.batch(&batch, &device);
+            let (inputs, targets) = rows.batch(&all_rows, &device);
             let logits = model.forward(inputs, 0, None)?;
             let loss = loss_fn.forward(logits, targets);
             let loss_value = f64::from(loss.clone().into_scalar::<f32>());
             let mut grads = GradientsParams::from_grads(loss.backward(), &model);
             let grad_norm = global_grad_norm(&model, &grads);
             state.step += 1;
+            state.data = Some(data.cursor());
             if !loss_value.is_finite() || !grad_norm.is_finite() {
                 state.skipped += 1;
                 bad_in_a_row += 1;
@@ -185,7 +192,7 @@ impl<'a> Trainer<'a> {
             }
             model = optim.step(lr, model, grads);
             state.last_loss = loss_value;
-            let step_tokens = self.train.target_tokens(&batch);
+            let step_tokens = rows.target_tokens(&all_rows);
             let step_seconds = step_start.elapsed().as_secs_f64();
             state.tokens += step_tokens;
             run_tokens += step_tokens;

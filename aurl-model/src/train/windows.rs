@@ -129,6 +129,18 @@ impl TokenWindows {
         )
     }
 
+    /// Empties `self` and gives it `other`'s length and padding id.
+    pub(crate) fn reset_like(&mut self, other: &TokenWindows) {
+        self.windows.clear();
+        self.len = other.len;
+        self.pad = other.pad;
+    }
+
+    /// Appends a copy of `other`'s window `i`.
+    pub(crate) fn push_copy(&mut self, other: &TokenWindows, i: usize) {
+        self.windows.push(other.windows[i].clone());
+    }
+
     /// Real (non-padding) target tokens in the windows at `indices`.
     #[must_use]
     pub fn target_tokens(&self, indices: &[usize]) -> usize {
