@@ -94,12 +94,26 @@ impl SplitRule {
         Ok(Self::Table(table))
     }
 
-    fn split(&self, relative: &Path) -> Option<Split> {
+    /// The split of a file at `relative` (its path under the corpus root), or `None` when a
+    /// split table does not list it.
+    #[must_use]
+    pub fn split(&self, relative: &Path) -> Option<Split> {
         match self {
             Self::Hash(percent) => Some(split_of(relative, *percent)),
             Self::Table(t) => t.get(&slash_path(relative)).copied(),
         }
     }
+}
+
+/// `path` relative to the first of `roots` containing it (a root that is the file itself
+/// gives its file name): what splits are decided on.
+pub(crate) fn relative_path<'a>(roots: &[PathBuf], path: &'a Path) -> &'a Path {
+    roots
+        .iter()
+        .find_map(|r| path.strip_prefix(r).ok())
+        .filter(|r| !r.as_os_str().is_empty())
+        .or_else(|| path.file_name().map(Path::new))
+        .unwrap_or(path)
 }
 
 fn slash_path(p: &Path) -> String {
@@ -183,13 +197,7 @@ pub fn read_corpus(
         .files
         .par_iter()
         .map(|path| {
-            let relative = roots
-                .iter()
-                .find_map(|r| path.strip_prefix(r).ok())
-                .filter(|r| !r.as_os_str().is_empty())
-                .or_else(|| path.file_name().map(Path::new))
-                .unwrap_or(path);
-            let split = rule.split(relative);
+            let split = rule.split(relative_path(roots, path));
             let result = read_midi_file(path, Mode::Lenient)
                 .map_err(|e| e.to_string())
                 .and_then(|(mut score, _)| {

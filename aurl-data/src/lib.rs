@@ -35,11 +35,12 @@
 //!
 //! [`audit`] reads a folder tree of MIDI files in parallel and summarises what it found
 //! (the engine behind `cargo run --example audit`).
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod audit;
 pub mod augment;
+pub mod cache;
 pub mod corpus;
 mod error;
 pub mod midi;

@@ -26,7 +26,7 @@ impl TokenWindows {
             if ids.len() < 2 {
                 continue;
             }
-            for start in window_starts(s, len, stride) {
+            for start in window_starts(s.ids.len(), &s.bars, len, stride) {
                 let end = (start + len + 1).min(ids.len());
                 let mut w = ids[start..end].to_vec();
                 w.resize(len + 1, pad);
@@ -55,7 +55,7 @@ impl TokenWindows {
         let grammar = Grammar::new(vocab);
         let mut windows = Vec::new();
         for s in sequences.iter().filter(|s| s.ids.len() >= 2) {
-            for start in window_starts(s, len, stride.max(1)) {
+            for start in window_starts(s.ids.len(), &s.bars, len, stride.max(1)) {
                 windows.push(self_contained(s, start, len + 1, vocab, &grammar, pad));
             }
         }
@@ -79,6 +79,17 @@ impl TokenWindows {
             }
         }
         Self { windows, len, pad }
+    }
+
+    /// How many windows [`TokenWindows::new`] (or `with_headers`) cuts from a sequence of
+    /// `tokens` ids with these bar starts, without building them (for corpus reports).
+    #[must_use]
+    pub fn count_for(tokens: usize, bars: &[BarStart], len: usize, stride: usize) -> usize {
+        if tokens < 2 {
+            0
+        } else {
+            window_starts(tokens, bars, len.max(1), stride.max(1)).len()
+        }
     }
 
     /// Number of windows.
@@ -156,16 +167,14 @@ impl TokenWindows {
     }
 }
 
-/// Where the windows of `s` start: 0, then about every `stride` tokens, snapped back to the
+/// Where the windows of a sequence of `n` tokens start: 0, then about every `stride` tokens, snapped back to the
 /// latest bar start after the previous start, until a window reaches the end.
-fn window_starts(s: &TokenSequence, len: usize, stride: usize) -> Vec<usize> {
-    let n = s.ids.len();
+fn window_starts(n: usize, bars: &[BarStart], len: usize, stride: usize) -> Vec<usize> {
     let mut starts = vec![0];
     let mut start = 0usize;
     while start + len + 1 < n {
         let target = start + stride;
-        start = s
-            .bars
+        start = bars
             .iter()
             .map(|b| b.token_index)
             .filter(|&i| i > start && i <= target)
