@@ -19,6 +19,7 @@ use std::process::ExitCode;
 
 use aurl::core::metrics::NgramModel;
 use aurl::core::tokenize::{Token, by_name};
+use aurl::data::cache::{CacheOptions, build_cache};
 use aurl::data::corpus::{SplitRule, read_corpus};
 use aurl::model::train::{
     Checkpointing, MetricsLog, TokenWindows, Trainer, latest_checkpoint, load_checkpoint,
@@ -103,8 +104,36 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("{}: {e}", path.display()))?,
         None => SplitRule::Hash(config.data.valid_percent),
     };
-    let scores = read_corpus(&config.data.paths, &rule, Some(&config.preprocess))?;
-    let mut corpus = scores.tokenize(tokenizer.as_ref());
+    // Scores stay in memory only when epochs are augmented; tokens come from the token
+    // cache when the config names one.
+    let read_scores = || read_corpus(&config.data.paths, &rule, Some(&config.preprocess));
+    let scores = if config.augment.is_off() {
+        None
+    } else {
+        Some(read_scores()?)
+    };
+    let mut corpus = match (&config.data.cache, &scores) {
+        (Some(root), _) => {
+            let cached = build_cache(
+                &config.data.paths,
+                &rule,
+                tokenizer.as_ref(),
+                Some(&config.preprocess),
+                &CacheOptions::new(root),
+                |_| {},
+            )?;
+            let r = &cached.report;
+            eprintln!(
+                "token cache {}: {} files cached, {} tokenized now",
+                r.cache_dir.display(),
+                r.cached,
+                r.tokenized
+            );
+            cached.tokenized()
+        }
+        (None, Some(scores)) => scores.tokenize(tokenizer.as_ref()),
+        (None, None) => read_scores()?.tokenize(tokenizer.as_ref()),
+    };
     // Every piece starts with BOS and ends with EOS: generation starts from BOS.
     for s in corpus.train.iter_mut().chain(corpus.valid.iter_mut()) {
         *s = std::mem::take(s).framed(&vocab);
@@ -131,12 +160,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // scores (a pure function of the seed and the epoch, so --resume sees the same data).
     let augmented_epoch = |epoch: u64| {
         let sequences: Vec<_> = scores
-            .augmented_train(
-                tokenizer.as_ref(),
-                &config.augment,
-                config.train.seed,
-                epoch,
-            )
+            .as_ref()
+            .and_then(|s| {
+                let seed = config.train.seed;
+                s.augmented_train(tokenizer.as_ref(), &config.augment, seed, epoch)
+                    .ok()
+            })
             .unwrap_or_default()
             .into_iter()
             .map(|s| s.framed(&vocab))

@@ -60,6 +60,9 @@ pub struct DataConfig {
     /// Tokens between the starts of consecutive training windows (snapped to bars);
     /// 0 = half the model's context.
     pub stride: usize,
+    /// A token-cache root (see `examples/prepare.rs`): tokens are read from there, and
+    /// files not cached yet are tokenized into it. Augmented epochs still read the scores.
+    pub cache: Option<PathBuf>,
 }
 
 impl Default for DataConfig {
@@ -70,6 +73,7 @@ impl Default for DataConfig {
             split_file: None,
             ngram_baseline: 5,
             stride: 0,
+            cache: None,
         }
     }
 }
