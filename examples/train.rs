@@ -252,6 +252,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     if let Some(e) = log_error {
         return Err(e.into());
     }
+    write_loss_png(&dir)?;
     let model = aurl::burn::module::Module::valid(&model);
     save_model(&dir.join("model"), &model, &model_config, &vocab)?;
 
@@ -357,6 +358,38 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(0.0),
         dir.display()
     );
+    Ok(())
+}
+
+/// `loss.png`: the training loss per step and the validation NLL, from `metrics.jsonl`
+/// (the whole run, resumed parts included).
+fn write_loss_png(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use aurl::evaluate::plot::{Curve, curves_png};
+    let text = std::fs::read_to_string(dir.join("metrics.jsonl"))?;
+    let (mut train, mut valid) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let Ok(m) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let step = m["step"].as_f64().unwrap_or(f64::NAN);
+        if let Some(loss) = m["loss"].as_f64() {
+            train.push((step, loss));
+        }
+        if let Some(nll) = m["valid_nll"].as_f64() {
+            valid.push((step, nll));
+        }
+    }
+    let curves = [
+        Curve {
+            name: "train loss",
+            points: &train,
+        },
+        Curve {
+            name: "valid nll",
+            points: &valid,
+        },
+    ];
+    curves_png(&dir.join("loss.png"), "loss (nats/token)", "step", &curves)?;
     Ok(())
 }
 

@@ -98,6 +98,19 @@ impl Canvas {
         }
     }
 
+    /// Draws a line of width 2 from `(x0, y0)` to `(x1, y1)` (pixel coordinates, clipped).
+    fn line(&mut self, (x0, y0): (f64, f64), (x1, y1): (f64, f64), colour: Rgb) {
+        let steps = (x1 - x0).abs().max((y1 - y0).abs()).ceil().max(1.0) as usize;
+        for k in 0..=steps {
+            let t = k as f64 / steps as f64;
+            let (x, y) = (x0 + (x1 - x0) * t, y0 + (y1 - y0) * t);
+            if x >= 0.0 && y >= 0.0 {
+                let (x, y) = (x as usize, y as usize);
+                self.rect(x, y, x + 2, y + 2, colour, 1.0);
+            }
+        }
+    }
+
     /// Writes `text` (upper-cased; unknown characters as blanks) with its top-left corner at
     /// `(x, y)`, each font pixel `scale` pixels wide.
     fn text(&mut self, x: usize, y: usize, text: &str, scale: usize) {
@@ -154,7 +167,9 @@ pub enum PlotError {
 
 /// Short number formatting for axis labels.
 fn label(x: f64) -> String {
-    if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-2) {
+    if x.fract() == 0.0 && x.abs() < 1e6 {
+        format!("{x:.0}")
+    } else if x != 0.0 && (x.abs() >= 1e4 || x.abs() < 1e-2) {
         format!("{x:.1e}")
     } else {
         format!("{x:.2}")
@@ -301,9 +316,116 @@ pub fn piano_roll_png(
     canvas.save(path)
 }
 
+/// One curve of [`curves_png`]: a name for the legend and `(x, y)` points in x order.
+#[derive(Debug, Clone, Copy)]
+pub struct Curve<'a> {
+    /// Legend text.
+    pub name: &'a str,
+    /// The points; non-finite ones are skipped.
+    pub points: &'a [(f64, f64)],
+}
+
+/// Writes line charts of `curves` on shared axes (the loss curves of a training run: the
+/// training loss per step and the validation NLL at each validation). Colours follow the
+/// curves' order (blue, orange, green, …); the axes are labelled with their ranges.
+///
+/// # Errors
+/// [`PlotError`] if the file cannot be encoded or written.
+pub fn curves_png(
+    path: &Path,
+    title: &str,
+    x_label: &str,
+    curves: &[Curve<'_>],
+) -> Result<(), PlotError> {
+    const COLOURS: [Rgb; 4] = [GENERATED, REFERENCE, [44, 160, 44], [214, 39, 40]];
+    let (w, h, left, right, top, bottom) = (640usize, 360usize, 60usize, 20usize, 40usize, 40usize);
+    let mut canvas = Canvas::new(w, h);
+    canvas.text(left, 10, title, 2);
+    let finite = |p: &&(f64, f64)| p.0.is_finite() && p.1.is_finite();
+    let all = || curves.iter().flat_map(|c| c.points.iter().filter(finite));
+    let (x_lo, x_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.0), b.max(p.0))
+    });
+    let (y_lo, y_hi) = all().fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), p| {
+        (a.min(p.1), b.max(p.1))
+    });
+    let (plot_w, plot_h) = ((w - left - right) as f64, (h - top - bottom) as f64);
+    if x_lo.is_finite() && y_lo.is_finite() {
+        let (x_span, y_span) = ((x_hi - x_lo).max(1e-9), (y_hi - y_lo).max(1e-9));
+        let at = |p: &(f64, f64)| {
+            (
+                left as f64 + (p.0 - x_lo) / x_span * plot_w,
+                top as f64 + (1.0 - (p.1 - y_lo) / y_span) * plot_h,
+            )
+        };
+        for (curve, colour) in curves.iter().zip(COLOURS.iter().cycle()) {
+            let points: Vec<(f64, f64)> = curve.points.iter().filter(finite).map(at).collect();
+            if let [only] = points.as_slice() {
+                canvas.rect(
+                    only.0 as usize,
+                    only.1 as usize,
+                    only.0 as usize + 4,
+                    only.1 as usize + 4,
+                    *colour,
+                    1.0,
+                );
+            }
+            for pair in points.windows(2) {
+                canvas.line(pair[0], pair[1], *colour);
+            }
+        }
+        canvas.text(4, top, &label(y_hi), 1);
+        canvas.text(4, h - bottom - 5, &label(y_lo), 1);
+        canvas.text(left, h - bottom + 8, &label(x_lo), 2);
+        let hi = label(x_hi);
+        canvas.text(w - right - hi.len() * 8, h - bottom + 8, &hi, 2);
+        canvas.text(w / 2 - x_label.len() * 4, h - bottom + 8, x_label, 2);
+    }
+    canvas.rect(left, top, left + 1, h - bottom, BLACK, 1.0);
+    canvas.rect(left, h - bottom, w - right, h - bottom + 1, BLACK, 1.0);
+    for (k, (curve, colour)) in curves.iter().zip(COLOURS.iter().cycle()).enumerate() {
+        let y = 12 + 14 * k;
+        canvas.rect(w - 200, y, w - 190, y + 10, *colour, 1.0);
+        canvas.text(w - 184, y + 2, curve.name, 1);
+    }
+    canvas.save(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn curves_are_drawn_in_their_colours() {
+        let dir = std::env::temp_dir().join(format!("aurl-curves-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("loss.png");
+        let train: Vec<(f64, f64)> = (0..50)
+            .map(|i| (f64::from(i), 5.0 - f64::from(i) * 0.05))
+            .collect();
+        let valid = [(10.0, 4.8), (50.0, f64::NAN), (49.0, 3.0)];
+        let curves = [
+            Curve {
+                name: "train loss",
+                points: &train,
+            },
+            Curve {
+                name: "valid nll",
+                points: &valid,
+            },
+        ];
+        curves_png(&path, "loss", "step", &curves).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+        // Decode and count pixels of each curve's colour.
+        let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+        let mut reader = decoder.read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+        reader.next_frame(&mut buf).unwrap();
+        let count = |c: Rgb| buf.chunks(3).filter(|p| *p == c).count();
+        assert!(count(GENERATED) > 500 && count(REFERENCE) > 200);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn every_glyph_is_distinct_and_text_draws_ink() {
