@@ -4,6 +4,7 @@
 
 mod checkpoint;
 mod clip;
+mod dataset;
 mod likelihood;
 mod metrics;
 mod order;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use checkpoint::{Checkpointing, Resumed, TrainState, latest_checkpoint, load_checkpoint};
 pub use clip::{clip_global_norm, global_grad_norm};
+pub use dataset::{WindowBatch, WindowBatcher, WindowDataset};
 pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use order::{DataCursor, EpochWindows};
