@@ -192,6 +192,17 @@ pub fn preprocess(score: &mut Score, config: &Preprocessing) -> Result<Preproces
     Ok(report)
 }
 
+/// A note from plain numbers, for the tests of this module's steps.
+#[cfg(test)]
+pub(crate) fn test_note(pitch: u8, velocity: u8, start: u64, duration: u64) -> aurl_core::Note {
+    aurl_core::Note::new(
+        aurl_core::Pitch::saturating(pitch),
+        aurl_core::Velocity::saturating(velocity),
+        start,
+        duration,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

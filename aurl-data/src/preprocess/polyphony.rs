@@ -161,18 +161,8 @@ pub fn max_polyphony(track: &Track) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use aurl_core::{Pitch, Velocity};
-
     use super::*;
-
-    fn note(pitch: u8, velocity: u8, start: u64, duration: u64) -> Note {
-        Note::new(
-            Pitch::saturating(pitch),
-            Velocity::saturating(velocity),
-            start,
-            duration,
-        )
-    }
+    use crate::preprocess::test_note as note;
 
     #[test]
     fn held_notes_lose_their_voice_to_a_louder_chord_but_the_bass_stays() {

@@ -203,18 +203,10 @@ pub fn clamp_pitches(score: &mut Score, range: &PitchRange) -> Result<ClampRepor
 
 #[cfg(test)]
 mod tests {
-    use aurl_core::{Note, Program, Velocity};
+    use aurl_core::Program;
 
     use super::*;
-
-    fn note(pitch: u8, velocity: u8, start: u64, duration: u64) -> Note {
-        Note::new(
-            Pitch::saturating(pitch),
-            Velocity::saturating(velocity),
-            start,
-            duration,
-        )
-    }
+    use crate::preprocess::test_note as note;
 
     #[test]
     fn duplicates_keep_the_longest_then_loudest() {
