@@ -329,3 +329,114 @@ fn per_epoch_windows_resume_exactly_mid_epoch() {
     assert_ne!(plain[3..], full[3..]);
     std::fs::remove_dir_all(&root).unwrap();
 }
+
+#[test]
+fn accumulating_two_half_batches_matches_one_full_batch() {
+    let _rng = rng_guard();
+    // Sequences of 1 + 32·5 tokens: windows of 32 with stride 32 are all full (no padding),
+    // so the mean over two micro-batches equals the mean over their union.
+    let seqs: Vec<TokenSequence> = (0..2)
+        .map(|k| TokenSequence {
+            ids: (0..161).map(|i| 1 + ((i * 5 + k) % 11) as u16).collect(),
+            bars: Vec::new(),
+        })
+        .collect();
+    let windows = TokenWindows::new(&seqs, 32, 32, 0);
+    assert!((0..windows.count()).all(|i| !windows.get(i).unwrap().contains(&0)));
+    let model_config = TransformerConfig::tiny(VOCAB);
+    let device = Device::flex().autodiff();
+    let run = |batch_size: usize, grad_accumulation: usize| {
+        let config = TrainConfig {
+            steps: 6,
+            batch_size,
+            grad_accumulation,
+            warmup_steps: 1,
+            eval_every: 0,
+            ..TrainConfig::default()
+        };
+        device.seed(11);
+        let model = model_config.init(&device).unwrap();
+        let mut losses = Vec::new();
+        let (_, report) =
+            train(model, &config, &windows, &windows, |m| losses.push(m.loss)).unwrap();
+        (losses, report.steps)
+    };
+    let (full, _) = run(4, 1);
+    let (halves, steps) = run(2, 2);
+    assert_eq!(steps, 6);
+    for (a, b) in full.iter().zip(&halves) {
+        assert!((a - b).abs() < 1e-4, "{full:?} vs {halves:?}");
+    }
+    let err = train(
+        model_config.init(&device).unwrap(),
+        &TrainConfig {
+            grad_accumulation: 0,
+            ..TrainConfig::default()
+        },
+        &windows,
+        &windows,
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("train.grad_accumulation"), "{err}");
+}
+
+#[test]
+fn the_plateau_schedule_halves_the_rate_after_validations_without_improvement() {
+    let _rng = rng_guard();
+    use aurl_model::train::LrSchedule;
+    // Validation on random ids worsens as the model learns the training pattern.
+    let noise = TokenSequence {
+        ids: random_rows(1, 200, VOCAB, 9)[0]
+            .iter()
+            .map(|&x| x as u16)
+            .collect(),
+        bars: Vec::new(),
+    };
+    let train_w = TokenWindows::new(&sequences(4), 32, 16, 0);
+    let valid_w = TokenWindows::new(std::slice::from_ref(&noise), 32, 32, 0);
+    let config = TrainConfig {
+        steps: 60,
+        batch_size: 8,
+        learning_rate: 3e-3,
+        min_learning_rate: 1e-4,
+        warmup_steps: 2,
+        eval_every: 5,
+        lr_schedule: LrSchedule::Plateau {
+            factor: 0.5,
+            patience: 2,
+        },
+        ..TrainConfig::default()
+    };
+    let device = Device::flex().autodiff();
+    device.seed(4);
+    let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
+    let mut seen = Vec::new();
+    train(model, &config, &train_w, &valid_w, |m| {
+        seen.push((m.learning_rate, m.valid_nll))
+    })
+    .unwrap();
+    // Replay the rule on the validations the run saw.
+    let (mut best, mut waiting, mut scale) = (f64::INFINITY, 0, 1.0f64);
+    for (step, &(lr, valid)) in seen.iter().enumerate() {
+        if step >= 2 {
+            assert!(
+                (lr - (3e-3 * scale).max(1e-4)).abs() < 1e-12,
+                "step {step}: {lr} vs scale {scale}"
+            );
+        }
+        if let Some(v) = valid {
+            if v < best {
+                best = v;
+                waiting = 0;
+            } else {
+                waiting += 1;
+                if waiting >= 2 {
+                    scale *= 0.5;
+                    waiting = 0;
+                }
+            }
+        }
+    }
+    assert!(scale < 1.0, "the validation never stalled: {seen:?}");
+}

@@ -63,6 +63,16 @@ pub struct TrainState {
     /// the cursor then follows from the step).
     #[serde(default)]
     pub data: Option<DataCursor>,
+    /// The plateau schedule's multiplier of the peak rate (1 until the first reduction).
+    #[serde(default = "one")]
+    pub lr_scale: f64,
+    /// Validations without improvement since the last plateau reduction.
+    #[serde(default)]
+    pub plateau_evals: usize,
+}
+
+fn one() -> f64 {
+    1.0
 }
 
 /// A checkpoint loaded for resuming.

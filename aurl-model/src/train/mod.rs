@@ -22,7 +22,7 @@ pub use dataset::{WindowBatch, WindowBatcher, WindowDataset};
 pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use order::{DataCursor, EpochWindows};
-pub use schedule::learning_rate;
+pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{Trainer, train};
 pub use windows::TokenWindows;
 
@@ -36,12 +36,18 @@ use crate::loss::TokenLoss;
 pub struct TrainConfig {
     /// Optimizer steps.
     pub steps: usize,
-    /// Windows per step.
+    /// Windows per micro-batch.
     pub batch_size: usize,
+    /// Micro-batches per optimizer step: their gradients are summed (each loss scaled by
+    /// `1 / grad_accumulation`) before one step, so the effective batch is
+    /// `batch_size × grad_accumulation` at the memory cost of `batch_size`.
+    pub grad_accumulation: usize,
     /// Peak learning rate.
     pub learning_rate: f64,
-    /// Learning rate at the end of the cosine decay.
+    /// Learning rate at the end of the cosine decay (the floor of the plateau schedule).
     pub min_learning_rate: f64,
+    /// What the rate does after the warm-up.
+    pub lr_schedule: LrSchedule,
     /// Linear warm-up steps.
     pub warmup_steps: usize,
     /// AdamW decoupled weight decay.
@@ -75,8 +81,10 @@ impl Default for TrainConfig {
         Self {
             steps: 1000,
             batch_size: 16,
+            grad_accumulation: 1,
             learning_rate: 1e-3,
             min_learning_rate: 1e-4,
+            lr_schedule: LrSchedule::Cosine,
             warmup_steps: 100,
             weight_decay: 0.01,
             grad_clip_norm: Some(1.0),
@@ -104,6 +112,23 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be at least 1"));
+        }
+        if self.grad_accumulation == 0 {
+            return Err(invalid("train.grad_accumulation", "must be at least 1"));
+        }
+        if let LrSchedule::Plateau { factor, patience } = self.lr_schedule {
+            if !(factor > 0.0 && factor < 1.0) {
+                return Err(invalid(
+                    "train.lr_schedule.plateau.factor",
+                    "must be in (0, 1)",
+                ));
+            }
+            if patience == 0 {
+                return Err(invalid(
+                    "train.lr_schedule.plateau.patience",
+                    "must be at least 1",
+                ));
+            }
         }
         for (field, v) in [
             ("train.learning_rate", self.learning_rate),

@@ -1,4 +1,49 @@
-//! Learning-rate schedule: linear warm-up, then cosine decay to a floor.
+//! Learning-rate schedules: linear warm-up, then cosine decay to a floor, or a constant
+//! rate reduced when validation stops improving.
+
+use serde::{Deserialize, Serialize};
+
+/// What the learning rate does after the warm-up.
+///
+/// In TOML: `lr_schedule = "cosine"` or
+/// `lr_schedule = { plateau = { factor = 0.5, patience = 2 } }`.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum LrSchedule {
+    /// Half a cosine from the peak down to `min_learning_rate` at the last step
+    /// ([`learning_rate`]).
+    #[default]
+    Cosine,
+    /// The peak rate, multiplied by `factor` whenever `patience` validations in a row have
+    /// not improved on the best validation NLL (never below `min_learning_rate`).
+    Plateau {
+        /// Multiplier per reduction, in (0, 1).
+        factor: f64,
+        /// Validations without improvement before a reduction.
+        patience: usize,
+    },
+}
+
+impl LrSchedule {
+    /// The rate at `step` for a run of `total` steps, given the plateau scale so far (1 at
+    /// the start; ignored by `Cosine`).
+    #[must_use]
+    pub fn rate(
+        &self,
+        step: usize,
+        total: usize,
+        warmup: usize,
+        peak: f64,
+        floor: f64,
+        plateau_scale: f64,
+    ) -> f64 {
+        match self {
+            Self::Cosine => learning_rate(step, total, warmup, peak, floor),
+            Self::Plateau { .. } if step < warmup => peak * (step + 1) as f64 / warmup as f64,
+            Self::Plateau { .. } => (peak * plateau_scale).max(floor),
+        }
+    }
+}
 
 /// The learning rate at `step` (0-based) of `total`: rises linearly from `peak / warmup` to
 /// `peak` over `warmup` steps, then follows a half cosine down to `floor` at the last step.
@@ -21,7 +66,23 @@ pub fn learning_rate(step: usize, total: usize, warmup: usize, peak: f64, floor:
 
 #[cfg(test)]
 mod tests {
-    use super::learning_rate;
+    use super::{LrSchedule, learning_rate};
+
+    #[test]
+    fn plateau_warms_up_then_holds_the_scaled_peak_above_the_floor() {
+        let p = LrSchedule::Plateau {
+            factor: 0.5,
+            patience: 2,
+        };
+        assert_eq!(p.rate(0, 100, 4, 1.0, 0.1, 1.0), 0.25);
+        assert_eq!(p.rate(50, 100, 4, 1.0, 0.1, 1.0), 1.0);
+        assert_eq!(p.rate(50, 100, 4, 1.0, 0.1, 0.25), 0.25);
+        assert_eq!(p.rate(50, 100, 4, 1.0, 0.1, 0.01), 0.1);
+        assert_eq!(
+            LrSchedule::Cosine.rate(99, 100, 10, 1e-3, 1e-4, 0.5),
+            learning_rate(99, 100, 10, 1e-3, 1e-4)
+        );
+    }
 
     #[test]
     fn warms_up_then_decays_monotonically() {

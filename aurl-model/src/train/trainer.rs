@@ -3,12 +3,12 @@
 use std::time::Instant;
 
 use burn::module::Module;
-use burn::optim::{AdamWConfig, GradientsParams, OptimizerRecord};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, OptimizerRecord};
 
 use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
-    Checkpointing, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
-    clip_global_norm, evaluate, global_grad_norm, learning_rate, model_device,
+    Checkpointing, LrSchedule, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
+    clip_global_norm, evaluate, global_grad_norm, model_device,
 };
 use crate::Transformer;
 use crate::error::ModelError;
@@ -115,6 +115,8 @@ impl<'a> Trainer<'a> {
             best_step: None,
             evals_since_best: 0,
             data: None,
+            lr_scale: 1.0,
+            plateau_evals: 0,
         };
         if let Some((record, saved)) = resume {
             optim = optim.load_record(record);
@@ -128,7 +130,7 @@ impl<'a> Trainer<'a> {
                 EpochWindows::Fixed(w) => w.count().max(1),
                 EpochWindows::PerEpoch(_) => usize::MAX,
             };
-            let position = state.step * config.batch_size;
+            let position = state.step * config.batch_size * config.grad_accumulation;
             DataCursor {
                 epoch: (position / count) as u64,
                 next: position % count,
@@ -156,22 +158,41 @@ impl<'a> Trainer<'a> {
         let mut stopped_early = false;
         while state.step < config.steps {
             let step = state.step;
-            data.next_batch(config.batch_size, &mut rows)?;
             // Dropout masks depend only on the seed and the step.
             device.seed(config.seed.wrapping_add(step as u64));
             let step_start = Instant::now();
-            let lr = learning_rate(
+            let lr = config.lr_schedule.rate(
                 step,
                 config.steps,
                 config.warmup_steps,
                 config.learning_rate,
                 config.min_learning_rate,
+                state.lr_scale,
             );
-            let (inputs, targets) = rows.batch(&all_rows, &device);
-            let logits = model.forward(inputs, 0, None)?;
-            let loss = loss_fn.forward(logits, targets);
-            let loss_value = f64::from(loss.clone().into_scalar::<f32>());
-            let mut grads = GradientsParams::from_grads(loss.backward(), &model);
+            // One micro-batch, or the sum of `grad_accumulation` of them with each loss
+            // scaled by 1/k (so the loss reported is their mean).
+            let micro = config.grad_accumulation;
+            let (mut loss_value, mut step_tokens) = (0.0, 0usize);
+            let mut accumulated = GradientsAccumulator::<Transformer>::new();
+            let mut single = None;
+            for _ in 0..micro {
+                data.next_batch(config.batch_size, &mut rows)?;
+                let (inputs, targets) = rows.batch(&all_rows, &device);
+                let logits = model.forward(inputs, 0, None)?;
+                let mut loss = loss_fn.forward(logits, targets);
+                if micro > 1 {
+                    loss = loss.div_scalar(micro as f64);
+                }
+                loss_value += f64::from(loss.clone().into_scalar::<f32>());
+                step_tokens += rows.target_tokens(&all_rows);
+                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                if micro == 1 {
+                    single = Some(grads);
+                } else {
+                    accumulated.accumulate(&model, grads);
+                }
+            }
+            let mut grads = single.unwrap_or_else(|| accumulated.grads());
             let grad_norm = global_grad_norm(&model, &grads);
             state.step += 1;
             state.data = Some(data.cursor());
@@ -192,7 +213,6 @@ impl<'a> Trainer<'a> {
             }
             model = optim.step(lr, model, grads);
             state.last_loss = loss_value;
-            let step_tokens = rows.target_tokens(&all_rows);
             let step_seconds = step_start.elapsed().as_secs_f64();
             state.tokens += step_tokens;
             run_tokens += step_tokens;
@@ -209,6 +229,7 @@ impl<'a> Trainer<'a> {
                         state.best_valid_nll = Some(nll);
                         state.best_step = Some(state.step);
                         state.evals_since_best = 0;
+                        state.plateau_evals = 0;
                         if config.keep_best {
                             best_model = Some(model.clone());
                             if let Some(c) = &self.checkpoints {
@@ -217,6 +238,13 @@ impl<'a> Trainer<'a> {
                         }
                     } else {
                         state.evals_since_best += 1;
+                        state.plateau_evals += 1;
+                        if let LrSchedule::Plateau { factor, patience } = config.lr_schedule
+                            && state.plateau_evals >= patience
+                        {
+                            state.lr_scale *= factor;
+                            state.plateau_evals = 0;
+                        }
                     }
                 }
             }
