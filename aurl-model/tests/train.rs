@@ -440,3 +440,83 @@ fn the_plateau_schedule_halves_the_rate_after_validations_without_improvement() 
     }
     assert!(scale < 1.0, "the validation never stalled: {seen:?}");
 }
+
+#[test]
+fn runs_of_bad_steps_roll_back_with_a_lower_rate_then_stop_with_a_typed_error() {
+    let _rng = rng_guard();
+    let windows = TokenWindows::new(&sequences(2), 32, 16, 0);
+    let device = Device::flex().autodiff();
+    device.seed(2);
+    let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
+    // Every gradient counts as exploding: each run of 2 bad steps rolls back to the start,
+    // twice, and the third run is an error that says so.
+    let config = TrainConfig {
+        steps: 50,
+        batch_size: 4,
+        eval_every: 0,
+        skip_grad_norm: Some(1e-9),
+        max_bad_steps: 2,
+        max_rollbacks: 2,
+        ..TrainConfig::default()
+    };
+    let mut stepped = 0;
+    let err = train(model.clone(), &config, &windows, &windows, |_| stepped += 1).unwrap_err();
+    assert!(matches!(err, ModelError::Training(_)));
+    assert!(err.to_string().contains("after 2 rollbacks"), "{err}");
+    assert_eq!(stepped, 0, "no bad step is reported as trained");
+    // Without rollbacks allowed, the first run of bad steps is already the error.
+    let strict = TrainConfig {
+        max_rollbacks: 0,
+        ..config.clone()
+    };
+    let err = train(model, &strict, &windows, &windows, |_| {}).unwrap_err();
+    assert!(err.to_string().contains("after 0 rollbacks"), "{err}");
+    let bad = TrainConfig {
+        rollback_lr_factor: 0.0,
+        ..config
+    };
+    assert!(
+        bad.validate()
+            .unwrap_err()
+            .to_string()
+            .contains("rollback_lr_factor")
+    );
+}
+
+#[test]
+fn a_diverged_run_rolls_back_and_recovers_at_the_lower_rate() {
+    let _rng = rng_guard();
+    let windows = TokenWindows::new(&sequences(2), 32, 16, 0);
+    let device = Device::flex().autodiff();
+    device.seed(2);
+    let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
+    // A rate of 1e30 sends the weights to ~1e30 after one step: the logits overflow and the
+    // next losses are NaN. Two bad steps roll back to the start with the rate × 1e-33.
+    let config = TrainConfig {
+        steps: 20,
+        batch_size: 4,
+        learning_rate: 1e30,
+        min_learning_rate: 0.0,
+        warmup_steps: 0,
+        grad_clip_norm: None,
+        eval_every: 0,
+        max_bad_steps: 2,
+        max_rollbacks: 1,
+        rollback_lr_factor: 1e-33,
+        ..TrainConfig::default()
+    };
+    let mut rates = Vec::new();
+    let (_, report) = train(model, &config, &windows, &windows, |m| {
+        rates.push(m.learning_rate);
+    })
+    .unwrap();
+    assert_eq!(report.rollbacks, 1);
+    assert_eq!(report.skipped_steps, 2);
+    assert!(
+        report.final_loss.is_finite() && report.final_loss < 4.0,
+        "{report:?}"
+    );
+    // Step 1 ran at 1e30; after the rollback every step runs at about 1e-3.
+    assert!(rates[0] > 1e29);
+    assert!(rates[1..].iter().all(|&r| r < 2e-3), "{rates:?}");
+}

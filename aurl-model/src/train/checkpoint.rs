@@ -69,6 +69,9 @@ pub struct TrainState {
     /// Validations without improvement since the last plateau reduction.
     #[serde(default)]
     pub plateau_evals: usize,
+    /// Rollbacks so far.
+    #[serde(default)]
+    pub rollbacks: usize,
 }
 
 fn one() -> f64 {

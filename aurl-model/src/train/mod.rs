@@ -60,8 +60,19 @@ pub struct TrainConfig {
     pub eval_every: usize,
     /// Seed of the batch order (weights are seeded through the device).
     pub seed: u64,
-    /// Stop with an error after this many consecutive non-finite steps.
+    /// After this many consecutive bad steps (non-finite loss or gradient, or a gradient
+    /// norm above `skip_grad_norm`), roll back to the last good state (see
+    /// `max_rollbacks`).
     pub max_bad_steps: usize,
+    /// A step whose global gradient norm exceeds this is skipped as exploding (`None`: only
+    /// non-finite steps are skipped).
+    pub skip_grad_norm: Option<f32>,
+    /// Rollbacks allowed: each restores the weights, optimizer state and loop position of
+    /// the last validation that was finite (or the start) and multiplies the learning rate
+    /// by `rollback_lr_factor`; one more run of bad steps stops training with an error.
+    pub max_rollbacks: usize,
+    /// Learning-rate multiplier applied at each rollback, in (0, 1].
+    pub rollback_lr_factor: f64,
     /// Stop (after validating) once training has run this many seconds.
     pub max_seconds: Option<f64>,
     /// Write a checkpoint every this many steps (and at the end) when checkpointing.
@@ -92,6 +103,9 @@ impl Default for TrainConfig {
             eval_every: 100,
             seed: 42,
             max_bad_steps: 20,
+            skip_grad_norm: None,
+            max_rollbacks: 3,
+            rollback_lr_factor: 0.5,
             max_seconds: None,
             checkpoint_every: 500,
             keep_checkpoints: 3,
@@ -160,6 +174,14 @@ impl TrainConfig {
         if self.max_bad_steps == 0 {
             return Err(invalid("train.max_bad_steps", "must be at least 1"));
         }
+        if let Some(g) = self.skip_grad_norm
+            && !(g.is_finite() && g > 0.0)
+        {
+            return Err(invalid("train.skip_grad_norm", "must be finite and > 0"));
+        }
+        if !(self.rollback_lr_factor > 0.0 && self.rollback_lr_factor <= 1.0) {
+            return Err(invalid("train.rollback_lr_factor", "must be in (0, 1]"));
+        }
         if self.early_stopping == Some(0) {
             return Err(invalid(
                 "train.early_stopping",
@@ -178,8 +200,11 @@ pub struct TrainReport {
     /// Steps run by this call, skipped ones included (fewer than configured when
     /// `max_seconds` stopped the run or it resumed part-way).
     pub steps: usize,
-    /// Steps skipped because the loss or gradient norm was not finite.
+    /// Steps skipped because the loss or gradient norm was not finite (or the norm was
+    /// above `skip_grad_norm`).
     pub skipped_steps: usize,
+    /// Rollbacks to the last good state (each after `max_bad_steps` bad steps in a row).
+    pub rollbacks: usize,
     /// Training loss of the last step.
     pub final_loss: f64,
     /// Validation NLL per token at the end (`None` without validation windows).

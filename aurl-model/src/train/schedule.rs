@@ -25,8 +25,9 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
-    /// The rate at `step` for a run of `total` steps, given the plateau scale so far (1 at
-    /// the start; ignored by `Cosine`).
+    /// The rate at `step` for a run of `total` steps, times `scale` (1 at the start; the
+    /// plateau schedule's reductions and rollbacks lower it). The plateau rate never goes
+    /// below `floor`.
     #[must_use]
     pub fn rate(
         &self,
@@ -35,12 +36,12 @@ impl LrSchedule {
         warmup: usize,
         peak: f64,
         floor: f64,
-        plateau_scale: f64,
+        scale: f64,
     ) -> f64 {
         match self {
-            Self::Cosine => learning_rate(step, total, warmup, peak, floor),
+            Self::Cosine => learning_rate(step, total, warmup, peak, floor) * scale,
             Self::Plateau { .. } if step < warmup => peak * (step + 1) as f64 / warmup as f64,
-            Self::Plateau { .. } => (peak * plateau_scale).max(floor),
+            Self::Plateau { .. } => (peak * scale).max(floor),
         }
     }
 }
@@ -79,8 +80,12 @@ mod tests {
         assert_eq!(p.rate(50, 100, 4, 1.0, 0.1, 0.25), 0.25);
         assert_eq!(p.rate(50, 100, 4, 1.0, 0.1, 0.01), 0.1);
         assert_eq!(
-            LrSchedule::Cosine.rate(99, 100, 10, 1e-3, 1e-4, 0.5),
+            LrSchedule::Cosine.rate(99, 100, 10, 1e-3, 1e-4, 1.0),
             learning_rate(99, 100, 10, 1e-3, 1e-4)
+        );
+        assert_eq!(
+            LrSchedule::Cosine.rate(50, 100, 10, 1e-3, 1e-4, 0.5),
+            learning_rate(50, 100, 10, 1e-3, 1e-4) * 0.5
         );
     }
 

@@ -117,6 +117,7 @@ impl<'a> Trainer<'a> {
             data: None,
             lr_scale: 1.0,
             plateau_evals: 0,
+            rollbacks: 0,
         };
         if let Some((record, saved)) = resume {
             optim = optim.load_record(record);
@@ -150,6 +151,8 @@ impl<'a> Trainer<'a> {
         let started = Instant::now();
         let mut run_tokens = 0usize;
         let mut bad_in_a_row = 0usize;
+        // The state a rollback returns to: the start, then every finite validation.
+        let mut last_good = Some((model.clone(), optim.to_record(), state.clone()));
         let mut rows = TokenWindows::default();
         let all_rows: Vec<usize> = (0..config.batch_size).collect();
         // The weights of the best validation (this call's; a resumed run knows the best
@@ -196,14 +199,34 @@ impl<'a> Trainer<'a> {
             let grad_norm = global_grad_norm(&model, &grads);
             state.step += 1;
             state.data = Some(data.cursor());
-            if !loss_value.is_finite() || !grad_norm.is_finite() {
+            let exploding = config.skip_grad_norm.is_some_and(|max| grad_norm > max);
+            if !loss_value.is_finite() || !grad_norm.is_finite() || exploding {
                 state.skipped += 1;
                 bad_in_a_row += 1;
                 if bad_in_a_row >= config.max_bad_steps {
-                    return Err(ModelError::Training(format!(
-                        "{bad_in_a_row} consecutive steps with a non-finite loss or gradient \
-                         (last at step {step}); lower the learning rate"
-                    )));
+                    if state.rollbacks >= config.max_rollbacks {
+                        return Err(ModelError::Training(format!(
+                            "{bad_in_a_row} consecutive steps with a non-finite loss or an \
+                             exploding gradient (last at step {step}) after {} rollbacks; \
+                             lower the learning rate",
+                            state.rollbacks
+                        )));
+                    }
+                    let Some((good_model, good_record, good_state)) = last_good.take() else {
+                        return Err(ModelError::Training("no state to roll back to".into()));
+                    };
+                    let rollbacks = state.rollbacks + 1;
+                    let skipped = state.skipped;
+                    model = good_model;
+                    optim = optim.load_record(good_record);
+                    state = good_state;
+                    state.rollbacks = rollbacks;
+                    state.skipped = skipped;
+                    state.lr_scale *= config.rollback_lr_factor;
+                    data = DataOrder::new(&self.train, config.seed, state.data.unwrap_or(cursor))?;
+                    bad_in_a_row = 0;
+                    // The restored state (lower rate included) is the new fallback.
+                    last_good = Some((model.clone(), optim.to_record(), state.clone()));
                 }
                 continue;
             }
@@ -224,7 +247,8 @@ impl<'a> Trainer<'a> {
                 last || (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every));
             if validate {
                 state.valid_nll = evaluate(&model.valid(), self.valid, config.batch_size);
-                if let Some(nll) = state.valid_nll {
+                if let Some(nll) = state.valid_nll.filter(|v| v.is_finite()) {
+                    last_good = Some((model.clone(), optim.to_record(), state.clone()));
                     if state.best_valid_nll.is_none_or(|best| nll < best) {
                         state.best_valid_nll = Some(nll);
                         state.best_step = Some(state.step);
@@ -280,6 +304,7 @@ impl<'a> Trainer<'a> {
                 first_step,
                 steps: state.step - first_step,
                 skipped_steps: state.skipped,
+                rollbacks: state.rollbacks,
                 final_loss: state.last_loss,
                 valid_nll: state.valid_nll,
                 best_valid_nll: state.best_valid_nll,
