@@ -213,6 +213,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             (dir, model, None, metrics)
         }
     };
+    init_logging(&dir)?;
     eprintln!(
         "model: {} parameters ({:?} preset) on {device:?}; training {} steps of {}×{}",
         burn_params(&model),
@@ -358,6 +359,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .unwrap_or(0.0),
         dir.display()
     );
+    Ok(())
+}
+
+/// Logs: `train.log` in the run directory gets INFO and above (`AURL_LOG=debug` for more),
+/// appended across resumes; stderr gets warnings and errors (bad steps, rollbacks).
+fn init_logging(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::prelude::*;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("train.log"))?;
+    let level = std::env::var("AURL_LOG")
+        .ok()
+        .and_then(|v| v.parse::<LevelFilter>().ok())
+        .unwrap_or(LevelFilter::INFO);
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::sync::Mutex::new(file))
+                .with_ansi(false)
+                .with_filter(level),
+        )
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(LevelFilter::WARN),
+        )
+        .try_init()?;
     Ok(())
 }
 

@@ -210,8 +210,9 @@ pub fn build_cache(
         // Two files with the same bytes share one entry.
         new.sort_by_key(|e| e.key);
         new.dedup_by_key(|e| e.key);
-        if cache.insert(&new)?.is_some() {
+        if let Some(path) = cache.insert(&new)? {
             report.shards_written += 1;
+            tracing::debug!(path = %path.display(), files = new.len(), "shard written");
         }
         done += chunk.len();
         progress(done);

@@ -155,6 +155,7 @@ impl TokenCache {
                 // Removed by another process between listing and opening: not damage.
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
+                    tracing::warn!(path = %path.display(), reason = %e, "damaged shard deleted");
                     // Another process may have removed it already.
                     let _ = std::fs::remove_file(&path);
                     cache.damaged.push((path, e.to_string()));

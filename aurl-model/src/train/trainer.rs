@@ -201,10 +201,12 @@ impl<'a> Trainer<'a> {
             state.data = Some(data.cursor());
             let exploding = config.skip_grad_norm.is_some_and(|max| grad_norm > max);
             if !loss_value.is_finite() || !grad_norm.is_finite() || exploding {
+                tracing::warn!(step, loss = loss_value, grad_norm, "skipped a bad step");
                 state.skipped += 1;
                 bad_in_a_row += 1;
                 if bad_in_a_row >= config.max_bad_steps {
                     if state.rollbacks >= config.max_rollbacks {
+                        tracing::error!(step, rollbacks = state.rollbacks, "training diverged");
                         return Err(ModelError::Training(format!(
                             "{bad_in_a_row} consecutive steps with a non-finite loss or an \
                              exploding gradient (last at step {step}) after {} rollbacks; \
@@ -225,6 +227,14 @@ impl<'a> Trainer<'a> {
                     state.lr_scale *= config.rollback_lr_factor;
                     data = DataOrder::new(&self.train, config.seed, state.data.unwrap_or(cursor))?;
                     bad_in_a_row = 0;
+                    tracing::warn!(
+                        at_step = step,
+                        back_to = state.step,
+                        lr_scale = state.lr_scale,
+                        rollbacks,
+                        "rolled back after {} bad steps",
+                        config.max_bad_steps
+                    );
                     // The restored state (lower rate included) is the new fallback.
                     last_good = Some((model.clone(), optim.to_record(), state.clone()));
                 }
@@ -247,6 +257,13 @@ impl<'a> Trainer<'a> {
                 last || (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every));
             if validate {
                 state.valid_nll = evaluate(&model.valid(), self.valid, config.batch_size);
+                tracing::info!(
+                    step = state.step,
+                    valid_nll = state.valid_nll,
+                    previous_best = state.best_valid_nll,
+                    lr,
+                    "validation"
+                );
                 if let Some(nll) = state.valid_nll.filter(|v| v.is_finite()) {
                     last_good = Some((model.clone(), optim.to_record(), state.clone()));
                     if state.best_valid_nll.is_none_or(|best| nll < best) {
@@ -268,6 +285,11 @@ impl<'a> Trainer<'a> {
                         {
                             state.lr_scale *= factor;
                             state.plateau_evals = 0;
+                            tracing::info!(
+                                step = state.step,
+                                lr_scale = state.lr_scale,
+                                "plateau: learning rate reduced"
+                            );
                         }
                     }
                 }
@@ -278,7 +300,8 @@ impl<'a> Trainer<'a> {
             if let Some(c) = &self.checkpoints
                 && (last || stopped_early || (c.every > 0 && state.step.is_multiple_of(c.every)))
             {
-                c.write(&model, &optim, &state)?;
+                let path = c.write(&model, &optim, &state)?;
+                tracing::info!(step = state.step, path = %path.display(), "checkpoint written");
             }
             on_step(&StepMetrics {
                 step: state.step,
@@ -289,6 +312,12 @@ impl<'a> Trainer<'a> {
                 valid_nll: if validate { state.valid_nll } else { None },
             });
             if out_of_time || stopped_early {
+                tracing::info!(
+                    step = state.step,
+                    out_of_time,
+                    stopped_early,
+                    "training stopped before its last step"
+                );
                 break;
             }
         }
