@@ -171,6 +171,16 @@ proptest! {
     }
 
     #[test]
+    fn the_grammar_recovers_the_encoders_bar_starts(s in score(), config in configs()) {
+        for scheme in SCHEMES {
+            let tokenizer = by_name(scheme, &config).unwrap();
+            let tokens = tokenizer.encode(&s).unwrap();
+            let grammar = Grammar::new(tokenizer.vocab());
+            prop_assert_eq!(grammar.bar_starts(&tokens.ids), tokens.bars, "{}", scheme);
+        }
+    }
+
+    #[test]
     fn decoding_any_ids_never_panics(ids in prop::collection::vec(any::<u16>(), 0..400),
                                      scheme in prop::sample::select(SCHEMES.to_vec())) {
         let remi = by_name(scheme, &TokenizerConfig::default()).unwrap();

@@ -22,6 +22,7 @@ use self::rules::{PHASES, Phase};
 use super::mask::TokenMask;
 use super::{Token, TokenId, Vocabulary};
 
+mod bars;
 mod rules;
 #[cfg(test)]
 mod tests;
