@@ -121,6 +121,8 @@ fn generator<'a>(
         batch_size: batch,
         min_new_tokens: NEW_TOKENS,
         use_cache,
+        // The fixed shape decodes within the model's positions: no sliding.
+        context: None,
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }

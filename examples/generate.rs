@@ -49,6 +49,11 @@ struct Args {
     /// No EOS before this many new tokens.
     #[arg(long, default_value_t = 0)]
     min_tokens: usize,
+    /// Positions the model attends to; longer pieces slide their context (restarting from
+    /// the last bars behind a re-emitted header). Default: the length the model was trained
+    /// on; 0: all its positions.
+    #[arg(long)]
+    context: Option<usize>,
     /// A MIDI file to continue (tokenized with the checkpoint's vocabulary).
     #[arg(long)]
     prompt: Option<PathBuf>,
@@ -142,6 +147,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.batch.max(1),
         min_new_tokens: args.min_tokens,
         use_cache: !args.no_cache,
+        context: match args.context {
+            Some(0) => None,
+            Some(n) => Some(n),
+            None => Some(saved.config.max_seq_len),
+        },
     };
     let generator = Generator::new(&saved.model, &saved.vocabulary, config)?;
     let requests: Vec<Request> = (0..args.count as u64)

@@ -3,9 +3,10 @@
 use std::time::Instant;
 
 use aurl_core::tokenize::{
-    Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, Vocabulary,
+    Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, TokenSequence, Vocabulary,
 };
 use aurl_model::Transformer;
+use aurl_model::train::header_at;
 use burn::module::Module;
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -81,6 +82,15 @@ pub struct GenerationConfig {
     /// Decode through the model's KV cache (one token per step after the prompt). `false`
     /// recomputes the whole prefix every step: only for measuring what the cache saves.
     pub use_cache: bool,
+    /// Positions the model attends to while generating (`None`: all its positions). A
+    /// cached request that outgrows them is generated on its own and **slides**: when the
+    /// context is full, the model restarts from the last bars (about half the context,
+    /// from a bar start), opened with the header state in force there (time signature,
+    /// tempo) the way training windows open, and generation continues — so pieces far
+    /// longer than the context can be made. The grammar state follows the whole piece, so
+    /// constrained pieces stay valid across slides. Set it to the model's training length
+    /// (`max_seq_len`) for the best quality far into a piece.
+    pub context: Option<usize>,
 }
 
 impl Default for GenerationConfig {
@@ -91,6 +101,7 @@ impl Default for GenerationConfig {
             batch_size: 16,
             min_new_tokens: 0,
             use_cache: true,
+            context: None,
         }
     }
 }
@@ -215,8 +226,13 @@ impl<'a> Generator<'a> {
                 }
             })
             .collect();
+        let context = self.context();
+        // Requests that will slide their context are decoded alone.
+        let slides = |i: usize| {
+            self.config.use_cache && prompts[i].len() + requests[i].max_new_tokens > context
+        };
         let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by_key(|&i| prompts[i].len());
+        order.sort_by_key(|&i| (prompts[i].len(), slides(i)));
         let mut out: Vec<Option<Generated>> = vec![None; requests.len()];
         let mut start = 0;
         while start < order.len() {
@@ -225,6 +241,7 @@ impl<'a> Generator<'a> {
             while end < order.len()
                 && prompts[order[end]].len() == len
                 && end - start < self.config.batch_size
+                && !(end > start && (slides(order[end]) || slides(order[start])))
             {
                 end += 1;
             }
@@ -247,6 +264,39 @@ impl<'a> Generator<'a> {
             start = end;
         }
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// The positions the model attends to (see [`GenerationConfig::context`]).
+    fn context(&self) -> usize {
+        let capacity = self.model.max_positions();
+        self.config
+            .context
+            .map_or(capacity, |c| c.clamp(2, capacity))
+    }
+
+    /// The context a sliding request restarts from: about the last half of `context`
+    /// tokens of `tokens`, from a bar start, behind the header state in force there.
+    fn slid_context(&self, tokens: &[TokenId], context: usize) -> Vec<TokenId> {
+        let sequence = TokenSequence {
+            ids: tokens.to_vec(),
+            bars: self.grammar.bar_starts(tokens),
+        };
+        let target = tokens.len().saturating_sub(context / 2);
+        // The first bar start in the last half-context; without one, cut at the target.
+        let start = sequence
+            .bars
+            .iter()
+            .map(|b| b.token_index)
+            .find(|&i| i >= target && i < tokens.len())
+            .unwrap_or(target);
+        let (mut out, body) = header_at(&sequence, start, &self.vocab);
+        out.extend_from_slice(&tokens[body..]);
+        let overflow = out.len().saturating_sub(context - 1);
+        if overflow > 0 {
+            // Only when the header plus a half context would not fit a tiny context.
+            out.drain(..overflow);
+        }
+        out
     }
 
     /// Microseconds per quarter of a Tempo token.
@@ -283,11 +333,13 @@ impl<'a> Generator<'a> {
     ) -> Result<Vec<Generated>, SamplingError> {
         let b = rows.len();
         let p = rows[0].0.len();
-        let capacity = self.model.max_positions();
-        if p >= capacity {
+        let context = self.context();
+        // A lone cached request starts a prompt longer than the context from its last bars.
+        let sliding = self.config.use_cache && b == 1;
+        if p >= context && !sliding {
             return Err(SamplingError::InvalidPrompt {
                 index: 0,
-                reason: format!("{p} tokens leave no room in the model's {capacity} positions"),
+                reason: format!("{p} tokens leave no room in a context of {context} positions"),
             });
         }
         let mut states: Vec<GrammarState> = Vec::with_capacity(b);
@@ -331,25 +383,39 @@ impl<'a> Generator<'a> {
             .map(|(_, r)| r.max_new_tokens)
             .max()
             .unwrap_or(0);
-        let limit = (p + longest).min(capacity);
         let mut cache = self.config.use_cache.then(|| self.model.new_cache(b));
-        let flat: Vec<i64> = rows
+        // A lone cached request may outgrow the context and slide; batches stop at it.
+        let limit = if sliding {
+            p + longest
+        } else {
+            (p + longest).min(context)
+        };
+        let mut flat: Vec<i64> = rows
             .iter()
             .flat_map(|(p, _)| p.iter().map(|&x| i64::from(x)))
             .collect();
-        let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, p]), &self.device);
+        let mut prefill = p;
+        if p >= context {
+            let restart = self.slid_context(rows[0].0, context);
+            prefill = restart.len();
+            flat = restart.iter().map(|&x| i64::from(x)).collect();
+        }
+        let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, prefill]), &self.device);
         let mut step_started = Instant::now();
         let mut logits = self
             .model
             .forward(input, 0, cache.as_mut())
             .map_err(|e| SamplingError::Model(e.to_string()))?
-            .narrow(1, p - 1, 1);
+            .narrow(1, prefill - 1, 1);
         let mut mask = TokenMask::new(self.model.vocab_size());
         let mut scratch = Scratch::default();
         let mut row_copy: Vec<f32> = Vec::new();
         let mut next = vec![0i64; b];
-        let mut position = p;
-        while position < limit && active.iter().any(|&a| a) {
+        // Tokens of the pieces fed to the model so far, and tokens in the cache (fewer once
+        // a sliding request has restarted its context).
+        let mut fed = p;
+        let mut position = prefill;
+        while fed < limit && active.iter().any(|&a| a) {
             let data = logits.reshape([b, self.model.vocab_size()]).into_data();
             let values = data
                 .as_slice::<f32>()
@@ -405,11 +471,26 @@ impl<'a> Generator<'a> {
             for (r, id) in sampled {
                 report(r, id, tokens[r].len() - p, step_seconds);
             }
-            if !active.iter().any(|&a| a) || position + 1 >= limit {
+            if !active.iter().any(|&a| a) || fed + 1 >= limit {
                 break;
             }
             step_started = Instant::now();
+            fed += 1;
             logits = match cache.as_mut() {
+                Some(cache) if position >= context => {
+                    // Only a lone request gets here (batches stop at the context).
+                    let restart = self.slid_context(&tokens[0], context);
+                    let n = restart.len();
+                    *cache = self.model.new_cache(1);
+                    let input = Tensor::<2, Int>::from_data(
+                        TensorData::new(restart.iter().map(|&x| i64::from(x)).collect(), [1, n]),
+                        &self.device,
+                    );
+                    position = n - 1;
+                    self.model
+                        .forward(input, 0, Some(cache))
+                        .map(|l| l.narrow(1, n - 1, 1))
+                }
                 Some(cache) => {
                     let input = Tensor::<2, Int>::from_data(
                         TensorData::new(next.clone(), [b, 1]),

@@ -332,3 +332,86 @@ fn beam_search_of_width_one_is_greedy_and_wider_beams_stay_valid() {
         );
     }
 }
+
+#[test]
+fn a_piece_longer_than_the_context_slides_and_stays_valid() {
+    let device = Device::flex();
+    for scheme in SCHEMES {
+        let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        device.seed(8);
+        let model = TransformerConfig::tiny(tokenizer.vocab().len())
+            .init(&device)
+            .unwrap();
+        // A 48-position context and 400 new tokens: about 16 slides. EOS is held back so the
+        // piece really is that long; a short request batched alongside is unaffected.
+        let config = GenerationConfig {
+            context: Some(48),
+            min_new_tokens: 400,
+            batch_size: 4,
+            ..GenerationConfig::default()
+        };
+        let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+        let requests = [
+            Request {
+                max_new_tokens: 400,
+                seed: 1,
+                ..Request::default()
+            },
+            Request {
+                max_new_tokens: 20,
+                seed: 2,
+                ..Request::default()
+            },
+        ];
+        let pieces = generator.generate(&requests).unwrap();
+        let long = &pieces[0];
+        assert!(
+            long.tokens.len() >= 1 + 400 - 2 * long.closed.max(1),
+            "{scheme}: {} tokens",
+            long.tokens.len()
+        );
+        assert_eq!(
+            long.grammar.error_count(),
+            0,
+            "{scheme}: {:?}",
+            long.grammar
+        );
+        let (score, report) = tokenizer.decode(&long.tokens);
+        assert_eq!(report.skipped(), 0, "{scheme}: {report:?}");
+        assert!(score.note_count() > 0, "{scheme}");
+        assert!(pieces[1].tokens.len() <= 1 + 20 + 2 * pieces[1].closed);
+        // Alone, the short request generates the same tokens (batching is seed-stable).
+        let alone = generator.generate(&requests[1..]).unwrap();
+        assert_eq!(alone[0].tokens, pieces[1].tokens, "{scheme}");
+        // A prompt longer than the context starts from its last bars and continues validly.
+        let prompt: Vec<_> = long.tokens[..120].to_vec();
+        let more = generator
+            .generate(&[Request {
+                prompt: prompt.clone(),
+                max_new_tokens: 30,
+                seed: 3,
+                ..Request::default()
+            }])
+            .unwrap();
+        assert_eq!(more[0].tokens[..120], prompt[..], "{scheme}");
+        assert_eq!(more[0].grammar.error_count(), 0, "{scheme}: {:?}", more[0].grammar);
+    }
+    // Without the cache nothing slides: the piece stops at the context.
+    let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
+    let model = TransformerConfig::tiny(tokenizer.vocab().len())
+        .init(&device)
+        .unwrap();
+    let config = GenerationConfig {
+        context: Some(48),
+        use_cache: false,
+        ..GenerationConfig::default()
+    };
+    let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
+    let piece = &generator
+        .generate(&[Request {
+            max_new_tokens: 400,
+            ..Request::default()
+        }])
+        .unwrap()[0];
+    assert!(piece.tokens.len() <= 48, "{}", piece.tokens.len());
+}

@@ -24,7 +24,7 @@ pub use metrics::{MetricsLog, StepMetrics};
 pub use order::{DataCursor, EpochWindows};
 pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{Trainer, train};
-pub use windows::TokenWindows;
+pub use windows::{TokenWindows, header_at};
 
 use crate::Transformer;
 use crate::error::{ModelError, invalid};

@@ -188,20 +188,17 @@ fn window_starts(n: usize, bars: &[BarStart], len: usize, stride: usize) -> Vec<
     starts
 }
 
-/// The window of `size` tokens of `s` at `start`, made to stand on its own (see
-/// [`TokenWindows::with_headers`]), padded to `size`.
-fn self_contained(
-    s: &TokenSequence,
-    start: usize,
-    size: usize,
-    vocab: &Vocabulary,
-    grammar: &Grammar,
-    pad: TokenId,
-) -> Vec<TokenId> {
+/// The header state in force at token `start` of `s` (REMI: `Bar TimeSig Position_0
+/// Tempo`; TSD and event: `TimeSig Tempo`; nothing at 0) and where the body continues: a
+/// window starting at a bar re-emits the header in place of the bar's own opening. This is
+/// how training windows begin, so a generator that slides its context starts the new
+/// context the same way.
+#[must_use]
+pub fn header_at(s: &TokenSequence, start: usize, vocab: &Vocabulary) -> (Vec<TokenId>, usize) {
     let ids = &s.ids;
     let mut header = Vec::new();
     let mut body = start;
-    if start > 0 {
+    if start > 0 && start < ids.len() {
         // The header state in force: the last bar starting at or before the window.
         let bar: Option<&BarStart> = s.bars.iter().take_while(|b| b.token_index <= start).last();
         let (ts, tempo) = bar.map_or((None, None), |b| (b.time_signature, b.tempo));
@@ -223,6 +220,21 @@ fn self_contained(
             header.extend(tempo);
         }
     }
+    (header, body)
+}
+
+/// The window of `size` tokens of `s` at `start`, made to stand on its own (see
+/// [`TokenWindows::with_headers`]), padded to `size`.
+fn self_contained(
+    s: &TokenSequence,
+    start: usize,
+    size: usize,
+    vocab: &Vocabulary,
+    grammar: &Grammar,
+    pad: TokenId,
+) -> Vec<TokenId> {
+    let ids = &s.ids;
+    let (header, body) = header_at(s, start, vocab);
     let mut take = size.saturating_sub(header.len());
     loop {
         let end = (body + take).min(ids.len());
