@@ -394,7 +394,12 @@ fn a_piece_longer_than_the_context_slides_and_stays_valid() {
             }])
             .unwrap();
         assert_eq!(more[0].tokens[..120], prompt[..], "{scheme}");
-        assert_eq!(more[0].grammar.error_count(), 0, "{scheme}: {:?}", more[0].grammar);
+        assert_eq!(
+            more[0].grammar.error_count(),
+            0,
+            "{scheme}: {:?}",
+            more[0].grammar
+        );
     }
     // Without the cache nothing slides: the piece stops at the context.
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
