@@ -16,7 +16,6 @@ use std::process::ExitCode;
 
 use aurl::core::tokenize::{SCHEMES, by_name};
 use aurl::data::cache::{CacheOptions, CachedCorpus, build_cache};
-use aurl::data::corpus::SplitRule;
 use aurl::model::train::TokenWindows;
 use aurl::run::RunConfig;
 use clap::Parser;
@@ -80,11 +79,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         schemes.push(config.scheme.name().to_owned());
     }
     schemes.dedup();
-    let rule = match &config.data.split_file {
-        Some(path) => SplitRule::from_tsv(&std::fs::read_to_string(path)?)
-            .map_err(|e| format!("{}: {e}", path.display()))?,
-        None => SplitRule::Hash(config.data.valid_percent),
-    };
+    let rule = config.data.split_rule()?;
     let seq_len = args
         .seq_len
         .unwrap_or(config.model.resolve(1).max_seq_len)

@@ -20,7 +20,7 @@ use std::process::ExitCode;
 use aurl::core::metrics::NgramModel;
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::cache::{CacheOptions, build_cache};
-use aurl::data::corpus::{SplitRule, read_corpus};
+use aurl::data::corpus::read_corpus;
 use aurl::model::train::{
     Checkpointing, MetricsLog, TokenWindows, Trainer, latest_checkpoint, load_checkpoint,
 };
@@ -99,11 +99,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer = by_name(config.scheme.name(), &config.tokenizer)?;
     let vocab = tokenizer.vocab().clone();
     eprintln!("reading and tokenizing {:?} ...", config.data.paths);
-    let rule = match &config.data.split_file {
-        Some(path) => SplitRule::from_tsv(&std::fs::read_to_string(path)?)
-            .map_err(|e| format!("{}: {e}", path.display()))?,
-        None => SplitRule::Hash(config.data.valid_percent),
-    };
+    let rule = config.data.split_rule()?;
     // Scores stay in memory only when epochs are augmented; tokens come from the token
     // cache when the config names one.
     let read_scores = || read_corpus(&config.data.paths, &rule, Some(&config.preprocess));

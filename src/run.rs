@@ -65,6 +65,26 @@ pub struct DataConfig {
     pub cache: Option<PathBuf>,
 }
 
+impl DataConfig {
+    /// How files are split: the `split_file` table when set, else the hash rule with
+    /// `valid_percent`.
+    ///
+    /// # Errors
+    /// [`RunConfigError::Io`] if the table cannot be read, [`RunConfigError::Invalid`] if a
+    /// line of it is malformed.
+    pub fn split_rule(&self) -> Result<crate::data::corpus::SplitRule, RunConfigError> {
+        use crate::data::corpus::SplitRule;
+        let Some(path) = &self.split_file else {
+            return Ok(SplitRule::Hash(self.valid_percent));
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| RunConfigError::Io {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        SplitRule::from_tsv(&text).map_err(|e| invalid(&path.display().to_string(), e))
+    }
+}
+
 impl Default for DataConfig {
     fn default() -> Self {
         Self {
