@@ -108,6 +108,8 @@ pub enum Preset {
     Small,
     /// GPU-sized.
     Base,
+    /// [`TransformerConfig::music_transformer`]: relative attention, 2048-token context.
+    MusicTransformer,
 }
 
 /// The model: a preset, with any field overridden.
@@ -132,6 +134,8 @@ pub struct ModelConfig {
     pub dropout: Option<f64>,
     /// Position encoding.
     pub positions: Option<PositionEncoding>,
+    /// Relative positions: distances with their own embedding.
+    pub max_relative: Option<usize>,
     /// Attention variant.
     pub attention: Option<AttentionKind>,
     /// Feed-forward variant.
@@ -150,6 +154,7 @@ impl Default for ModelConfig {
             max_positions: None,
             dropout: None,
             positions: None,
+            max_relative: None,
             attention: None,
             feed_forward: None,
         }
@@ -164,6 +169,7 @@ impl ModelConfig {
             Preset::Tiny => TransformerConfig::tiny(vocab_size),
             Preset::Small => TransformerConfig::small(vocab_size),
             Preset::Base => TransformerConfig::base(vocab_size),
+            Preset::MusicTransformer => TransformerConfig::music_transformer(vocab_size),
         };
         c.d_model = self.d_model.unwrap_or(c.d_model);
         c.n_layers = self.n_layers.unwrap_or(c.n_layers);
@@ -173,6 +179,7 @@ impl ModelConfig {
         c.max_positions = self.max_positions.unwrap_or(c.max_positions);
         c.dropout = self.dropout.unwrap_or(c.dropout);
         c.positions = self.positions.unwrap_or(c.positions);
+        c.max_relative = self.max_relative.unwrap_or(c.max_relative);
         c.attention = self.attention.unwrap_or(c.attention);
         c.feed_forward = self.feed_forward.unwrap_or(c.feed_forward);
         c

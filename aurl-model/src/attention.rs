@@ -1,11 +1,12 @@
-//! Causal multi-head self-attention, full or sliding-window, with rotary positions and the
-//! KV cache.
+//! Causal multi-head self-attention, full or sliding-window, with rotary or relative
+//! positions and the KV cache.
 
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, RotaryEncoding};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::cache::KvCache;
+use crate::relative::RelativePositions;
 
 /// Multi-head self-attention over a causal (optionally local) context.
 ///
@@ -16,6 +17,8 @@ pub struct SelfAttention {
     key: Linear,
     value: Linear,
     output: Linear,
+    /// Music Transformer relative-position embeddings, if the model uses them.
+    relative: Option<RelativePositions>,
     dropout: Dropout,
     n_heads: usize,
     d_head: usize,
@@ -30,6 +33,9 @@ pub struct SelfAttentionConfig {
     pub n_heads: usize,
     /// Dropout on the attention weights.
     pub dropout: f64,
+    /// Learned relative-position embeddings for distances `0..d` (Music Transformer), or
+    /// `None`.
+    pub relative: Option<usize>,
 }
 
 impl SelfAttentionConfig {
@@ -42,6 +48,14 @@ impl SelfAttentionConfig {
             key: linear(),
             value: linear(),
             output: linear(),
+            relative: self.relative.map(|max_distance| {
+                RelativePositions::new(
+                    self.n_heads,
+                    self.d_model / self.n_heads,
+                    max_distance,
+                    device,
+                )
+            }),
             dropout: DropoutConfig::new(self.dropout).init(),
             n_heads: self.n_heads,
             d_head: self.d_model / self.n_heads,
@@ -57,6 +71,9 @@ pub(crate) struct AttentionContext<'a> {
     pub rotary: Option<&'a RotaryEncoding>,
     /// Additive bias broadcast onto the scores `[b|1, 1, t, keys]`.
     pub bias: Option<Tensor<4>>,
+    /// Absolute positions of the attended keys when they are not the consecutive positions
+    /// ending with the last query (a sliding window's ring buffer).
+    pub ring: Option<Vec<usize>>,
 }
 
 impl SelfAttention {
@@ -89,7 +106,19 @@ impl SelfAttention {
             None => (k, v),
         };
         let scale = (self.d_head as f64).sqrt().recip();
-        let mut scores = q.matmul(k.swap_dims(2, 3)).mul_scalar(scale);
+        let n = k.dims()[2];
+        let keys = k.swap_dims(2, 3);
+        let scores = match &self.relative {
+            None => q.matmul(keys),
+            Some(relative) => {
+                let by_distance = match &context.ring {
+                    Some(positions) => relative.gathered(q.clone(), context.offset, positions),
+                    None => relative.skewed(q.clone(), n),
+                };
+                q.matmul(keys) + by_distance
+            }
+        };
+        let mut scores = scores.mul_scalar(scale);
         if let Some(bias) = &context.bias {
             scores = scores + bias.clone();
         }

@@ -28,6 +28,7 @@ impl Block {
                 d_model: config.d_model,
                 n_heads: config.n_heads,
                 dropout: config.dropout,
+                relative: config.relative_distance(),
             }
             .init(device),
             mlp_norm: LayerNormConfig::new(config.d_model).init(device),

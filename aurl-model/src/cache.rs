@@ -34,6 +34,10 @@ pub(crate) struct KeyPlan {
     /// Absolute position of every key, in order; `None` when every query may see every key
     /// (no mask needed).
     pub positions: Option<Vec<usize>>,
+    /// Absolute position of every key, in order, when they are not the consecutive
+    /// positions ending with the last query (a sliding window's ring buffer); relative
+    /// attention then looks distances up per key.
+    pub ring: Option<Vec<usize>>,
 }
 
 /// First capacity of a growing (full-attention) buffer.
@@ -120,7 +124,20 @@ impl KvCache {
                 Some(p)
             }
         };
-        KeyPlan { positions }
+        let ring = self.window.map(|w| {
+            if t == 1 {
+                // The new position is written first, then the valid slots are attended.
+                let len = self.len + 1;
+                (0..len.min(w)).map(|s| slot_position(s, len, w)).collect()
+            } else {
+                let mut p: Vec<usize> = (0..self.len.min(w))
+                    .map(|s| slot_position(s, self.len, w))
+                    .collect();
+                p.extend(self.len..self.len + t);
+                p
+            }
+        });
+        KeyPlan { positions, ring }
     }
 
     /// Stores layer `layer`'s new keys and values (`[batch, heads, t, d_head]`) and returns

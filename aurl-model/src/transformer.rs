@@ -94,17 +94,20 @@ impl Transformer {
         let [b, t] = tokens.dims();
         self.check(b, t, offset, cache.as_deref())?;
         let device = tokens.device();
-        let bias = match cache.as_deref() {
-            Some(c) => c
-                .plan(t)
-                .positions
-                .and_then(|keys| causal_bias(offset, t, &keys, self.window(), &device)),
+        let (bias, ring) = match cache.as_deref() {
+            Some(c) => {
+                let plan = c.plan(t);
+                let bias = plan
+                    .positions
+                    .and_then(|keys| causal_bias(offset, t, &keys, self.window(), &device));
+                (bias, plan.ring)
+            }
             None => {
                 let keys: Vec<usize> = (offset..offset + t).collect();
-                causal_bias(offset, t, &keys, self.window(), &device)
+                (causal_bias(offset, t, &keys, self.window(), &device), None)
             }
         };
-        let logits = self.run(tokens, offset, bias, cache.as_deref_mut());
+        let logits = self.run(tokens, offset, bias, ring, cache.as_deref_mut());
         if let Some(c) = cache {
             c.commit(t);
         }
@@ -135,7 +138,7 @@ impl Transformer {
             causal_bias(0, t, &keys, self.window(), &device),
             Some(padding_bias(padding)),
         );
-        Ok(self.run(tokens, 0, bias, None))
+        Ok(self.run(tokens, 0, bias, None, None))
     }
 
     fn check(
@@ -176,6 +179,7 @@ impl Transformer {
         tokens: Tensor<2, Int>,
         offset: usize,
         bias: Option<Tensor<4>>,
+        ring: Option<Vec<usize>>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
         let x = self.positions.add(self.embedding.forward(tokens), offset);
@@ -184,6 +188,7 @@ impl Transformer {
             offset,
             rotary: self.positions.rotary(),
             bias,
+            ring,
         };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, &context, cache.as_deref_mut().map(|c| (c, i)));

@@ -17,11 +17,14 @@ fn variants() -> Vec<TransformerConfig> {
         PositionEncoding::Sinusoidal,
         PositionEncoding::Learned,
         PositionEncoding::Rotary,
+        PositionEncoding::Relative,
     ] {
         for attention in [AttentionKind::Full, AttentionKind::Sliding { window: 3 }] {
             for feed_forward in [FeedForward::Gelu, FeedForward::SwiGlu] {
                 out.push(TransformerConfig {
                     positions,
+                    // Relative distances from 8 on share an embedding (21-token tests).
+                    max_relative: 8,
                     attention,
                     feed_forward,
                     ..TransformerConfig::tiny(VOCAB)
@@ -93,7 +96,11 @@ fn a_future_token_never_changes_a_past_output() {
 fn tokens_outside_the_sliding_window_have_no_influence() {
     let device = Device::flex();
     // Two layers of window 3: position i sees i-4..=i through the stack, nothing earlier.
-    for positions in [PositionEncoding::Sinusoidal, PositionEncoding::Rotary] {
+    for positions in [
+        PositionEncoding::Sinusoidal,
+        PositionEncoding::Rotary,
+        PositionEncoding::Relative,
+    ] {
         let config = TransformerConfig {
             positions,
             attention: AttentionKind::Sliding { window: 3 },

@@ -41,7 +41,11 @@ fn training_on_one_batch_drives_the_loss_down() {
     let (seq, vocab) = tokens();
     assert!(seq.len() > 40, "{}", seq.len());
     let seq = &seq[..41];
-    for positions in [PositionEncoding::Sinusoidal, PositionEncoding::Rotary] {
+    for positions in [
+        PositionEncoding::Sinusoidal,
+        PositionEncoding::Rotary,
+        PositionEncoding::Relative,
+    ] {
         let device = Device::flex().autodiff();
         device.seed(11);
         let config = TransformerConfig {
