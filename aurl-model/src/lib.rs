@@ -4,8 +4,8 @@
 //! so the same code runs on CPU (flex, ndarray), wgpu (Vulkan/Metal) and CUDA; backends are
 //! chosen by the `aurl` facade's cargo features, never here.
 //!
-//! - [`TransformerConfig`] / [`Transformer`]: a decoder-only LM with sinusoidal, learned or
-//!   rotary positions, full or sliding-window causal attention, GELU or SwiGLU blocks.
+//! - [`TransformerConfig`] / [`Transformer`]: a decoder-only LM with sinusoidal, learned,
+//!   rotary or relative ([`RelativePositions`], Music Transformer skewing) positions, full or sliding-window causal attention, GELU or SwiGLU blocks.
 //! - [`KvCache`]: a true key/value cache (in-place appends, a rolling buffer for sliding
 //!   attention) so decoding one token costs O(current length) per layer.
 //! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights.
@@ -39,6 +39,7 @@ mod feed_forward;
 pub mod loss;
 mod mask;
 mod positions;
+mod relative;
 pub mod train;
 mod transformer;
 pub mod weights;
@@ -50,6 +51,7 @@ pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig
 pub use error::ModelError;
 pub use feed_forward::Mlp;
 pub use positions::Positions;
+pub use relative::RelativePositions;
 pub use transformer::Transformer;
 
 /// Burn, re-exported so users build devices and tensors with the exact version we use.

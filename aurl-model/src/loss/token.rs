@@ -1,4 +1,4 @@
-//! Token-level losses: cross entropy with label smoothing, ignored padding and per-kind
+//! Token-level loss: cross entropy with label smoothing, ignored padding and per-kind
 //! weights (notes, timing, velocity, structure) taken from the vocabulary.
 
 use aurl_core::tokenize::{TokenGroup, Vocabulary};
