@@ -8,7 +8,10 @@
 //!   rotary or relative ([`RelativePositions`], Music Transformer skewing) positions, full or sliding-window causal attention, GELU or SwiGLU blocks.
 //! - [`KvCache`]: a true key/value cache (in-place appends, a rolling buffer for sliding
 //!   attention) so decoding one token costs O(current length) per layer.
-//! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights.
+//! - [`vae`]: a transformer VAE (bidirectional encoder, global and per-segment latent codes,
+//!   Gaussian or mixture prior, conditioned decoder) with its latent tools.
+//! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights; KL
+//!   with free bits and β schedules; adversarial losses; the grammar loss; loss balancing.
 //! - [`weights`]: save and load a model with its config and vocabulary embedded.
 //! - [`train`]: the training loop (AdamW, warm-up + cosine, global-norm clipping, validation).
 //!
@@ -42,6 +45,7 @@ mod positions;
 mod relative;
 pub mod train;
 mod transformer;
+pub mod vae;
 pub mod weights;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};

@@ -89,9 +89,26 @@ impl Transformer {
         &self,
         tokens: Tensor<2, Int>,
         offset: usize,
+        cache: Option<&mut KvCache>,
+    ) -> Result<Tensor<3>, ModelError> {
+        self.forward_conditioned(tokens, offset, cache, None)
+    }
+
+    /// As [`Transformer::forward`], with `condition` (`[b or 1, t or 1, d_model]`) added to
+    /// the input embeddings of every position: how a VAE's latent steers the decoder.
+    ///
+    /// # Errors
+    /// As [`Transformer::forward`], and [`ModelError::Shape`] if `condition` does not
+    /// broadcast onto `[b, t, d_model]`.
+    pub fn forward_conditioned(
+        &self,
+        tokens: Tensor<2, Int>,
+        offset: usize,
         mut cache: Option<&mut KvCache>,
+        condition: Option<Tensor<3>>,
     ) -> Result<Tensor<3>, ModelError> {
         let [b, t] = tokens.dims();
+        self.check_condition(b, t, condition.as_ref())?;
         self.check(b, t, offset, cache.as_deref())?;
         let device = tokens.device();
         let (bias, ring) = match cache.as_deref() {
@@ -107,7 +124,7 @@ impl Transformer {
                 (causal_bias(offset, t, &keys, self.window(), &device), None)
             }
         };
-        let logits = self.run(tokens, offset, bias, ring, cache.as_deref_mut());
+        let logits = self.run(tokens, offset, bias, ring, condition, cache.as_deref_mut());
         if let Some(c) = cache {
             c.commit(t);
         }
@@ -124,7 +141,22 @@ impl Transformer {
         tokens: Tensor<2, Int>,
         padding: Tensor<2, Bool>,
     ) -> Result<Tensor<3>, ModelError> {
+        self.forward_padded_conditioned(tokens, padding, None)
+    }
+
+    /// As [`Transformer::forward_padded`], with `condition` added to the input embeddings
+    /// (see [`Transformer::forward_conditioned`]).
+    ///
+    /// # Errors
+    /// As [`Transformer::forward_padded`] and [`Transformer::forward_conditioned`].
+    pub fn forward_padded_conditioned(
+        &self,
+        tokens: Tensor<2, Int>,
+        padding: Tensor<2, Bool>,
+        condition: Option<Tensor<3>>,
+    ) -> Result<Tensor<3>, ModelError> {
         let [b, t] = tokens.dims();
+        self.check_condition(b, t, condition.as_ref())?;
         if padding.dims() != [b, t] {
             return Err(ModelError::Shape(format!(
                 "padding mask {:?} for tokens [{b}, {t}]",
@@ -138,7 +170,31 @@ impl Transformer {
             causal_bias(0, t, &keys, self.window(), &device),
             Some(padding_bias(padding)),
         );
-        Ok(self.run(tokens, 0, bias, None, None))
+        Ok(self.run(tokens, 0, bias, None, condition, None))
+    }
+
+    /// Width of the residual stream.
+    #[must_use]
+    pub fn d_model(&self) -> usize {
+        self.embedding.weight.dims()[1]
+    }
+
+    fn check_condition(
+        &self,
+        b: usize,
+        t: usize,
+        condition: Option<&Tensor<3>>,
+    ) -> Result<(), ModelError> {
+        let Some(c) = condition else { return Ok(()) };
+        let [cb, ct, cd] = c.dims();
+        let d = self.d_model();
+        if (cb != b && cb != 1) || (ct != t && ct != 1) || cd != d {
+            return Err(ModelError::Shape(format!(
+                "condition {:?} for tokens [{b}, {t}] of width {d}",
+                c.dims()
+            )));
+        }
+        Ok(())
     }
 
     fn check(
@@ -180,9 +236,13 @@ impl Transformer {
         offset: usize,
         bias: Option<Tensor<4>>,
         ring: Option<Vec<usize>>,
+        condition: Option<Tensor<3>>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let x = self.positions.add(self.embedding.forward(tokens), offset);
+        let mut x = self.positions.add(self.embedding.forward(tokens), offset);
+        if let Some(c) = condition {
+            x = x + c;
+        }
         let mut x = self.dropout.forward(x);
         let context = AttentionContext {
             offset,
