@@ -10,6 +10,9 @@
 //!   attention) so decoding one token costs O(current length) per layer.
 //! - [`vae`]: a transformer VAE (bidirectional encoder, global and per-segment latent codes,
 //!   Gaussian or mixture prior, conditioned decoder) with its latent tools.
+//! - [`Discriminator`]: the VAE-GAN's multi-scale discriminator over soft tokens
+//!   ([`soft_tokens`], Gumbel-softmax option) with spectral normalization
+//!   ([`SpectralLinear`]).
 //! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights; KL
 //!   with free bits and β schedules; adversarial losses; the grammar loss; loss balancing.
 //! - [`weights`]: save and load a model with its config and vocabulary embedded.
@@ -37,12 +40,14 @@ mod attention;
 mod block;
 mod cache;
 mod config;
+mod discriminator;
 mod error;
 mod feed_forward;
 pub mod loss;
 mod mask;
 mod positions;
 mod relative;
+mod spectral;
 pub mod train;
 mod transformer;
 pub mod vae;
@@ -52,10 +57,12 @@ pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use block::Block;
 pub use cache::KvCache;
 pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
+pub use discriminator::{Discriminator, DiscriminatorConfig, Judgement, ScaleHead, soft_tokens};
 pub use error::ModelError;
 pub use feed_forward::Mlp;
 pub use positions::Positions;
 pub use relative::RelativePositions;
+pub use spectral::SpectralLinear;
 pub use transformer::Transformer;
 
 /// Burn, re-exported so users build devices and tensors with the exact version we use.
