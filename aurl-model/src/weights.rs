@@ -1,9 +1,11 @@
 //! Saving and loading a model together with its configuration and vocabulary, so a saved
 //! model can never be decoded with the wrong token meanings.
 //!
-//! A model directory holds `model.json` (format version, [`TransformerConfig`],
-//! [`Vocabulary`]) and `model.bpk` (the weights, Burn's burnpack format). Both are written
-//! atomically.
+//! A model directory holds `model.json` (format version, the model's kind —
+//! `transformer` or `vae` — its configuration and the [`Vocabulary`]) and `model.bpk` (the
+//! weights, Burn's burnpack format). Both are written atomically. [`save_model`] /
+//! [`load_model`] handle the [`Transformer`]; [`save_model_as`] / [`load_model_as`] any
+//! [`ModelKind`], and loading a directory of another kind is a clear error.
 
 use std::path::Path;
 
@@ -12,10 +14,53 @@ use burn::module::Module;
 use burn::prelude::*;
 use burn::store::ModuleRecord;
 use burn::tensor::Bytes;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, checkpoint_error, io_error};
+use crate::vae::{Vae, VaeConfig};
 use crate::{Transformer, TransformerConfig};
+
+/// A model type that can be saved with its configuration and rebuilt from it.
+pub trait ModelKind: Module + Sized {
+    /// Its configuration, saved in `model.json`.
+    type Config: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+    /// The name of the kind in `model.json`.
+    const KIND: &'static str;
+    /// The vocabulary size `config` asks for.
+    fn config_vocab_size(config: &Self::Config) -> usize;
+    /// A model with fresh weights shaped by `config`.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] naming the bad field.
+    fn build(config: &Self::Config, device: &Device) -> Result<Self, ModelError>;
+}
+
+impl ModelKind for Transformer {
+    type Config = TransformerConfig;
+    const KIND: &'static str = "transformer";
+    fn config_vocab_size(config: &TransformerConfig) -> usize {
+        config.vocab_size
+    }
+    fn build(config: &TransformerConfig, device: &Device) -> Result<Self, ModelError> {
+        config.init(device)
+    }
+}
+
+impl ModelKind for Vae {
+    type Config = VaeConfig;
+    const KIND: &'static str = "vae";
+    fn config_vocab_size(config: &VaeConfig) -> usize {
+        config.decoder.vocab_size
+    }
+    fn build(config: &VaeConfig, device: &Device) -> Result<Self, ModelError> {
+        config.init(device)
+    }
+}
+
+fn transformer_kind() -> String {
+    Transformer::KIND.to_owned()
+}
 
 /// File holding the configuration and vocabulary.
 pub const MODEL_FILE: &str = "model.json";
@@ -26,40 +71,76 @@ const FORMAT: u32 = 1;
 
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ModelFile {
+struct ModelFile<C> {
     format: u32,
-    config: TransformerConfig,
+    /// Absent in files written before other kinds existed: those hold transformers.
+    #[serde(default = "transformer_kind")]
+    kind: String,
+    config: C,
     vocabulary: Vocabulary,
+}
+
+#[derive(Deserialize)]
+struct KindOnly {
+    #[serde(default = "transformer_kind")]
+    kind: String,
 }
 
 /// A model loaded from disk with what it was saved with.
 #[derive(Debug)]
-pub struct SavedModel {
+pub struct SavedModel<M: ModelKind = Transformer> {
     /// The model, on the device it was loaded to.
-    pub model: Transformer,
+    pub model: M,
     /// Its configuration.
-    pub config: TransformerConfig,
+    pub config: M::Config,
     /// The vocabulary its ids mean.
     pub vocabulary: Vocabulary,
 }
 
-/// Writes `model` with its `config` and `vocabulary` into `dir` (created if missing).
+/// The kind (`transformer`, `vae`) of the model saved in `dir`.
 ///
 /// # Errors
-/// [`ModelError::InvalidConfig`] if the config's vocabulary size differs from the
-/// vocabulary; [`ModelError::Io`] / [`ModelError::Checkpoint`] on write failures.
+/// [`ModelError::Io`] / [`ModelError::Checkpoint`] for a missing or unreadable
+/// `model.json`.
+pub fn saved_kind(dir: &Path) -> Result<String, ModelError> {
+    let path = dir.join(MODEL_FILE);
+    let json = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
+    let kind: KindOnly = serde_json::from_slice(&json).map_err(|e| checkpoint_error(&path, e))?;
+    Ok(kind.kind)
+}
+
+/// Writes the transformer `model` with its `config` and `vocabulary` into `dir` (created if
+/// missing); see [`save_model_as`].
+///
+/// # Errors
+/// As [`save_model_as`].
 pub fn save_model(
     dir: &Path,
     model: &Transformer,
     config: &TransformerConfig,
     vocabulary: &Vocabulary,
 ) -> Result<(), ModelError> {
-    if config.vocab_size != vocabulary.len() {
+    save_model_as(dir, model, config, vocabulary)
+}
+
+/// Writes `model` of any [`ModelKind`] with its `config` and `vocabulary` into `dir`
+/// (created if missing).
+///
+/// # Errors
+/// [`ModelError::InvalidConfig`] if the config's vocabulary size differs from the
+/// vocabulary; [`ModelError::Io`] / [`ModelError::Checkpoint`] on write failures.
+pub fn save_model_as<M: ModelKind>(
+    dir: &Path,
+    model: &M,
+    config: &M::Config,
+    vocabulary: &Vocabulary,
+) -> Result<(), ModelError> {
+    let vocab_size = M::config_vocab_size(config);
+    if vocab_size != vocabulary.len() {
         return Err(crate::error::invalid(
             "vocab_size",
             format!(
-                "is {} but the vocabulary has {} tokens",
-                config.vocab_size,
+                "is {vocab_size} but the vocabulary has {} tokens",
                 vocabulary.len()
             ),
         ));
@@ -74,6 +155,7 @@ pub fn save_model(
     aurl_data::write_atomically(&weights, &bytes).map_err(|e| io_error(&weights, e))?;
     let file = ModelFile {
         format: FORMAT,
+        kind: M::KIND.to_owned(),
         config: config.clone(),
         vocabulary: vocabulary.clone(),
     };
@@ -82,29 +164,48 @@ pub fn save_model(
     aurl_data::write_atomically(&path, &json).map_err(|e| io_error(&path, e))
 }
 
-/// Loads a model saved by [`save_model`] onto `device`.
+/// Loads a transformer saved by [`save_model`] onto `device`; see [`load_model_as`].
+///
+/// # Errors
+/// As [`load_model_as`].
+pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel, ModelError> {
+    load_model_as::<Transformer>(dir, device)
+}
+
+/// Loads a model of kind `M` saved by [`save_model_as`] onto `device`.
 ///
 /// # Errors
 /// [`ModelError::Io`] for missing files, [`ModelError::Checkpoint`] for a corrupt or
-/// mismatched file (the vocabulary's hash is checked), [`ModelError::InvalidConfig`] for a
-/// config that no longer validates.
-pub fn load_model(dir: &Path, device: &Device) -> Result<SavedModel, ModelError> {
+/// mismatched file (another kind of model, or config and vocabulary disagreeing),
+/// [`ModelError::InvalidConfig`] for a config that no longer validates.
+pub fn load_model_as<M: ModelKind>(
+    dir: &Path,
+    device: &Device,
+) -> Result<SavedModel<M>, ModelError> {
     let path = dir.join(MODEL_FILE);
+    let kind = saved_kind(dir)?;
+    if kind != M::KIND {
+        return Err(checkpoint_error(
+            &path,
+            format!("holds a {kind} model, not a {}", M::KIND),
+        ));
+    }
     let json = std::fs::read(&path).map_err(|e| io_error(&path, e))?;
-    let file: ModelFile = serde_json::from_slice(&json).map_err(|e| checkpoint_error(&path, e))?;
+    let file: ModelFile<M::Config> =
+        serde_json::from_slice(&json).map_err(|e| checkpoint_error(&path, e))?;
     if file.format != FORMAT {
         return Err(checkpoint_error(
             &path,
             format!("format {} (this version reads {FORMAT})", file.format),
         ));
     }
-    if file.config.vocab_size != file.vocabulary.len() {
+    if M::config_vocab_size(&file.config) != file.vocabulary.len() {
         return Err(checkpoint_error(
             &path,
             "config and vocabulary disagree on the vocabulary size",
         ));
     }
-    let model = file.config.init(device)?;
+    let model = M::build(&file.config, device)?;
     let weights = dir.join(WEIGHTS_FILE);
     let bytes = std::fs::read(&weights).map_err(|e| io_error(&weights, e))?;
     let record = ModuleRecord::from_bytes(Bytes::from_bytes_vec(bytes))

@@ -16,12 +16,13 @@ use serde::{Deserialize, Serialize};
 
 use super::DataCursor;
 use crate::error::{ModelError, checkpoint_error, io_error};
-use crate::weights::{load_model, save_model};
+use crate::weights::{ModelKind, load_model_as, save_model_as};
 use crate::{Transformer, TransformerConfig};
 
-/// Where checkpoints go and how often.
+/// Where checkpoints go and how often. `C` is the configuration type of the model trained
+/// (a [`TransformerConfig`] unless training another [`ModelKind`]).
 #[derive(Debug, Clone)]
-pub struct Checkpointing<'a> {
+pub struct Checkpointing<'a, C = TransformerConfig> {
     /// Directory of the checkpoints (created if missing).
     pub dir: PathBuf,
     /// Write one every this many steps (and at the end).
@@ -29,7 +30,7 @@ pub struct Checkpointing<'a> {
     /// Keep this many most recent checkpoints (at least 1).
     pub keep_last: usize,
     /// The model's configuration, saved with the weights.
-    pub config: &'a TransformerConfig,
+    pub config: &'a C,
     /// The vocabulary, saved with the weights.
     pub vocabulary: &'a Vocabulary,
 }
@@ -80,11 +81,11 @@ fn one() -> f64 {
 
 /// A checkpoint loaded for resuming.
 #[derive(Debug)]
-pub struct Resumed {
+pub struct Resumed<M: ModelKind = Transformer> {
     /// The model, on the device it was loaded to.
-    pub model: Transformer,
+    pub model: M,
     /// Its configuration.
-    pub config: TransformerConfig,
+    pub config: M::Config,
     /// Its vocabulary.
     pub vocabulary: Vocabulary,
     /// The optimizer state.
@@ -101,16 +102,16 @@ const BEST: &str = "best";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const STATE_FILE: &str = "state.json";
 
-impl Checkpointing<'_> {
+impl<C: Clone> Checkpointing<'_, C> {
     /// Writes a checkpoint of `model`, `optimizer` and `state`, makes it the latest and
     /// prunes the oldest beyond `keep_last`. Returns its directory.
     ///
     /// # Errors
     /// [`ModelError::Io`] / [`ModelError::Checkpoint`]; the previous latest checkpoint stays
     /// intact whatever fails.
-    pub fn write(
+    pub fn write<M: ModelKind<Config = C>>(
         &self,
-        model: &Transformer,
+        model: &M,
         optimizer: &ModuleOptimizer,
         state: &TrainState,
     ) -> Result<PathBuf, ModelError> {
@@ -119,7 +120,7 @@ impl Checkpointing<'_> {
         let tmp = self.dir.join(format!(".{name}.{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
         let result = (|| {
-            save_model(&tmp.join("model"), model, self.config, self.vocabulary)?;
+            save_model_as(&tmp.join("model"), model, self.config, self.vocabulary)?;
             let optim = optimizer
                 .to_record()
                 .into_bytes()
@@ -145,11 +146,11 @@ impl Checkpointing<'_> {
     ///
     /// # Errors
     /// [`ModelError::Io`] / [`ModelError::Checkpoint`]; the previous best stays intact.
-    pub fn write_best(&self, model: &Transformer) -> Result<PathBuf, ModelError> {
+    pub fn write_best<M: ModelKind<Config = C>>(&self, model: &M) -> Result<PathBuf, ModelError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
         let tmp = self.dir.join(format!(".best.{}.tmp", std::process::id()));
         let _ = std::fs::remove_dir_all(&tmp);
-        if let Err(e) = save_model(&tmp, model, self.config, self.vocabulary) {
+        if let Err(e) = save_model_as(&tmp, model, self.config, self.vocabulary) {
             let _ = std::fs::remove_dir_all(&tmp);
             return Err(e);
         }
@@ -199,12 +200,25 @@ pub fn latest_checkpoint(dir: &Path) -> Result<Option<PathBuf>, ModelError> {
     }
 }
 
-/// Loads the checkpoint at `path` onto `device` (an autodiff device to keep training).
+/// Loads the transformer checkpoint at `path` onto `device` (an autodiff device to keep
+/// training).
 ///
 /// # Errors
 /// [`ModelError::Io`] / [`ModelError::Checkpoint`] for missing or damaged files.
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Resumed, ModelError> {
-    let saved = load_model(&path.join("model"), device)?;
+    load_checkpoint_as::<Transformer>(path, device)
+}
+
+/// Loads the checkpoint at `path` of a model of kind `M` onto `device`.
+///
+/// # Errors
+/// [`ModelError::Io`] / [`ModelError::Checkpoint`] for missing or damaged files, or a
+/// checkpoint of another kind of model.
+pub fn load_checkpoint_as<M: ModelKind>(
+    path: &Path,
+    device: &Device,
+) -> Result<Resumed<M>, ModelError> {
+    let saved = load_model_as::<M>(&path.join("model"), device)?;
     let optim_path = path.join(OPTIMIZER_FILE);
     let bytes = std::fs::read(&optim_path).map_err(|e| io_error(&optim_path, e))?;
     let optimizer = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes))

@@ -23,6 +23,10 @@ pub struct StepMetrics {
     /// Validation NLL per token, on steps that validated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub valid_nll: Option<f64>,
+    /// The loss's named parts and values (a VAE's reconstruction, KL and β), averaged over
+    /// the step's micro-batches; empty for a plain language model.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub components: std::collections::BTreeMap<&'static str, f64>,
 }
 
 /// Appends one JSON object per line to `metrics.jsonl`, flushed after every line so a killed

@@ -7,6 +7,7 @@ mod clip;
 mod dataset;
 mod likelihood;
 mod metrics;
+mod objective;
 mod order;
 mod schedule;
 mod trainer;
@@ -16,11 +17,14 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-pub use checkpoint::{Checkpointing, Resumed, TrainState, latest_checkpoint, load_checkpoint};
+pub use checkpoint::{
+    Checkpointing, Resumed, TrainState, latest_checkpoint, load_checkpoint, load_checkpoint_as,
+};
 pub use clip::{clip_global_norm, global_grad_norm};
 pub use dataset::{WindowBatch, WindowBatcher, WindowDataset};
 pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
+pub use objective::{StepContext, TrainBatch, TrainLoss, TrainModel};
 pub use order::{DataCursor, EpochWindows};
 pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{Trainer, train};
@@ -243,6 +247,6 @@ pub fn evaluate(model: &Transformer, windows: &TokenWindows, batch_size: usize) 
     (count > 0.0).then(|| total / count)
 }
 
-pub(crate) fn model_device(model: &Transformer) -> Option<Device> {
+pub(crate) fn model_device<M: Module>(model: &M) -> Option<Device> {
     model.devices().into_iter().next()
 }

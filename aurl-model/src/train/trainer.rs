@@ -2,19 +2,22 @@
 
 use std::time::Instant;
 
-use burn::module::Module;
 use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, OptimizerRecord};
 
+use std::collections::BTreeMap;
+
+use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
     Checkpointing, LrSchedule, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
-    clip_global_norm, evaluate, global_grad_norm, model_device,
+    clip_global_norm, global_grad_norm, model_device,
 };
-use crate::Transformer;
 use crate::error::ModelError;
 use crate::loss::TokenLoss;
+use crate::{Transformer, TransformerConfig};
 
-/// A training run: data, config and where checkpoints go.
+/// A training run: data, config and where checkpoints go. `C` is the configuration type of
+/// the model trained (see [`TrainModel`]), saved in its checkpoints.
 ///
 /// Everything random derives from the config's seed and the step (the batch order from the
 /// seed and the epoch, dropout from the seed and the step; per-epoch windows, e.g. augmented
@@ -23,11 +26,11 @@ use crate::loss::TokenLoss;
 /// (Dropout draws from the backend's device RNG, which Burn shares per process: exactness
 /// holds when nothing else draws from it concurrently.)
 #[derive(Debug)]
-pub struct Trainer<'a> {
+pub struct Trainer<'a, C = TransformerConfig> {
     config: &'a TrainConfig,
     train: EpochWindows<'a>,
     valid: &'a TokenWindows,
-    checkpoints: Option<Checkpointing<'a>>,
+    checkpoints: Option<Checkpointing<'a, C>>,
 }
 
 /// Trains `model` (on an autodiff device) without checkpoints; see [`Trainer::run`].
@@ -44,7 +47,7 @@ pub fn train(
     Trainer::new(config, train, valid).run(model, None, on_step)
 }
 
-impl<'a> Trainer<'a> {
+impl<'a, C: Clone> Trainer<'a, C> {
     /// A run over `train`, validating on `valid`.
     #[must_use]
     pub fn new(config: &'a TrainConfig, train: &'a TokenWindows, valid: &'a TokenWindows) -> Self {
@@ -68,7 +71,7 @@ impl<'a> Trainer<'a> {
 
     /// Writes checkpoints as `policy` says.
     #[must_use]
-    pub fn with_checkpoints(mut self, policy: Checkpointing<'a>) -> Self {
+    pub fn with_checkpoints(mut self, policy: Checkpointing<'a, C>) -> Self {
         self.checkpoints = Some(policy);
         self
     }
@@ -81,12 +84,12 @@ impl<'a> Trainer<'a> {
     /// [`ModelError::InvalidConfig`] for a bad config; [`ModelError::Training`] for no
     /// training windows, windows longer than the model's positions, a model not on an
     /// autodiff device, or too many diverged steps in a row; checkpoint write failures.
-    pub fn run(
+    pub fn run<M: TrainModel<Config = C>>(
         &self,
-        mut model: Transformer,
+        mut model: M,
         resume: Option<(OptimizerRecord, TrainState)>,
         mut on_step: impl FnMut(&StepMetrics),
-    ) -> Result<(Transformer, TrainReport), ModelError> {
+    ) -> Result<(M, TrainReport), ModelError> {
         let config = self.config;
         config.validate()?;
         if let EpochWindows::Fixed(w) = self.train
@@ -157,7 +160,7 @@ impl<'a> Trainer<'a> {
         let all_rows: Vec<usize> = (0..config.batch_size).collect();
         // The weights of the best validation (this call's; a resumed run knows the best
         // value, and its weights are in the checkpoint's `best/`).
-        let mut best_model: Option<Transformer> = None;
+        let mut best_model: Option<M> = None;
         let mut stopped_early = false;
         while state.step < config.steps {
             let step = state.step;
@@ -176,17 +179,34 @@ impl<'a> Trainer<'a> {
             // scaled by 1/k (so the loss reported is their mean).
             let micro = config.grad_accumulation;
             let (mut loss_value, mut step_tokens) = (0.0, 0usize);
-            let mut accumulated = GradientsAccumulator::<Transformer>::new();
+            let mut accumulated = GradientsAccumulator::<M>::new();
             let mut single = None;
+            let mut components = BTreeMap::new();
+            let context = StepContext {
+                step,
+                seed: config.seed,
+            };
             for _ in 0..micro {
                 data.next_batch(config.batch_size, &mut rows)?;
                 let (inputs, targets) = rows.batch(&all_rows, &device);
-                let logits = model.forward(inputs, 0, None)?;
-                let mut loss = loss_fn.forward(logits, targets);
+                let batch = TrainBatch {
+                    inputs,
+                    targets,
+                    pad: i64::from(pad),
+                };
+                let step_loss = model.train_loss(batch, &loss_fn, context)?;
+                let mut loss = step_loss.total;
                 if micro > 1 {
                     loss = loss.div_scalar(micro as f64);
                 }
                 loss_value += f64::from(loss.clone().into_scalar::<f32>());
+                for (name, part) in step_loss.parts {
+                    *components.entry(name).or_insert(0.0) +=
+                        f64::from(part.into_scalar::<f32>()) / micro as f64;
+                }
+                for (name, value) in step_loss.values {
+                    *components.entry(name).or_insert(0.0) += value / micro as f64;
+                }
                 step_tokens += rows.target_tokens(&all_rows);
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
                 if micro == 1 {
@@ -256,7 +276,7 @@ impl<'a> Trainer<'a> {
             let validate =
                 last || (config.eval_every > 0 && state.step.is_multiple_of(config.eval_every));
             if validate {
-                state.valid_nll = evaluate(&model.valid(), self.valid, config.batch_size);
+                state.valid_nll = model.valid().valid_nll(self.valid, config.batch_size);
                 tracing::info!(
                     step = state.step,
                     valid_nll = state.valid_nll,
@@ -310,6 +330,7 @@ impl<'a> Trainer<'a> {
                 grad_norm: f64::from(grad_norm),
                 tokens_per_second: step_tokens as f64 / step_seconds.max(1e-9),
                 valid_nll: if validate { state.valid_nll } else { None },
+                components,
             });
             if out_of_time || stopped_early {
                 tracing::info!(

@@ -64,6 +64,9 @@ pub struct VaeConfig {
     /// The global code's prior.
     #[serde(default)]
     pub prior: PriorKind,
+    /// How training weighs the KL term (free bits, β schedule).
+    #[serde(default)]
+    pub loss: VaeLossConfig,
 }
 
 impl VaeConfig {
@@ -77,6 +80,7 @@ impl VaeConfig {
             segments: 4,
             local_z_dim: 8,
             prior: PriorKind::Gaussian,
+            loss: VaeLossConfig::default(),
         }
     }
 
@@ -104,6 +108,7 @@ impl VaeConfig {
             segments: 16,
             local_z_dim: 0,
             prior: PriorKind::Gaussian,
+            loss: VaeLossConfig::musicvae(),
         }
     }
 
@@ -125,7 +130,8 @@ impl VaeConfig {
         if let PriorKind::Mixture { components: 0 } = self.prior {
             return Err(invalid("prior.components", "must be at least 1"));
         }
-        Ok(())
+        self.loss.free_bits.validate()?;
+        self.loss.kl.validate()
     }
 
     /// Builds the model on `device`.
@@ -160,6 +166,7 @@ impl VaeConfig {
             frame: self.decoder.max_seq_len,
             z_dim: self.z_dim,
             local_z_dim: self.local_z_dim,
+            loss: self.loss,
         })
     }
 }
@@ -216,6 +223,8 @@ pub struct Vae {
     frame: usize,
     z_dim: usize,
     local_z_dim: usize,
+    #[module(skip)]
+    loss: VaeLossConfig,
 }
 
 impl Vae {
@@ -229,6 +238,12 @@ impl Vae {
     #[must_use]
     pub fn z_dim(&self) -> usize {
         self.z_dim
+    }
+
+    /// How training weighs the KL term.
+    #[must_use]
+    pub fn loss_config(&self) -> VaeLossConfig {
+        self.loss
     }
 
     /// An empty KV cache for the decoder.

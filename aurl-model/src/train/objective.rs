@@ -1,0 +1,170 @@
+//! What the trainer needs of a model: its loss on a batch and its validation figure. The
+//! [`Transformer`] minimises next-token cross entropy; the [`Vae`] its reconstruction NLL plus
+//! the β-weighted KL penalty of its [`VaeLossConfig`](crate::vae::VaeLossConfig).
+
+use burn::module::Module;
+use burn::prelude::*;
+
+use super::TokenWindows;
+use crate::Transformer;
+use crate::error::ModelError;
+use crate::loss::TokenLoss;
+use crate::vae::{LatentRng, Vae};
+use crate::weights::ModelKind;
+
+/// One micro-batch of training windows on the model's device.
+#[derive(Debug, Clone)]
+pub struct TrainBatch {
+    /// Input ids `[b, t]`.
+    pub inputs: Tensor<2, Int>,
+    /// Next-token targets `[b, t]`.
+    pub targets: Tensor<2, Int>,
+    /// The padding id (padded positions hold it in both).
+    pub pad: i64,
+}
+
+impl TrainBatch {
+    /// `true` at padded input positions `[b, t]`.
+    #[must_use]
+    pub fn padding(&self) -> Tensor<2, Bool> {
+        self.inputs.clone().equal_elem(self.pad)
+    }
+}
+
+/// Where the loop is, for objectives with per-step randomness or schedules.
+#[derive(Debug, Clone, Copy)]
+pub struct StepContext {
+    /// 0-based step index.
+    pub step: usize,
+    /// The run's seed.
+    pub seed: u64,
+}
+
+impl StepContext {
+    /// A seed for this step's own noise (the same on resume).
+    #[must_use]
+    pub fn step_seed(&self) -> u64 {
+        let mut z = self
+            .seed
+            .wrapping_add((self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z ^ (z >> 27)
+    }
+}
+
+/// A step's loss: what to minimise, and its parts for the metrics log.
+#[derive(Debug, Clone)]
+pub struct TrainLoss {
+    /// The objective (a scalar `[1]`).
+    pub total: Tensor<1>,
+    /// Named parts of it, logged as `components` in `metrics.jsonl`.
+    pub parts: Vec<(&'static str, Tensor<1>)>,
+    /// Named numbers of the step (a schedule's weight, …), logged likewise.
+    pub values: Vec<(&'static str, f64)>,
+}
+
+/// A model the [`Trainer`](super::Trainer) can train.
+pub trait TrainModel: ModelKind + Clone {
+    /// Token ids the model predicts.
+    fn vocab_size(&self) -> usize;
+    /// Longest window the model takes.
+    fn max_positions(&self) -> usize;
+    /// The training objective on `batch`; `tokens` is the cross entropy configured for the
+    /// run (padding, smoothing).
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] and friends for a batch the model cannot take.
+    fn train_loss(
+        &self,
+        batch: TrainBatch,
+        tokens: &TokenLoss,
+        context: StepContext,
+    ) -> Result<TrainLoss, ModelError>;
+    /// The validation figure minimised by early stopping and keep-best: mean NLL per real
+    /// target token over `windows` (for a VAE, the reconstruction NLL from the posterior
+    /// means), in batches of `batch_size`; `None` without windows.
+    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64>;
+}
+
+impl TrainModel for Transformer {
+    fn vocab_size(&self) -> usize {
+        Transformer::vocab_size(self)
+    }
+
+    fn max_positions(&self) -> usize {
+        Transformer::max_positions(self)
+    }
+
+    fn train_loss(
+        &self,
+        batch: TrainBatch,
+        tokens: &TokenLoss,
+        _context: StepContext,
+    ) -> Result<TrainLoss, ModelError> {
+        let logits = self.forward(batch.inputs, 0, None)?;
+        Ok(TrainLoss {
+            total: tokens.forward(logits, batch.targets),
+            parts: Vec::new(),
+            values: Vec::new(),
+        })
+    }
+
+    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
+        super::evaluate(self, windows, batch_size)
+    }
+}
+
+impl TrainModel for Vae {
+    fn vocab_size(&self) -> usize {
+        self.decoder().vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.decoder().max_positions()
+    }
+
+    fn train_loss(
+        &self,
+        batch: TrainBatch,
+        tokens: &TokenLoss,
+        context: StepContext,
+    ) -> Result<TrainLoss, ModelError> {
+        let padding = batch.padding();
+        let mut rng = LatentRng::new(context.step_seed());
+        let loss = self.loss(
+            batch.inputs,
+            batch.targets,
+            padding,
+            tokens,
+            &self.loss_config(),
+            context.step as u64,
+            &mut rng,
+        )?;
+        Ok(TrainLoss {
+            total: loss.total,
+            parts: vec![("reconstruction", loss.reconstruction), ("kl", loss.kl)],
+            values: vec![("beta", loss.beta)],
+        })
+    }
+
+    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
+        if windows.is_empty() {
+            return None;
+        }
+        let device = self.devices().into_iter().next()?;
+        let pad = usize::from(windows.pad());
+        let loss = TokenLoss::new(self.vocab_size()).with_padding(pad);
+        let (mut total, mut count) = (0.0f64, 0.0f64);
+        let indices: Vec<usize> = (0..windows.count()).collect();
+        for chunk in indices.chunks(batch_size.max(1)) {
+            let (inputs, targets) = windows.batch(chunk, &device);
+            let padding = inputs.clone().equal_elem(pad as i64);
+            let latent = self.encode(inputs.clone(), padding.clone()).mode();
+            let logits = self.decode(inputs, padding, &latent).ok()?;
+            let (t, c) = loss.sums(logits, targets);
+            total += f64::from(t.into_scalar::<f32>());
+            count += f64::from(c.into_scalar::<f32>());
+        }
+        (count > 0.0).then(|| total / count)
+    }
+}
