@@ -9,6 +9,10 @@
 //!
 //! Writes `piece_XX.mid` per piece and `summary.json` (tokens, notes, seconds, grammar
 //! errors, tokens/s, median and 95th-percentile decoding-step latency) into `--out`.
+//!
+//! A VAE run (`model.mode = "vae"`) decodes each piece from a latent code drawn from its
+//! prior (seeded by `--seed`), or, with `--interpolate A.mid B.mid`, from `--count` codes
+//! along the spherical path between the two pieces' codes.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +20,8 @@ use std::time::Instant;
 
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::{Mode, read_midi_file};
-use aurl::model::weights::{load_model, model_dir};
+use aurl::model::vae::{LatentRng, Vae, interpolate};
+use aurl::model::weights::{load_model, load_model_as, model_dir, saved_kind};
 use aurl::sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use clap::Parser;
 use serde_json::json;
@@ -103,6 +108,10 @@ struct Args {
     /// Backend: one of those compiled in.
     #[arg(long)]
     backend: Option<String>,
+    /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
+    /// first piece to that of the second.
+    #[arg(long, num_args = 2, value_names = ["A", "B"])]
+    interpolate: Vec<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -118,18 +127,29 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = aurl::backend::device_or_default(args.backend.as_deref())?;
     let dir = model_dir(&args.checkpoint);
-    let saved = load_model(&dir, &device)?;
-    let tokenizer = by_name(saved.vocabulary.scheme(), saved.vocabulary.config())?;
+    let kind = saved_kind(&dir)?;
+    let (transformer, vae) = if kind == "vae" {
+        (None, Some(load_model_as::<Vae>(&dir, &device)?))
+    } else {
+        (Some(load_model(&dir, &device)?), None)
+    };
+    let (vocabulary, max_seq_len) = match (&transformer, &vae) {
+        (Some(t), _) => (t.vocabulary.clone(), t.config.max_seq_len),
+        (_, Some(v)) => (v.vocabulary.clone(), v.config.decoder.max_seq_len),
+        _ => unreachable!("one of the two was loaded"),
+    };
+    let tokenizer = by_name(vocabulary.scheme(), vocabulary.config())?;
+    let encode = |path: &PathBuf, limit: usize| -> Result<Vec<u16>, Box<dyn std::error::Error>> {
+        let (score, _) =
+            read_midi_file(path, Mode::Lenient).map_err(|e| format!("{}: {e}", path.display()))?;
+        // Pieces start with BOS in training, so a prompt does too.
+        let mut ids = tokenizer.encode(&score)?.framed(&vocabulary).ids;
+        ids.truncate(limit.max(1));
+        ids.pop_if(|&mut last| Some(last) == vocabulary.id(Token::Eos));
+        Ok(ids)
+    };
     let prompt = match &args.prompt {
-        Some(path) => {
-            let (score, _) = read_midi_file(path, Mode::Lenient)
-                .map_err(|e| format!("prompt {}: {e}", path.display()))?;
-            // Pieces start with BOS in training, so a prompt does too.
-            let mut ids = tokenizer.encode(&score)?.framed(&saved.vocabulary).ids;
-            ids.truncate(args.prompt_tokens.max(1));
-            ids.pop_if(|&mut last| Some(last) == saved.vocabulary.id(Token::Eos));
-            ids
-        }
+        Some(path) => encode(path, args.prompt_tokens).map_err(|e| format!("prompt: {e}"))?,
         None => Vec::new(),
     };
     let config = GenerationConfig {
@@ -150,17 +170,56 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         context: match args.context {
             Some(0) => None,
             Some(n) => Some(n),
-            None => Some(saved.config.max_seq_len),
+            None => Some(max_seq_len),
         },
     };
-    let generator = Generator::new(&saved.model, &saved.vocabulary, config)?;
-    let requests: Vec<Request> = (0..args.count as u64)
+    let (generator, latents) = match (&transformer, &vae) {
+        (Some(t), _) => {
+            if !args.interpolate.is_empty() {
+                return Err("--interpolate needs a VAE run".into());
+            }
+            (Generator::new(&t.model, &vocabulary, config)?, None)
+        }
+        (_, Some(v)) => {
+            let latents = if args.interpolate.is_empty() {
+                let mut rng = LatentRng::new(args.seed);
+                v.model
+                    .sample_prior(args.count, &mut rng, &device)
+                    .to_rows()
+            } else {
+                let codes = args
+                    .interpolate
+                    .iter()
+                    .map(|path| {
+                        let ids = encode(path, max_seq_len)?;
+                        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
+                        let n = ids.len();
+                        let tokens =
+                            aurl::burn::tensor::Tensor::<2, aurl::burn::tensor::Int>::from_data(
+                                aurl::burn::tensor::TensorData::new(ids, [1, n]),
+                                &device,
+                            );
+                        let padding = tokens.clone().equal_elem(-1);
+                        Ok(v.model.encode(tokens, padding).mode().to_rows().remove(0))
+                    })
+                    .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
+                interpolate(&codes[0], &codes[1], args.count)
+            };
+            (
+                Generator::conditioned(&v.model, &vocabulary, config)?,
+                Some(latents),
+            )
+        }
+        _ => unreachable!("one of the two was loaded"),
+    };
+    let requests: Vec<Request> = (0..args.count)
         .map(|i| Request {
             prompt: prompt.clone(),
             max_new_tokens: args.tokens,
-            seed: args.seed.wrapping_add(i),
+            seed: args.seed.wrapping_add(i as u64),
             max_bars: args.bars,
             max_seconds: args.seconds,
+            latent: latents.as_ref().map(|l| l[i].clone()),
         })
         .collect();
     let started = Instant::now();

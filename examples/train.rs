@@ -7,6 +7,9 @@
 //! A run writes a checkpoint every `train.checkpoint_every` steps; `--resume runs/<name>`
 //! continues a killed run exactly where its latest checkpoint left it.
 //!
+//! `model.mode = "vae"` (see `configs/vae.toml`) trains a transformer VAE instead: same
+//! loop, checkpoints and files, samples decoded from codes drawn from its prior.
+//!
 //! ```text
 //! cargo run --release --example train
 //! cargo run --release --example train -- --data ~/midi --config configs/small.toml \
@@ -17,15 +20,21 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use aurl::burn::module::Module;
+use aurl::burn::prelude::Device;
 use aurl::core::metrics::NgramModel;
+use aurl::core::tokenize::Vocabulary;
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::cache::{CacheOptions, build_cache};
 use aurl::data::corpus::read_corpus;
+use aurl::model::Transformer;
 use aurl::model::train::{
-    Checkpointing, MetricsLog, TokenWindows, Trainer, latest_checkpoint, load_checkpoint,
+    Checkpointing, MetricsLog, TokenWindows, TrainModel, TrainReport, Trainer, latest_checkpoint,
+    load_checkpoint_as,
 };
-use aurl::model::weights::save_model;
-use aurl::run::RunConfig;
+use aurl::model::vae::{LatentRng, Vae};
+use aurl::model::weights::save_model_as;
+use aurl::run::{ModelMode, RunConfig};
 use aurl::sampling::{GenerationConfig, Generator, Request, write_piece};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -180,91 +189,22 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         corpus.failed.len()
     );
 
-    let train_device = device.clone().autodiff();
-    let (dir, model, resume, mut metrics) = match &args.resume {
-        Some(run) => {
-            let Some(latest) = latest_checkpoint(&run.join("checkpoints"))? else {
-                return Err(format!("{}: no checkpoint to resume from", run.display()).into());
-            };
-            let r = load_checkpoint(&latest, &train_device)?;
-            r.vocabulary.ensure_same(&vocab)?;
-            if r.config != model_config {
-                return Err(format!(
-                    "{}: the checkpoint's model config differs from config.toml's",
-                    latest.display()
-                )
-                .into());
-            }
-            eprintln!("resuming from {} (step {})", latest.display(), r.state.step);
-            let metrics = MetricsLog::append(&run.join("metrics.jsonl"))?;
-            (run.clone(), r.model, Some((r.optimizer, r.state)), metrics)
-        }
-        None => {
-            let dir = run_dir(&args.out, args.name.as_deref(), &config)?;
-            std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
-            std::fs::write(dir.join("vocab.json"), serde_json::to_vec_pretty(&vocab)?)?;
-            train_device.seed(config.train.seed);
-            let model = model_config.init(&train_device)?;
-            let metrics = MetricsLog::create(&dir.join("metrics.jsonl"))?;
-            (dir, model, None, metrics)
-        }
+    let fit = Fit {
+        args,
+        config: &config,
+        vocab: &vocab,
+        train: &train_windows,
+        valid: &valid_windows,
+        augmented: &augmented_epoch,
+        device: &device,
+        seq_len,
     };
-    init_logging(&dir)?;
-    eprintln!(
-        "model: {} parameters ({:?} preset) on {device:?}; training {} steps of {}×{}",
-        burn_params(&model),
-        config.model.preset,
-        config.train.steps,
-        config.train.batch_size,
-        seq_len
-    );
-    let mut trainer = Trainer::new(&config.train, &train_windows, &valid_windows);
-    if !config.augment.is_off() {
-        eprintln!("augmenting the training files anew every epoch");
-        trainer = trainer.with_epoch_windows(&augmented_epoch);
-    }
-    let trainer = trainer.with_checkpoints(Checkpointing {
-        dir: dir.join("checkpoints"),
-        every: config.train.checkpoint_every,
-        keep_last: config.train.keep_checkpoints,
-        config: &model_config,
-        vocabulary: &vocab,
-    });
-    let bar = progress(config.train.steps as u64);
-    let mut log_error = None;
-    let (model, report) = trainer.run(model, resume, |m| {
-        if let Err(e) = metrics.write(m) {
-            log_error.get_or_insert(e);
-        }
-        bar.set_position(m.step as u64);
-        bar.set_message(format!(
-            "loss {:.3}, {:.0} tok/s",
-            m.loss, m.tokens_per_second
-        ));
-        if let Some(v) = m.valid_nll {
-            bar.println(format!("step {}: valid NLL {v:.3} nats/token", m.step));
-        }
-    })?;
-    bar.finish_and_clear();
-    if let Some(e) = log_error {
-        return Err(e.into());
-    }
-    write_loss_png(&dir)?;
-    let model = aurl::burn::module::Module::valid(&model);
-    save_model(&dir.join("model"), &model, &model_config, &vocab)?;
-
-    let samples_dir = dir.join("samples");
-    std::fs::create_dir_all(&samples_dir)?;
-    let generator = Generator::new(
-        &model,
-        &vocab,
-        GenerationConfig {
-            strategy: config.sample.strategy.clone(),
-            constrained: config.sample.constrained,
-            batch_size: config.sample.count.max(1),
-            ..GenerationConfig::default()
-        },
-    )?;
+    let samples_config = GenerationConfig {
+        strategy: config.sample.strategy.clone(),
+        constrained: config.sample.constrained,
+        batch_size: config.sample.count.max(1),
+        ..GenerationConfig::default()
+    };
     let requests: Vec<Request> = (0..config.sample.count as u64)
         .map(|i| Request {
             prompt: vec![],
@@ -273,7 +213,43 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             ..Request::default()
         })
         .collect();
-    let pieces = generator.generate(&requests)?;
+    let (dir, report, parameters, pieces) = match config.model.mode {
+        ModelMode::Transformer => {
+            let (dir, model, report) = fit.run::<Transformer>(&model_config)?;
+            let generator = Generator::new(&model, &vocab, samples_config)?;
+            (
+                dir,
+                report,
+                model.num_params(),
+                generator.generate(&requests)?,
+            )
+        }
+        ModelMode::Vae => {
+            let (dir, vae, report) = fit.run::<Vae>(&config.model.resolve_vae(vocab.len()))?;
+            // Pieces decoded from codes drawn from the prior.
+            let mut rng = LatentRng::new(config.train.seed);
+            let codes = vae
+                .sample_prior(requests.len(), &mut rng, &device)
+                .to_rows();
+            let requests: Vec<Request> = requests
+                .into_iter()
+                .zip(codes)
+                .map(|(r, code)| Request {
+                    latent: Some(code),
+                    ..r
+                })
+                .collect();
+            let generator = Generator::conditioned(&vae, &vocab, samples_config)?;
+            (
+                dir,
+                report,
+                vae.num_params(),
+                generator.generate(&requests)?,
+            )
+        }
+    };
+    let samples_dir = dir.join("samples");
+    std::fs::create_dir_all(&samples_dir)?;
     let mut summaries = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
         let path = samples_dir.join(format!("sample_{i:02}.mid"));
@@ -291,9 +267,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     // (tokenization-independent, so schemes and tools compare).
     let valid_indices: Vec<usize> = (0..valid_windows.count()).collect();
     let predicted = valid_windows.target_tokens(&valid_indices);
+    // (A VAE's validation figure is a reconstruction NLL given the piece's own code: not a
+    // likelihood of the piece, so no bits per note.)
+    let is_lm = config.model.mode == ModelMode::Transformer;
     let bits_per_note = report
         .valid_nll
-        .filter(|_| corpus.valid_notes > 0)
+        .filter(|_| corpus.valid_notes > 0 && is_lm)
         .map(|nll| nll * predicted as f64 / std::f64::consts::LN_2 / corpus.valid_notes as f64);
     let ngram = (config.data.ngram_baseline > 0 && !corpus.valid.is_empty()).then(|| {
         let ids = |s: &[aurl::core::tokenize::TokenSequence]| -> Vec<Vec<u16>> {
@@ -331,8 +310,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             "train_windows": train_windows.count(),
             "valid_windows": valid_windows.count(),
         },
-        "parameters": burn_params(&model),
+        "parameters": parameters,
         "training": report,
+        "valid_figure": if is_lm { "nll" } else { "reconstruction_nll" },
         "valid_predicted_tokens": predicted,
         "valid_notes": corpus.valid_notes,
         "valid_bits_per_note": bits_per_note,
@@ -356,6 +336,104 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         dir.display()
     );
     Ok(())
+}
+
+/// Everything a training run needs besides the model's kind and config.
+struct Fit<'a> {
+    args: &'a Args,
+    config: &'a RunConfig,
+    vocab: &'a Vocabulary,
+    train: &'a TokenWindows,
+    valid: &'a TokenWindows,
+    augmented: &'a (dyn Fn(u64) -> TokenWindows + Sync),
+    device: &'a Device,
+    seq_len: usize,
+}
+
+impl Fit<'_> {
+    /// Creates the run directory (or resumes the one given), trains a model of kind `M`
+    /// configured by `model_config`, draws `loss.png` and saves the model in `model/`.
+    fn run<M: TrainModel>(
+        &self,
+        model_config: &M::Config,
+    ) -> Result<(PathBuf, M, TrainReport), Box<dyn std::error::Error>> {
+        let (args, config, vocab) = (self.args, self.config, self.vocab);
+        let train_device = self.device.clone().autodiff();
+        let (dir, model, resume, mut metrics) = match &args.resume {
+            Some(run) => {
+                let Some(latest) = latest_checkpoint(&run.join("checkpoints"))? else {
+                    return Err(format!("{}: no checkpoint to resume from", run.display()).into());
+                };
+                let r = load_checkpoint_as::<M>(&latest, &train_device)?;
+                r.vocabulary.ensure_same(vocab)?;
+                if &r.config != model_config {
+                    return Err(format!(
+                        "{}: the checkpoint's model config differs from config.toml's",
+                        latest.display()
+                    )
+                    .into());
+                }
+                eprintln!("resuming from {} (step {})", latest.display(), r.state.step);
+                let metrics = MetricsLog::append(&run.join("metrics.jsonl"))?;
+                (run.clone(), r.model, Some((r.optimizer, r.state)), metrics)
+            }
+            None => {
+                let dir = run_dir(&args.out, args.name.as_deref(), config)?;
+                std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
+                std::fs::write(dir.join("vocab.json"), serde_json::to_vec_pretty(vocab)?)?;
+                train_device.seed(config.train.seed);
+                let model = M::build(model_config, &train_device)?;
+                let metrics = MetricsLog::create(&dir.join("metrics.jsonl"))?;
+                (dir, model, None, metrics)
+            }
+        };
+        init_logging(&dir)?;
+        eprintln!(
+            "{} model: {} parameters ({:?} preset) on {:?}; training {} steps of {}×{}",
+            M::KIND,
+            model.num_params(),
+            config.model.preset,
+            self.device,
+            config.train.steps,
+            config.train.batch_size,
+            self.seq_len
+        );
+        let mut trainer = Trainer::new(&config.train, self.train, self.valid);
+        if !config.augment.is_off() {
+            eprintln!("augmenting the training files anew every epoch");
+            trainer = trainer.with_epoch_windows(self.augmented);
+        }
+        let trainer = trainer.with_checkpoints(Checkpointing {
+            dir: dir.join("checkpoints"),
+            every: config.train.checkpoint_every,
+            keep_last: config.train.keep_checkpoints,
+            config: model_config,
+            vocabulary: vocab,
+        });
+        let bar = progress(config.train.steps as u64);
+        let mut log_error = None;
+        let (model, report) = trainer.run(model, resume, |m| {
+            if let Err(e) = metrics.write(m) {
+                log_error.get_or_insert(e);
+            }
+            bar.set_position(m.step as u64);
+            bar.set_message(format!(
+                "loss {:.3}, {:.0} tok/s",
+                m.loss, m.tokens_per_second
+            ));
+            if let Some(v) = m.valid_nll {
+                bar.println(format!("step {}: valid NLL {v:.3} nats/token", m.step));
+            }
+        })?;
+        bar.finish_and_clear();
+        if let Some(e) = log_error {
+            return Err(e.into());
+        }
+        write_loss_png(&dir)?;
+        let model = model.valid();
+        save_model_as(&dir.join("model"), &model, model_config, vocab)?;
+        Ok((dir, model, report))
+    }
 }
 
 /// Logs: `train.log` in the run directory gets INFO and above (`AURL_LOG=debug` for more),
@@ -417,10 +495,6 @@ fn write_loss_png(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     ];
     curves_png(&dir.join("loss.png"), "loss (nats/token)", "step", &curves)?;
     Ok(())
-}
-
-fn burn_params(model: &aurl::model::Transformer) -> usize {
-    aurl::burn::module::Module::num_params(model)
 }
 
 /// A fresh run directory: `<out>/<name>`, with `-2`, `-3`, … appended if it exists.

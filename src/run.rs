@@ -17,7 +17,9 @@ use std::path::{Path, PathBuf};
 use crate::core::tokenize::TokenizerConfig;
 use crate::data::augment::Augmentation;
 use crate::data::preprocess::Preprocessing;
+use crate::model::loss::{FreeBits, KlSchedule};
 use crate::model::train::TrainConfig;
+use crate::model::vae::{PriorKind, VaeConfig, VaeLossConfig};
 use crate::model::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
@@ -112,10 +114,65 @@ pub enum Preset {
     MusicTransformer,
 }
 
+/// Which kind of model a run trains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelMode {
+    /// A decoder-only language model.
+    #[default]
+    Transformer,
+    /// A VAE whose decoder is the transformer the preset and overrides describe
+    /// (see `[model.vae]`).
+    Vae,
+}
+
+/// The latent side of a VAE run (`[model.vae]`); the decoder is the `[model]` transformer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VaeSection {
+    /// Encoder blocks (0 = as many as the decoder).
+    pub encoder_layers: usize,
+    /// Width of the global code.
+    pub z_dim: usize,
+    /// Segments of a window with their own conditioning (0 = none).
+    pub segments: usize,
+    /// Width of the per-segment local codes (0 = none).
+    pub local_z_dim: usize,
+    /// Prior of the global code.
+    pub prior: PriorKind,
+    /// Free bits and the β schedule.
+    pub loss: VaeLossConfig,
+}
+
+impl Default for VaeSection {
+    /// z 64, 4 segments with local codes of 16, a Gaussian prior, 32 free bits per window
+    /// and β rising linearly to 0.2 over 1,000 steps.
+    fn default() -> Self {
+        Self {
+            encoder_layers: 0,
+            z_dim: 64,
+            segments: 4,
+            local_z_dim: 16,
+            prior: PriorKind::Gaussian,
+            loss: VaeLossConfig {
+                free_bits: FreeBits::Total { bits: 32.0 },
+                kl: KlSchedule::Linear {
+                    beta: 0.2,
+                    steps: 1000,
+                },
+            },
+        }
+    }
+}
+
 /// The model: a preset, with any field overridden.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ModelConfig {
+    /// What is trained: a transformer language model or a VAE.
+    pub mode: ModelMode,
+    /// The VAE's latent side (used when `mode = "vae"`).
+    pub vae: VaeSection,
     /// Starting point.
     pub preset: Preset,
     /// Width of the residual stream.
@@ -145,6 +202,8 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self {
+            mode: ModelMode::Transformer,
+            vae: VaeSection::default(),
             preset: Preset::Tiny,
             d_model: None,
             n_layers: None,
@@ -183,6 +242,22 @@ impl ModelConfig {
         c.attention = self.attention.unwrap_or(c.attention);
         c.feed_forward = self.feed_forward.unwrap_or(c.feed_forward);
         c
+    }
+
+    /// The VAE configuration for a vocabulary of `vocab_size` tokens: the resolved
+    /// transformer as decoder, and `[model.vae]`.
+    #[must_use]
+    pub fn resolve_vae(&self, vocab_size: usize) -> VaeConfig {
+        let v = &self.vae;
+        VaeConfig {
+            decoder: self.resolve(vocab_size),
+            encoder_layers: v.encoder_layers,
+            z_dim: v.z_dim,
+            segments: v.segments,
+            local_z_dim: v.local_z_dim,
+            prior: v.prior,
+            loss: v.loss,
+        }
     }
 }
 
@@ -392,6 +467,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_vae_config_resolves_to_a_valid_vae() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let c = RunConfig::from_file(&dir.join("vae.toml"), &[]).unwrap();
+        assert_eq!(c.model.mode, ModelMode::Vae);
+        let vae = c.model.resolve_vae(300);
+        assert_eq!((vae.z_dim, vae.segments, vae.local_z_dim), (32, 4, 8));
+        assert_eq!(vae.decoder, c.model.resolve(300));
+        vae.validate().unwrap();
+        let err = RunConfig::from_toml_str("[model.vae]\nz = 3", &[]).unwrap_err();
+        assert!(err.to_string().contains('z'), "{err}");
+    }
+
+    #[test]
     fn every_bundled_config_parses() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let mut seen = 0;
@@ -403,7 +491,7 @@ mod tests {
                 seen += 1;
             }
         }
-        assert!(seen >= 3, "tiny, small and small-30min");
+        assert!(seen >= 4, "tiny, small, small-30min and vae");
     }
 
     #[test]

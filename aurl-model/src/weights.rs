@@ -24,7 +24,7 @@ use crate::{Transformer, TransformerConfig};
 /// A model type that can be saved with its configuration and rebuilt from it.
 pub trait ModelKind: Module + Sized {
     /// Its configuration, saved in `model.json`.
-    type Config: Serialize + DeserializeOwned + Clone + std::fmt::Debug;
+    type Config: Serialize + DeserializeOwned + Clone + PartialEq + std::fmt::Debug;
     /// The name of the kind in `model.json`.
     const KIND: &'static str;
     /// The vocabulary size `config` asks for.

@@ -50,6 +50,12 @@ impl Generator<'_> {
         request: &Request,
         beam: &BeamConfig,
     ) -> Result<Generated, SamplingError> {
+        if self.vae.is_some() {
+            return Err(SamplingError::InvalidConfig {
+                field: "beam".into(),
+                reason: "beam search does not decode from latent codes; sample instead".into(),
+            });
+        }
         if beam.width == 0 || !beam.length_penalty.is_finite() {
             return Err(SamplingError::InvalidConfig {
                 field: "beam".into(),

@@ -7,6 +7,7 @@ use aurl_core::tokenize::{
 };
 use aurl_model::Transformer;
 use aurl_model::train::header_at;
+use aurl_model::vae::{Latent, Vae};
 use burn::module::Module;
 use burn::prelude::*;
 use rand::SeedableRng;
@@ -32,6 +33,10 @@ pub struct Request {
     pub max_seconds: Option<f64>,
     /// Seed of this piece's sampling.
     pub seed: u64,
+    /// The latent code a VAE decodes this piece from (its global code, then its local
+    /// codes, as `aurl_model::vae::Latent::to_rows` lays them out); required by a
+    /// [`Generator::conditioned`] generator, ignored otherwise.
+    pub latent: Option<Vec<f32>>,
 }
 
 /// Follows a row's onset time in seconds through its tokens.
@@ -141,6 +146,8 @@ pub struct TokenEvent {
 #[derive(Debug)]
 pub struct Generator<'a> {
     pub(crate) model: &'a Transformer,
+    /// The VAE whose decoder `model` is, when generating from latent codes.
+    pub(crate) vae: Option<&'a Vae>,
     pub(crate) grammar: Grammar,
     vocab: Vocabulary,
     pub(crate) config: GenerationConfig,
@@ -186,6 +193,7 @@ impl<'a> Generator<'a> {
         let id = |t| vocab.id(t).unwrap_or(0);
         Ok(Self {
             model,
+            vae: None,
             grammar: Grammar::new(vocab),
             vocab: vocab.clone(),
             config,
@@ -194,6 +202,62 @@ impl<'a> Generator<'a> {
             eos: id(Token::Eos),
             device,
         })
+    }
+
+    /// A generator decoding with `vae`'s decoder from each request's latent code
+    /// ([`Request::latent`]: sample codes from the prior with `Vae::sample_prior`, or encode
+    /// pieces, interpolate, add attribute vectors).
+    ///
+    /// # Errors
+    /// As [`Generator::new`].
+    pub fn conditioned(
+        vae: &'a Vae,
+        vocab: &Vocabulary,
+        config: GenerationConfig,
+    ) -> Result<Self, SamplingError> {
+        let mut generator = Self::new(vae.decoder(), vocab, config)?;
+        generator.vae = Some(vae);
+        Ok(generator)
+    }
+
+    /// The batch's codes, when conditioned.
+    fn batch_latent(
+        &self,
+        rows: &[(&[TokenId], &Request)],
+    ) -> Result<Option<Latent>, SamplingError> {
+        let Some(vae) = self.vae else {
+            return Ok(None);
+        };
+        let codes: Vec<&[f32]> = rows
+            .iter()
+            .map(|(_, r)| r.latent.as_deref().unwrap_or(&[]))
+            .collect();
+        vae.latent_from_rows(&codes, &self.device)
+            .map(Some)
+            .map_err(|e| SamplingError::InvalidConfig {
+                field: "latent".into(),
+                reason: format!(
+                    "every request needs a latent code of {} values ({e})",
+                    vae.code_len()
+                ),
+            })
+    }
+
+    /// One forward call of the model, conditioned on `latent` when there is one.
+    pub(crate) fn forward(
+        &self,
+        input: Tensor<2, Int>,
+        offset: usize,
+        cache: Option<&mut aurl_model::KvCache>,
+        latent: Option<&Latent>,
+    ) -> Result<Tensor<3>, SamplingError> {
+        let condition = match (self.vae, latent) {
+            (Some(vae), Some(latent)) => Some(vae.condition(latent, offset, input.dims()[1])),
+            _ => None,
+        };
+        self.model
+            .forward_conditioned(input, offset, cache, condition)
+            .map_err(|e| SamplingError::Model(e.to_string()))
     }
 
     /// Generates every request, batching those with equal prompt lengths; results are in
@@ -378,6 +442,8 @@ impl<'a> Generator<'a> {
             .collect();
         let mut active: Vec<bool> = rows.iter().map(|(_, r)| r.max_new_tokens > 0).collect();
         let mut ended = vec![false; b];
+        let latent = self.batch_latent(rows)?;
+        let latent = latent.as_ref();
         let longest = rows
             .iter()
             .map(|(_, r)| r.max_new_tokens)
@@ -403,9 +469,7 @@ impl<'a> Generator<'a> {
         let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, prefill]), &self.device);
         let mut step_started = Instant::now();
         let mut logits = self
-            .model
-            .forward(input, 0, cache.as_mut())
-            .map_err(|e| SamplingError::Model(e.to_string()))?
+            .forward(input, 0, cache.as_mut(), latent)?
             .narrow(1, prefill - 1, 1);
         let mut mask = TokenMask::new(self.model.vocab_size());
         let mut scratch = Scratch::default();
@@ -487,8 +551,7 @@ impl<'a> Generator<'a> {
                         &self.device,
                     );
                     position = n - 1;
-                    self.model
-                        .forward(input, 0, Some(cache))
+                    self.forward(input, 0, Some(cache), latent)
                         .map(|l| l.narrow(1, n - 1, 1))
                 }
                 Some(cache) => {
@@ -496,7 +559,7 @@ impl<'a> Generator<'a> {
                         TensorData::new(next.clone(), [b, 1]),
                         &self.device,
                     );
-                    self.model.forward(input, position, Some(cache))
+                    self.forward(input, position, Some(cache), latent)
                 }
                 None => {
                     // Uncached: the whole prefix again (finished rows repeat padding).
@@ -514,12 +577,10 @@ impl<'a> Generator<'a> {
                         TensorData::new(flat, [b, position + 1]),
                         &self.device,
                     );
-                    self.model
-                        .forward(input, 0, None)
+                    self.forward(input, 0, None, latent)
                         .map(|l| l.narrow(1, position, 1))
                 }
-            }
-            .map_err(|e| SamplingError::Model(e.to_string()))?;
+            }?;
             position += 1;
         }
         Ok(tokens

@@ -277,6 +277,35 @@ impl Vae {
         }
     }
 
+    /// Length of a code as one host vector: the global code, then every local one.
+    #[must_use]
+    pub fn code_len(&self) -> usize {
+        self.z_dim + self.segments * self.local_z_dim
+    }
+
+    /// Codes from host vectors laid out as [`Latent::to_rows`] gives them.
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if there are no rows or a row is not [`Vae::code_len`] long.
+    pub fn latent_from_rows(&self, rows: &[&[f32]], device: &Device) -> Result<Latent, ModelError> {
+        let n = self.code_len();
+        if rows.is_empty() || rows.iter().any(|r| r.len() != n) {
+            return Err(ModelError::Shape(format!(
+                "latent codes of {:?} values for a model whose codes have {n}",
+                rows.iter().map(|r| r.len()).collect::<Vec<_>>()
+            )));
+        }
+        let b = rows.len();
+        let flat: Vec<f32> = rows.concat();
+        let all = Tensor::<1>::from_data(TensorData::new(flat, [b * n]), device).reshape([b, n]);
+        let global = all.clone().narrow(1, 0, self.z_dim);
+        let local = (self.local_z_dim > 0).then(|| {
+            all.narrow(1, self.z_dim, n - self.z_dim)
+                .reshape([b, self.segments, self.local_z_dim])
+        });
+        Ok(Latent { global, local })
+    }
+
     /// Codes drawn from the prior, `batch` of them.
     #[must_use]
     pub fn sample_prior(&self, batch: usize, rng: &mut LatentRng, device: &Device) -> Latent {
