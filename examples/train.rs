@@ -398,7 +398,7 @@ impl Fit<'_> {
             config.train.batch_size,
             self.seq_len
         );
-        let mut trainer = Trainer::new(&config.train, self.train, self.valid);
+        let mut trainer = Trainer::new(&config.train, self.train, self.valid).with_grammar(vocab);
         if !config.augment.is_off() {
             eprintln!("augmenting the training files anew every epoch");
             trainer = trainer.with_epoch_windows(self.augmented);

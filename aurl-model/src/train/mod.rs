@@ -60,6 +60,10 @@ pub struct TrainConfig {
     pub grad_clip_norm: Option<f32>,
     /// Label smoothing ε of the cross entropy.
     pub label_smoothing: f32,
+    /// Weight of the grammar loss (the probability mass put on tokens the grammar forbids
+    /// next, see [`crate::loss::GrammarLoss`]) added to the objective; 0 = off. Needs the
+    /// vocabulary ([`Trainer::with_grammar`]).
+    pub grammar_loss: f32,
     /// Validate every this many steps (and after the last one); 0 = only at the end.
     pub eval_every: usize,
     /// Seed of the batch order (weights are seeded through the device).
@@ -104,6 +108,7 @@ impl Default for TrainConfig {
             weight_decay: 0.01,
             grad_clip_norm: Some(1.0),
             label_smoothing: 0.0,
+            grammar_loss: 0.0,
             eval_every: 100,
             seed: 42,
             max_bad_steps: 20,
@@ -166,6 +171,9 @@ impl TrainConfig {
             && !(c.is_finite() && c > 0.0)
         {
             return Err(invalid("train.grad_clip_norm", "must be finite and > 0"));
+        }
+        if !self.grammar_loss.is_finite() || self.grammar_loss < 0.0 {
+            return Err(invalid("train.grammar_loss", "must be finite and >= 0"));
         }
         if !(0.0..1.0).contains(&self.label_smoothing) {
             return Err(invalid("train.label_smoothing", "must be in [0, 1)"));

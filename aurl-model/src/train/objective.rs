@@ -61,6 +61,9 @@ pub struct TrainLoss {
     pub parts: Vec<(&'static str, Tensor<1>)>,
     /// Named numbers of the step (a schedule's weight, …), logged likewise.
     pub values: Vec<(&'static str, f64)>,
+    /// The next-token logits `[b, t, vocab]` behind the objective, for losses the trainer
+    /// adds (the grammar loss).
+    pub logits: Option<Tensor<3>>,
 }
 
 /// A model the [`Trainer`](super::Trainer) can train.
@@ -103,9 +106,10 @@ impl TrainModel for Transformer {
     ) -> Result<TrainLoss, ModelError> {
         let logits = self.forward(batch.inputs, 0, None)?;
         Ok(TrainLoss {
-            total: tokens.forward(logits, batch.targets),
+            total: tokens.forward(logits.clone(), batch.targets),
             parts: Vec::new(),
             values: Vec::new(),
+            logits: Some(logits),
         })
     }
 
@@ -144,6 +148,7 @@ impl TrainModel for Vae {
             total: loss.total,
             parts: vec![("reconstruction", loss.reconstruction), ("kl", loss.kl)],
             values: vec![("beta", loss.beta)],
+            logits: Some(loss.logits),
         })
     }
 

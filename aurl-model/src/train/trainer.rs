@@ -13,8 +13,9 @@ use super::{
     clip_global_norm, global_grad_norm, model_device,
 };
 use crate::error::ModelError;
-use crate::loss::TokenLoss;
+use crate::loss::{GrammarLoss, TokenLoss};
 use crate::{Transformer, TransformerConfig};
+use aurl_core::tokenize::{TokenId, Vocabulary};
 
 /// A training run: data, config and where checkpoints go. `C` is the configuration type of
 /// the model trained (see [`TrainModel`]), saved in its checkpoints.
@@ -31,6 +32,7 @@ pub struct Trainer<'a, C = TransformerConfig> {
     train: EpochWindows<'a>,
     valid: &'a TokenWindows,
     checkpoints: Option<Checkpointing<'a, C>>,
+    vocabulary: Option<&'a Vocabulary>,
 }
 
 /// Trains `model` (on an autodiff device) without checkpoints; see [`Trainer::run`].
@@ -56,7 +58,15 @@ impl<'a, C: Clone> Trainer<'a, C> {
             train: EpochWindows::Fixed(train),
             valid,
             checkpoints: None,
+            vocabulary: None,
         }
+    }
+
+    /// The vocabulary of the windows' ids, for the grammar loss (`train.grammar_loss`).
+    #[must_use]
+    pub fn with_grammar(mut self, vocabulary: &'a Vocabulary) -> Self {
+        self.vocabulary = Some(vocabulary);
+        self
     }
 
     /// Trains on `windows(epoch)` in each epoch instead of the same windows every epoch —
@@ -151,6 +161,19 @@ impl<'a, C: Clone> Trainer<'a, C> {
         let loss_fn = TokenLoss::new(model.vocab_size())
             .with_padding(usize::from(pad))
             .with_smoothing(config.label_smoothing)?;
+        let grammar = match (config.grammar_loss > 0.0, self.vocabulary) {
+            (false, _) => None,
+            (true, Some(vocab)) if vocab.len() == model.vocab_size() => {
+                Some(GrammarLoss::new(vocab))
+            }
+            (true, _) => {
+                return Err(crate::error::invalid(
+                    "train.grammar_loss",
+                    "needs the model's vocabulary (Trainer::with_grammar)",
+                ));
+            }
+        };
+        let mut input_rows: Vec<Vec<TokenId>> = Vec::new();
         let started = Instant::now();
         let mut run_tokens = 0usize;
         let mut bad_in_a_row = 0usize;
@@ -196,6 +219,19 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 };
                 let step_loss = model.train_loss(batch, &loss_fn, context)?;
                 let mut loss = step_loss.total;
+                if let (Some(grammar), Some(logits)) = (&grammar, step_loss.logits) {
+                    input_rows.clear();
+                    input_rows.extend(
+                        all_rows
+                            .iter()
+                            .filter_map(|&i| rows.get(i))
+                            .map(|w| w[..window_len].to_vec()),
+                    );
+                    let mass = grammar.forward(logits, grammar.masks(&input_rows, &device));
+                    *components.entry("grammar").or_insert(0.0) +=
+                        f64::from(mass.clone().into_scalar::<f32>()) / micro as f64;
+                    loss = loss + mass.mul_scalar(config.grammar_loss);
+                }
                 if micro > 1 {
                     loss = loss.div_scalar(micro as f64);
                 }

@@ -206,6 +206,8 @@ pub struct VaeLoss {
     pub kl: Tensor<1>,
     /// β at this step.
     pub beta: f64,
+    /// The decoder's logits `[b, t, vocab]`.
+    pub logits: Tensor<3>,
 }
 
 /// The VAE: [`SequenceEncoder`] → posterior → codes → conditioned [`Transformer`].
@@ -437,7 +439,7 @@ impl Vae {
         let posterior = self.encode(inputs.clone(), padding.clone());
         let latent = posterior.sample(rng);
         let logits = self.decode(inputs, padding, &latent)?;
-        let (nll, counted) = token_loss.sums(logits, targets);
+        let (nll, counted) = token_loss.sums(logits.clone(), targets);
         let kl = self.kl(&posterior, &latent);
         let kl_total = kl.clone().sum_dim(1).mean().reshape([1]);
         let beta = config.kl.beta(step);
@@ -448,6 +450,7 @@ impl Vae {
             reconstruction: nll / counted.clamp_min(1.0),
             kl: kl_total,
             beta,
+            logits,
         })
     }
 }
