@@ -23,19 +23,19 @@ use std::process::ExitCode;
 use aurl::burn::module::Module;
 use aurl::burn::prelude::Device;
 use aurl::core::metrics::NgramModel;
-use aurl::core::tokenize::Vocabulary;
+use aurl::core::tokenize::{Grammar, Vocabulary};
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::cache::{CacheOptions, build_cache};
 use aurl::data::corpus::read_corpus;
 use aurl::model::Transformer;
 use aurl::model::train::{
-    Checkpointing, MetricsLog, TokenWindows, TrainModel, TrainReport, Trainer, latest_checkpoint,
-    load_checkpoint_as,
+    Checkpointing, MetricsLog, SampleCheck, TokenWindows, TrainModel, TrainReport, Trainer,
+    latest_checkpoint, load_checkpoint_as,
 };
 use aurl::model::vae::{LatentRng, Vae};
 use aurl::model::weights::save_model_as;
 use aurl::run::{ModelMode, RunConfig};
-use aurl::sampling::{GenerationConfig, Generator, Request, write_piece};
+use aurl::sampling::{Generated, GenerationConfig, Generator, Request, write_piece};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
@@ -213,9 +213,31 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             ..Request::default()
         })
         .collect();
+    // Every `train.sample_every` steps: a few short pieces sampled without the grammar mask
+    // (the model's own validity), checked against the grammar.
+    let grammar = Grammar::new(&vocab);
+    let check_config = GenerationConfig {
+        constrained: false,
+        ..samples_config.clone()
+    };
+    let check_requests: Vec<Request> = requests
+        .iter()
+        .map(|r| Request {
+            max_new_tokens: r.max_new_tokens.min(seq_len.saturating_sub(1)).max(1),
+            ..r.clone()
+        })
+        .collect();
+    let check = |pieces: Result<Vec<Generated>, _>| -> Option<SampleCheck> {
+        let tokens: Vec<Vec<u16>> = pieces.ok()?.into_iter().map(|p| p.tokens).collect();
+        Some(SampleCheck::of(&grammar, &tokens))
+    };
     let (dir, report, parameters, pieces) = match config.model.mode {
         ModelMode::Transformer => {
-            let (dir, model, report) = fit.run::<Transformer>(&model_config)?;
+            let sample = |m: &Transformer| {
+                let generator = Generator::new(m, &vocab, check_config.clone()).ok()?;
+                check(generator.generate(&check_requests))
+            };
+            let (dir, model, report) = fit.run::<Transformer>(&model_config, sample)?;
             let generator = Generator::new(&model, &vocab, samples_config)?;
             (
                 dir,
@@ -225,7 +247,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             )
         }
         ModelMode::Vae => {
-            let (dir, vae, report) = fit.run::<Vae>(&config.model.resolve_vae(vocab.len()))?;
+            let sample = |m: &Vae| {
+                let mut rng = LatentRng::new(config.train.seed);
+                let codes = m
+                    .sample_prior(check_requests.len(), &mut rng, &device)
+                    .to_rows();
+                let requests: Vec<Request> = check_requests
+                    .iter()
+                    .zip(codes)
+                    .map(|(r, code)| Request {
+                        latent: Some(code),
+                        ..r.clone()
+                    })
+                    .collect();
+                let generator = Generator::conditioned(m, &vocab, check_config.clone()).ok()?;
+                check(generator.generate(&requests))
+            };
+            let (dir, vae, report) =
+                fit.run::<Vae>(&config.model.resolve_vae(vocab.len()), sample)?;
             // Pieces decoded from codes drawn from the prior.
             let mut rng = LatentRng::new(config.train.seed);
             let codes = vae
@@ -356,6 +395,7 @@ impl Fit<'_> {
     fn run<M: TrainModel>(
         &self,
         model_config: &M::Config,
+        sample: impl FnMut(&M) -> Option<SampleCheck>,
     ) -> Result<(PathBuf, M, TrainReport), Box<dyn std::error::Error>> {
         let (args, config, vocab) = (self.args, self.config, self.vocab);
         let train_device = self.device.clone().autodiff();
@@ -412,19 +452,32 @@ impl Fit<'_> {
         });
         let bar = progress(config.train.steps as u64);
         let mut log_error = None;
-        let (model, report) = trainer.run(model, resume, |m| {
-            if let Err(e) = metrics.write(m) {
-                log_error.get_or_insert(e);
-            }
-            bar.set_position(m.step as u64);
-            bar.set_message(format!(
-                "loss {:.3}, {:.0} tok/s",
-                m.loss, m.tokens_per_second
-            ));
-            if let Some(v) = m.valid_nll {
-                bar.println(format!("step {}: valid NLL {v:.3} nats/token", m.step));
-            }
-        })?;
+        let (model, report) = trainer.run_sampled(
+            model,
+            resume,
+            |m| {
+                if let Err(e) = metrics.write(m) {
+                    log_error.get_or_insert(e);
+                }
+                bar.set_position(m.step as u64);
+                bar.set_message(format!(
+                    "loss {:.3}, {:.0} tok/s",
+                    m.loss, m.tokens_per_second
+                ));
+                if let Some(v) = m.valid_nll {
+                    bar.println(format!("step {}: valid NLL {v:.3} nats/token", m.step));
+                }
+                if let Some(c) = &m.samples {
+                    bar.println(format!(
+                        "step {}: unconstrained samples {:.1}% grammar errors, {:.1}% notes paired",
+                        m.step,
+                        100.0 * c.grammar_error_rate,
+                        100.0 * c.note_pairing_rate
+                    ));
+                }
+            },
+            sample,
+        )?;
         bar.finish_and_clear();
         if let Some(e) = log_error {
             return Err(e.into());

@@ -27,6 +27,9 @@ pub struct StepMetrics {
     /// the step's micro-batches; empty for a plain language model.
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub components: std::collections::BTreeMap<&'static str, f64>,
+    /// What the sequences sampled at this step showed (every `train.sample_every` steps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samples: Option<super::SampleCheck>,
 }
 
 /// Appends one JSON object per line to `metrics.jsonl`, flushed after every line so a killed

@@ -9,6 +9,7 @@ mod likelihood;
 mod metrics;
 mod objective;
 mod order;
+mod samples;
 mod schedule;
 mod trainer;
 mod windows;
@@ -26,6 +27,7 @@ pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use objective::{StepContext, TrainBatch, TrainLoss, TrainModel};
 pub use order::{DataCursor, EpochWindows};
+pub use samples::SampleCheck;
 pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{Trainer, train};
 pub use windows::{TokenWindows, header_at};
@@ -81,6 +83,15 @@ pub struct TrainConfig {
     pub max_rollbacks: usize,
     /// Learning-rate multiplier applied at each rollback, in (0, 1].
     pub rollback_lr_factor: f64,
+    /// Sample a few sequences every this many steps (through the sampler given to
+    /// [`Trainer::run_sampled`]) and log their [`SampleCheck`]; 0 = never.
+    pub sample_every: usize,
+    /// Samples whose grammar error rate exceeds this count as a collapse: the run rolls back
+    /// as after `max_bad_steps` bad steps (`None`: never).
+    pub collapse_error_rate: Option<f64>,
+    /// Samples repeating one token this many times in a row count as a collapse
+    /// (`None`: never).
+    pub collapse_repeat: Option<usize>,
     /// Stop (after validating) once training has run this many seconds.
     pub max_seconds: Option<f64>,
     /// Write a checkpoint every this many steps (and at the end) when checkpointing.
@@ -115,6 +126,9 @@ impl Default for TrainConfig {
             skip_grad_norm: None,
             max_rollbacks: 3,
             rollback_lr_factor: 0.5,
+            sample_every: 250,
+            collapse_error_rate: None,
+            collapse_repeat: None,
             max_seconds: None,
             checkpoint_every: 500,
             keep_checkpoints: 3,
@@ -193,6 +207,14 @@ impl TrainConfig {
         }
         if !(self.rollback_lr_factor > 0.0 && self.rollback_lr_factor <= 1.0) {
             return Err(invalid("train.rollback_lr_factor", "must be in (0, 1]"));
+        }
+        if let Some(r) = self.collapse_error_rate
+            && !(0.0..=1.0).contains(&r)
+        {
+            return Err(invalid("train.collapse_error_rate", "must be in [0, 1]"));
+        }
+        if self.collapse_repeat.is_some_and(|r| r < 2) {
+            return Err(invalid("train.collapse_repeat", "must be at least 2"));
         }
         if self.early_stopping == Some(0) {
             return Err(invalid(

@@ -9,8 +9,8 @@ use std::collections::BTreeMap;
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
-    Checkpointing, LrSchedule, StepMetrics, TokenWindows, TrainConfig, TrainReport, TrainState,
-    clip_global_norm, global_grad_norm, model_device,
+    Checkpointing, LrSchedule, SampleCheck, StepMetrics, TokenWindows, TrainConfig, TrainReport,
+    TrainState, clip_global_norm, global_grad_norm, model_device,
 };
 use crate::error::ModelError;
 use crate::loss::{GrammarLoss, TokenLoss};
@@ -96,9 +96,28 @@ impl<'a, C: Clone> Trainer<'a, C> {
     /// autodiff device, or too many diverged steps in a row; checkpoint write failures.
     pub fn run<M: TrainModel<Config = C>>(
         &self,
+        model: M,
+        resume: Option<(OptimizerRecord, TrainState)>,
+        on_step: impl FnMut(&StepMetrics),
+    ) -> Result<(M, TrainReport), ModelError> {
+        self.run_sampled(model, resume, on_step, |_: &M| None)
+    }
+
+    /// [`Trainer::run`], calling `sample` with the model (in evaluation mode) every
+    /// `train.sample_every` steps: it samples a few sequences (above this crate, e.g. with
+    /// `aurl_sampling`, unconstrained) and returns their [`SampleCheck`], which goes into
+    /// the step's metrics; a collapse (`train.collapse_error_rate`, `train.collapse_repeat`)
+    /// rolls the run back like a run of bad steps.
+    ///
+    /// # Errors
+    /// As [`Trainer::run`], and [`ModelError::Training`] when the samples still collapse
+    /// after `max_rollbacks` rollbacks.
+    pub fn run_sampled<M: TrainModel<Config = C>>(
+        &self,
         mut model: M,
         resume: Option<(OptimizerRecord, TrainState)>,
         mut on_step: impl FnMut(&StepMetrics),
+        mut sample: impl FnMut(&M) -> Option<SampleCheck>,
     ) -> Result<(M, TrainReport), ModelError> {
         let config = self.config;
         config.validate()?;
@@ -185,7 +204,46 @@ impl<'a, C: Clone> Trainer<'a, C> {
         // value, and its weights are in the checkpoint's `best/`).
         let mut best_model: Option<M> = None;
         let mut stopped_early = false;
-        while state.step < config.steps {
+        // Set by a run of bad steps or a collapse of the samples: the next iteration rolls
+        // back (or stops, once the rollbacks are spent).
+        let mut pending_rollback: Option<String> = None;
+        loop {
+            if let Some(reason) = pending_rollback.take() {
+                if state.rollbacks >= config.max_rollbacks {
+                    tracing::error!(step = state.step, rollbacks = state.rollbacks, %reason, "training diverged");
+                    return Err(ModelError::Training(format!(
+                        "{reason} after {} rollbacks; lower the learning rate",
+                        state.rollbacks
+                    )));
+                }
+                let Some((good_model, good_record, good_state)) = last_good.take() else {
+                    return Err(ModelError::Training("no state to roll back to".into()));
+                };
+                let at_step = state.step;
+                let rollbacks = state.rollbacks + 1;
+                let skipped = state.skipped;
+                model = good_model;
+                optim = optim.load_record(good_record);
+                state = good_state;
+                state.rollbacks = rollbacks;
+                state.skipped = skipped;
+                state.lr_scale *= config.rollback_lr_factor;
+                data = DataOrder::new(&self.train, config.seed, state.data.unwrap_or(cursor))?;
+                bad_in_a_row = 0;
+                tracing::warn!(
+                    at_step,
+                    back_to = state.step,
+                    lr_scale = state.lr_scale,
+                    rollbacks,
+                    %reason,
+                    "rolled back"
+                );
+                // The restored state (lower rate included) is the new fallback.
+                last_good = Some((model.clone(), optim.to_record(), state.clone()));
+            }
+            if state.step >= config.steps {
+                break;
+            }
             let step = state.step;
             // Dropout masks depend only on the seed and the step.
             device.seed(config.seed.wrapping_add(step as u64));
@@ -261,38 +319,10 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 state.skipped += 1;
                 bad_in_a_row += 1;
                 if bad_in_a_row >= config.max_bad_steps {
-                    if state.rollbacks >= config.max_rollbacks {
-                        tracing::error!(step, rollbacks = state.rollbacks, "training diverged");
-                        return Err(ModelError::Training(format!(
-                            "{bad_in_a_row} consecutive steps with a non-finite loss or an \
-                             exploding gradient (last at step {step}) after {} rollbacks; \
-                             lower the learning rate",
-                            state.rollbacks
-                        )));
-                    }
-                    let Some((good_model, good_record, good_state)) = last_good.take() else {
-                        return Err(ModelError::Training("no state to roll back to".into()));
-                    };
-                    let rollbacks = state.rollbacks + 1;
-                    let skipped = state.skipped;
-                    model = good_model;
-                    optim = optim.load_record(good_record);
-                    state = good_state;
-                    state.rollbacks = rollbacks;
-                    state.skipped = skipped;
-                    state.lr_scale *= config.rollback_lr_factor;
-                    data = DataOrder::new(&self.train, config.seed, state.data.unwrap_or(cursor))?;
-                    bad_in_a_row = 0;
-                    tracing::warn!(
-                        at_step = step,
-                        back_to = state.step,
-                        lr_scale = state.lr_scale,
-                        rollbacks,
-                        "rolled back after {} bad steps",
-                        config.max_bad_steps
-                    );
-                    // The restored state (lower rate included) is the new fallback.
-                    last_good = Some((model.clone(), optim.to_record(), state.clone()));
+                    pending_rollback = Some(format!(
+                        "{bad_in_a_row} consecutive steps with a non-finite loss or an \
+                         exploding gradient (last at step {step})"
+                    ));
                 }
                 continue;
             }
@@ -305,6 +335,20 @@ impl<'a, C: Clone> Trainer<'a, C> {
             let step_seconds = step_start.elapsed().as_secs_f64();
             state.tokens += step_tokens;
             run_tokens += step_tokens;
+            let samples = (config.sample_every > 0
+                && state.step.is_multiple_of(config.sample_every))
+            .then(|| sample(&model.valid()))
+            .flatten();
+            let collapse = samples.as_ref().and_then(|c| c.collapse(config));
+            if let Some(check) = &samples {
+                tracing::info!(
+                    step = state.step,
+                    grammar_error_rate = check.grammar_error_rate,
+                    note_pairing_rate = check.note_pairing_rate,
+                    longest_repeat = check.longest_repeat,
+                    "samples"
+                );
+            }
             let out_of_time = config
                 .max_seconds
                 .is_some_and(|s| started.elapsed().as_secs_f64() >= s);
@@ -320,7 +364,11 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     lr,
                     "validation"
                 );
-                if let Some(nll) = state.valid_nll.filter(|v| v.is_finite()) {
+                // A collapsed model is never a state to come back to, nor a best one.
+                if let Some(nll) = state
+                    .valid_nll
+                    .filter(|v| v.is_finite() && collapse.is_none())
+                {
                     last_good = Some((model.clone(), optim.to_record(), state.clone()));
                     if state.best_valid_nll.is_none_or(|best| nll < best) {
                         state.best_valid_nll = Some(nll);
@@ -354,6 +402,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 .early_stopping
                 .is_some_and(|patience| state.evals_since_best >= patience);
             if let Some(c) = &self.checkpoints
+                && collapse.is_none()
                 && (last || stopped_early || (c.every > 0 && state.step.is_multiple_of(c.every)))
             {
                 let path = c.write(&model, &optim, &state)?;
@@ -367,7 +416,13 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 tokens_per_second: step_tokens as f64 / step_seconds.max(1e-9),
                 valid_nll: if validate { state.valid_nll } else { None },
                 components,
+                samples,
             });
+            if let Some(reason) = collapse {
+                tracing::warn!(step = state.step, %reason, "collapse");
+                pending_rollback = Some(reason);
+                continue;
+            }
             if out_of_time || stopped_early {
                 tracing::info!(
                     step = state.step,
