@@ -15,7 +15,9 @@
 //!   ([`SpectralLinear`]).
 //! - [`loss`]: cross entropy with label smoothing, padding ignored and per-kind weights; KL
 //!   with free bits and β schedules; adversarial losses; the grammar loss; loss balancing.
-//! - [`weights`]: save and load a model with its config and vocabulary embedded.
+//! - [`weights`]: save and load a model with its config and vocabulary embedded (burnpack;
+//!   with the `store` feature also safetensors, `safetensors::{save_safetensors,
+//!   load_safetensors}`, readable from PyTorch).
 //! - [`train`]: the training loop (AdamW, warm-up + cosine, global-norm clipping, validation).
 //!
 //! ```
@@ -47,6 +49,8 @@ pub mod loss;
 mod mask;
 mod positions;
 mod relative;
+#[cfg(feature = "store")]
+pub mod safetensors;
 mod spectral;
 pub mod train;
 mod transformer;
