@@ -99,6 +99,83 @@ fn training_lowers_loss_and_reports_validation() {
 }
 
 #[test]
+fn every_optimizer_trains_and_a_resume_keeps_its_optimizer() {
+    let _rng = rng_guard();
+    use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
+    use aurl_model::train::{Checkpointing, OptimizerKind, Trainer, load_checkpoint};
+    let train_w = TokenWindows::new(&sequences(4), 32, 16, 0);
+    for (optimizer, learning_rate) in [
+        (OptimizerKind::AdamW, 1e-3),
+        (OptimizerKind::Adam, 1e-3),
+        (OptimizerKind::Lion, 1e-3),
+    ] {
+        let device = Device::flex().autodiff();
+        device.seed(2);
+        let model = TransformerConfig::tiny(VOCAB).init(&device).unwrap();
+        let config = TrainConfig {
+            steps: 60,
+            batch_size: 8,
+            warmup_steps: 5,
+            eval_every: 0,
+            optimizer,
+            learning_rate,
+            min_learning_rate: learning_rate / 10.0,
+            ..TrainConfig::default()
+        };
+        let mut losses = Vec::new();
+        train(model, &config, &train_w, &train_w, |m| losses.push(m.loss)).unwrap();
+        assert!(
+            losses[59] < 0.5 * losses[0],
+            "{optimizer:?}: {} → {}",
+            losses[0],
+            losses[59]
+        );
+    }
+    // A checkpoint of a Lion run does not resume under AdamW.
+    let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let model_config = TransformerConfig::tiny(vocab.len());
+    let lion = TrainConfig {
+        steps: 2,
+        batch_size: 2,
+        warmup_steps: 1,
+        eval_every: 0,
+        optimizer: OptimizerKind::Lion,
+        ..TrainConfig::default()
+    };
+    let root = std::env::temp_dir().join(format!("aurl-optim-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    let device = Device::flex().autodiff();
+    Trainer::new(&lion, &train_w, &train_w)
+        .with_checkpoints(Checkpointing {
+            dir: root.clone(),
+            every: 2,
+            keep_last: 1,
+            config: &model_config,
+            vocabulary: &vocab,
+        })
+        .run(model_config.init(&device).unwrap(), None, |_| {})
+        .unwrap();
+    let r = load_checkpoint(&root.join("step-000002"), &device).unwrap();
+    assert_eq!(r.state.optimizer, OptimizerKind::Lion);
+    let adamw = TrainConfig {
+        steps: 4,
+        ..lion.clone()
+    };
+    let adamw = TrainConfig {
+        optimizer: OptimizerKind::AdamW,
+        ..adamw
+    };
+    let err = Trainer::new(&adamw, &train_w, &train_w)
+        .run(r.model, Some((r.optimizer, r.state)), |_| {})
+        .unwrap_err();
+    assert!(
+        matches!(&err, ModelError::InvalidConfig { field, .. } if field == "train.optimizer"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&root).unwrap();
+}
+
+#[test]
 fn nothing_to_train_on_or_no_autodiff_is_a_typed_error() {
     let _rng = rng_guard();
     let device = Device::flex();

@@ -73,6 +73,10 @@ pub struct TrainState {
     /// Rollbacks so far.
     #[serde(default)]
     pub rollbacks: usize,
+    /// The optimizer whose state the checkpoint holds (AdamW in checkpoints written before
+    /// there was a choice).
+    #[serde(default)]
+    pub optimizer: super::OptimizerKind,
 }
 
 fn one() -> f64 {

@@ -36,12 +36,48 @@ use crate::Transformer;
 use crate::error::{ModelError, invalid};
 use crate::loss::TokenLoss;
 
+/// Which optimizer updates the weights (Burn's implementations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OptimizerKind {
+    /// Adam with decoupled weight decay (Loshchilov & Hutter, 2019).
+    #[default]
+    #[serde(rename = "adamw")]
+    AdamW,
+    /// Adam (Kingma & Ba, 2015); `weight_decay` becomes an L2 penalty on the gradient.
+    Adam,
+    /// Lion (Chen et al., "Symbolic Discovery of Optimization Algorithms", 2023): the sign of
+    /// a momentum interpolation, decoupled weight decay; usually wants a learning rate
+    /// 3–10× below AdamW's.
+    Lion,
+}
+
+impl OptimizerKind {
+    /// A fresh optimizer of this kind with `weight_decay`.
+    #[must_use]
+    pub fn init(self, weight_decay: f32) -> burn::optim::ModuleOptimizer {
+        use burn::optim::decay::WeightDecayConfig;
+        use burn::optim::{AdamConfig, AdamWConfig, LionConfig};
+        match self {
+            Self::AdamW => AdamWConfig::new().with_weight_decay(weight_decay).init(),
+            Self::Adam => AdamConfig::new()
+                .with_weight_decay(
+                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)),
+                )
+                .init(),
+            Self::Lion => LionConfig::new().with_weight_decay(weight_decay).init(),
+        }
+    }
+}
+
 /// How to train.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TrainConfig {
     /// Optimizer steps.
     pub steps: usize,
+    /// The optimizer.
+    pub optimizer: OptimizerKind,
     /// Windows per micro-batch.
     pub batch_size: usize,
     /// Micro-batches per optimizer step: their gradients are summed (each loss scaled by
@@ -56,7 +92,7 @@ pub struct TrainConfig {
     pub lr_schedule: LrSchedule,
     /// Linear warm-up steps.
     pub warmup_steps: usize,
-    /// AdamW decoupled weight decay.
+    /// Weight decay (decoupled for AdamW and Lion, an L2 penalty for Adam).
     pub weight_decay: f32,
     /// Clip the global gradient norm to this value (`None`: no clipping).
     pub grad_clip_norm: Option<f32>,
@@ -110,6 +146,7 @@ impl Default for TrainConfig {
     fn default() -> Self {
         Self {
             steps: 1000,
+            optimizer: OptimizerKind::AdamW,
             batch_size: 16,
             grad_accumulation: 1,
             learning_rate: 1e-3,

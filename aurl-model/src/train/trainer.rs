@@ -2,7 +2,7 @@
 
 use std::time::Instant;
 
-use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, OptimizerRecord};
+use burn::optim::{GradientsAccumulator, GradientsParams, OptimizerRecord};
 
 use std::collections::BTreeMap;
 
@@ -133,9 +133,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 "the model must live on an autodiff device (device.autodiff())".into(),
             ));
         }
-        let mut optim = AdamWConfig::new()
-            .with_weight_decay(config.weight_decay)
-            .init();
+        let mut optim = config.optimizer.init(config.weight_decay);
         let mut state = TrainState {
             step: 0,
             tokens: 0,
@@ -150,8 +148,18 @@ impl<'a, C: Clone> Trainer<'a, C> {
             lr_scale: 1.0,
             plateau_evals: 0,
             rollbacks: 0,
+            optimizer: config.optimizer,
         };
         if let Some((record, saved)) = resume {
+            if saved.optimizer != config.optimizer {
+                return Err(crate::error::invalid(
+                    "train.optimizer",
+                    format!(
+                        "the checkpoint holds {:?} state; resuming with {:?} is not possible",
+                        saved.optimizer, config.optimizer
+                    ),
+                ));
+            }
             optim = optim.load_record(record);
             state = saved;
         }
