@@ -14,8 +14,8 @@ use aurl_core::tokenize::Vocabulary;
 use burn::prelude::*;
 use burn::store::{ModuleSnapshot, SafetensorsStore};
 
-use crate::error::{ModelError, checkpoint_error, invalid, io_error};
-use crate::weights::{ModelKind, SavedModel};
+use crate::error::{ModelError, checkpoint_error, io_error};
+use crate::weights::{ModelKind, SavedModel, check_vocab_size};
 
 /// Header metadata keys.
 const KIND: &str = "aurl.kind";
@@ -34,16 +34,7 @@ pub fn save_safetensors<M: ModelKind>(
     config: &M::Config,
     vocabulary: &Vocabulary,
 ) -> Result<(), ModelError> {
-    let vocab_size = M::config_vocab_size(config);
-    if vocab_size != vocabulary.len() {
-        return Err(invalid(
-            "vocab_size",
-            format!(
-                "is {vocab_size} but the vocabulary has {} tokens",
-                vocabulary.len()
-            ),
-        ));
-    }
+    check_vocab_size::<M>(config, vocabulary)?;
     let json = |v: &dyn erased::Json| v.to_json().map_err(|e| checkpoint_error(path, e));
     let mut store = SafetensorsStore::from_file(path)
         .overwrite(true)

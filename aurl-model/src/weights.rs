@@ -109,6 +109,24 @@ pub fn saved_kind(dir: &Path) -> Result<String, ModelError> {
     Ok(kind.kind)
 }
 
+/// Refuses a config whose vocabulary size is not the vocabulary's.
+pub(crate) fn check_vocab_size<M: ModelKind>(
+    config: &M::Config,
+    vocabulary: &Vocabulary,
+) -> Result<(), ModelError> {
+    let vocab_size = M::config_vocab_size(config);
+    if vocab_size == vocabulary.len() {
+        return Ok(());
+    }
+    Err(crate::error::invalid(
+        "vocab_size",
+        format!(
+            "is {vocab_size} but the vocabulary has {} tokens",
+            vocabulary.len()
+        ),
+    ))
+}
+
 /// Writes the transformer `model` with its `config` and `vocabulary` into `dir` (created if
 /// missing); see [`save_model_as`].
 ///
@@ -135,16 +153,7 @@ pub fn save_model_as<M: ModelKind>(
     config: &M::Config,
     vocabulary: &Vocabulary,
 ) -> Result<(), ModelError> {
-    let vocab_size = M::config_vocab_size(config);
-    if vocab_size != vocabulary.len() {
-        return Err(crate::error::invalid(
-            "vocab_size",
-            format!(
-                "is {vocab_size} but the vocabulary has {} tokens",
-                vocabulary.len()
-            ),
-        ));
-    }
+    check_vocab_size::<M>(config, vocabulary)?;
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let bytes = model

@@ -1,23 +1,16 @@
 //! Sampling during training: checks reach the metrics, and a collapse of the samples rolls
 //! the run back like a run of bad steps, then stops it with a typed error.
 
-use aurl_core::tokenize::{BarStart, Grammar, TokenSequence, TokenizerConfig, Vocabulary};
+mod common;
+
+use aurl_core::tokenize::{Grammar, TokenizerConfig, Vocabulary};
 use aurl_model::train::{SampleCheck, TokenWindows, TrainConfig, Trainer};
 use aurl_model::{ModelError, Transformer, TransformerConfig};
 use burn::prelude::*;
+use common::sequences;
 
 fn windows() -> TokenWindows {
-    let sequences: Vec<TokenSequence> = (0..3)
-        .map(|k| TokenSequence {
-            ids: (0..200).map(|i| 1 + ((i * 3 + k) % 7) as u16).collect(),
-            bars: vec![BarStart {
-                token_index: 0,
-                time_signature: None,
-                tempo: None,
-            }],
-        })
-        .collect();
-    TokenWindows::new(&sequences, 32, 16, 0)
+    TokenWindows::new(&sequences(3), 32, 16, 0)
 }
 
 fn check(longest_repeat: usize) -> SampleCheck {

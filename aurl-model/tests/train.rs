@@ -2,12 +2,12 @@
 
 mod common;
 
-use aurl_core::tokenize::{BarStart, TokenSequence};
+use aurl_core::tokenize::TokenSequence;
 use aurl_model::train::{TokenWindows, TrainConfig, clip_global_norm, global_grad_norm, train};
 use aurl_model::{ModelError, TransformerConfig};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
-use common::{ids, random_rows};
+use common::{ids, random_rows, sequences};
 
 const VOCAB: usize = 30;
 
@@ -18,20 +18,6 @@ static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
     RNG.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-/// A repetitive "piece": the model can learn it.
-fn sequences(n: usize) -> Vec<TokenSequence> {
-    (0..n)
-        .map(|k| TokenSequence {
-            ids: (0..200).map(|i| 1 + ((i * 3 + k) % 7) as u16).collect(),
-            bars: vec![BarStart {
-                token_index: 0,
-                time_signature: None,
-                tempo: None,
-            }],
-        })
-        .collect()
 }
 
 #[test]

@@ -1,7 +1,9 @@
 //! The trainer trains a VAE like a language model: its loss parts reach the metrics, its
 //! checkpoints hold a VAE, and a resumed run continues exactly.
 
-use aurl_core::tokenize::{BarStart, TokenSequence, TokenizerConfig, Vocabulary};
+mod common;
+
+use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
 use aurl_model::loss::{FreeBits, KlSchedule};
 use aurl_model::train::{
     Checkpointing, TokenWindows, TrainConfig, Trainer, load_checkpoint, load_checkpoint_as,
@@ -10,20 +12,7 @@ use aurl_model::vae::{Vae, VaeConfig, VaeLossConfig};
 use aurl_model::weights::{load_model, load_model_as};
 use aurl_model::{ModelError, TransformerConfig};
 use burn::prelude::*;
-
-/// Repetitive "pieces" the model can learn.
-fn sequences(n: usize) -> Vec<TokenSequence> {
-    (0..n)
-        .map(|k| TokenSequence {
-            ids: (0..200).map(|i| 1 + ((i * 3 + k) % 7) as u16).collect(),
-            bars: vec![BarStart {
-                token_index: 0,
-                time_signature: None,
-                tempo: None,
-            }],
-        })
-        .collect()
-}
+use common::sequences;
 
 #[test]
 fn a_vae_trains_checkpoints_and_resumes_exactly() {

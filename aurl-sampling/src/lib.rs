@@ -21,6 +21,7 @@
 //! ```
 
 mod beam;
+mod conditioned;
 mod export;
 mod generate;
 mod strategy;

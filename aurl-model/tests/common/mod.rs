@@ -42,3 +42,17 @@ pub fn random_rows(batch: usize, t: usize, vocab: usize, seed: u64) -> Vec<Vec<i
 pub fn max_diff<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> f32 {
     (a - b).abs().max().into_scalar::<f32>()
 }
+
+/// Repetitive token "pieces" of 200 ids over 1..=7 (one bar each), which a model can learn.
+pub fn sequences(n: usize) -> Vec<aurl_core::tokenize::TokenSequence> {
+    (0..n)
+        .map(|k| aurl_core::tokenize::TokenSequence {
+            ids: (0..200).map(|i| 1 + ((i * 3 + k) % 7) as u16).collect(),
+            bars: vec![aurl_core::tokenize::BarStart {
+                token_index: 0,
+                time_signature: None,
+                tempo: None,
+            }],
+        })
+        .collect()
+}

@@ -1,0 +1,68 @@
+//! Generation from a VAE's latent codes: the decoder's inputs are offset by the code's
+//! conditioning at every position, on every decoding path of [`Generator`].
+
+use aurl_core::tokenize::{TokenId, Vocabulary};
+use aurl_model::KvCache;
+use aurl_model::vae::{Latent, Vae};
+use burn::prelude::*;
+
+use crate::SamplingError;
+use crate::generate::{GenerationConfig, Generator, Request};
+
+impl<'a> Generator<'a> {
+    /// A generator decoding with `vae`'s decoder from each request's latent code
+    /// ([`Request::latent`]: sample codes from the prior with `Vae::sample_prior`, or encode
+    /// pieces, interpolate, add attribute vectors).
+    ///
+    /// # Errors
+    /// As [`Generator::new`].
+    pub fn conditioned(
+        vae: &'a Vae,
+        vocab: &Vocabulary,
+        config: GenerationConfig,
+    ) -> Result<Self, SamplingError> {
+        let mut generator = Self::new(vae.decoder(), vocab, config)?;
+        generator.vae = Some(vae);
+        Ok(generator)
+    }
+
+    /// The batch's codes, when conditioned.
+    pub(crate) fn batch_latent(
+        &self,
+        rows: &[(&[TokenId], &Request)],
+    ) -> Result<Option<Latent>, SamplingError> {
+        let Some(vae) = self.vae else {
+            return Ok(None);
+        };
+        let codes: Vec<&[f32]> = rows
+            .iter()
+            .map(|(_, r)| r.latent.as_deref().unwrap_or(&[]))
+            .collect();
+        vae.latent_from_rows(&codes, &self.device)
+            .map(Some)
+            .map_err(|e| SamplingError::InvalidConfig {
+                field: "latent".into(),
+                reason: format!(
+                    "every request needs a latent code of {} values ({e})",
+                    vae.code_len()
+                ),
+            })
+    }
+
+    /// One forward call of the model, conditioned on `latent` when there is one.
+    pub(crate) fn forward(
+        &self,
+        input: Tensor<2, Int>,
+        offset: usize,
+        cache: Option<&mut KvCache>,
+        latent: Option<&Latent>,
+    ) -> Result<Tensor<3>, SamplingError> {
+        let condition = match (self.vae, latent) {
+            (Some(vae), Some(latent)) => Some(vae.condition(latent, offset, input.dims()[1])),
+            _ => None,
+        };
+        self.model
+            .forward_conditioned(input, offset, cache, condition)
+            .map_err(|e| SamplingError::Model(e.to_string()))
+    }
+}
