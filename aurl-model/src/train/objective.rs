@@ -38,6 +38,9 @@ pub struct StepContext {
     pub step: usize,
     /// The run's seed.
     pub seed: u64,
+    /// Whether the trainer needs [`TrainLoss::logits`] (for the grammar loss); when not,
+    /// models should not keep them (a kept clone stops the loss from reusing their memory).
+    pub keep_logits: bool,
 }
 
 impl StepContext {
@@ -102,14 +105,15 @@ impl TrainModel for Transformer {
         &self,
         batch: TrainBatch,
         tokens: &TokenLoss,
-        _context: StepContext,
+        context: StepContext,
     ) -> Result<TrainLoss, ModelError> {
         let logits = self.forward(batch.inputs, 0, None)?;
+        let kept = context.keep_logits.then(|| logits.clone());
         Ok(TrainLoss {
-            total: tokens.forward(logits.clone(), batch.targets),
+            total: tokens.forward(logits, batch.targets),
             parts: Vec::new(),
             values: Vec::new(),
-            logits: Some(logits),
+            logits: kept,
         })
     }
 
@@ -148,7 +152,7 @@ impl TrainModel for Vae {
             total: loss.total,
             parts: vec![("reconstruction", loss.reconstruction), ("kl", loss.kl)],
             values: vec![("beta", loss.beta)],
-            logits: Some(loss.logits),
+            logits: context.keep_logits.then_some(loss.logits),
         })
     }
 

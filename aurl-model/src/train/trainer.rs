@@ -1,10 +1,10 @@
 //! The training loop.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
+use aurl_core::tokenize::{TokenId, Vocabulary};
 use burn::optim::{GradientsAccumulator, GradientsParams, OptimizerRecord};
-
-use std::collections::BTreeMap;
 
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::order::{DataCursor, DataOrder, EpochWindows};
@@ -15,7 +15,6 @@ use super::{
 use crate::error::ModelError;
 use crate::loss::{GrammarLoss, TokenLoss};
 use crate::{Transformer, TransformerConfig};
-use aurl_core::tokenize::{TokenId, Vocabulary};
 
 /// A training run: data, config and where checkpoints go. `C` is the configuration type of
 /// the model trained (see [`TrainModel`]), saved in its checkpoints.
@@ -274,6 +273,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
             let context = StepContext {
                 step,
                 seed: config.seed,
+                keep_logits: grammar.is_some(),
             };
             for _ in 0..micro {
                 data.next_batch(config.batch_size, &mut rows)?;
