@@ -38,6 +38,8 @@
 //! # Ok::<(), aurl_model::ModelError>(())
 //! ```
 
+#![warn(missing_docs)]
+
 mod attention;
 mod block;
 mod cache;
