@@ -1,6 +1,7 @@
 //! Latent codes and the tools over them: seeded reparameterization noise, spherical
 //! interpolation and attribute vectors.
 
+use aurl_data::augment::AugmentRng;
 use burn::prelude::*;
 
 /// A batch of latent codes: one global `z` per sequence `[b, z_dim]`, and with a
@@ -104,32 +105,26 @@ impl Posterior {
     }
 }
 
-/// The noise source of reparameterization and prior sampling: SplitMix64 written out (so a
-/// seed means the same draws on every backend and every dependency version) and Box–Muller
-/// normals generated on the host.
+/// The noise source of reparameterization and prior sampling: the SplitMix64 stream of
+/// `aurl_data::augment::AugmentRng` (written out there, so a seed means the same draws on
+/// every backend and dependency version) and Box–Muller normals generated on the host.
 #[derive(Debug, Clone)]
 pub struct LatentRng {
-    state: u64,
+    bits: AugmentRng,
 }
 
 impl LatentRng {
     /// A generator from `seed`.
     #[must_use]
     pub fn new(seed: u64) -> Self {
-        Self { state: seed }
+        Self {
+            bits: AugmentRng::new(seed),
+        }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A uniform draw in (0, 1].
+    /// A uniform draw in (0, 1] (never 0, so its logarithm is finite).
     pub fn uniform(&mut self) -> f64 {
-        ((self.next_u64() >> 11) + 1) as f64 / (1u64 << 53) as f64
+        self.bits.unit() + f64::EPSILON / 2.0
     }
 
     /// Standard normal draws, `n` of them.
