@@ -415,7 +415,8 @@ impl Fit<'_> {
                 }
                 eprintln!("resuming from {} (step {})", latest.display(), r.state.step);
                 let metrics = MetricsLog::append(&run.join("metrics.jsonl"))?;
-                (run.clone(), r.model, Some((r.optimizer, r.state)), metrics)
+                let (model, resume) = r.into_resume();
+                (run.clone(), model, Some(resume), metrics)
             }
             None => {
                 let dir = run_dir(&args.out, args.name.as_deref(), config)?;

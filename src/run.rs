@@ -160,6 +160,7 @@ impl Default for VaeSection {
                     beta: 0.2,
                     steps: 1000,
                 },
+                kl_start: 0,
             },
         }
     }

@@ -57,6 +57,7 @@ mod spectral;
 pub mod train;
 mod transformer;
 pub mod vae;
+mod vae_gan;
 pub mod weights;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
@@ -70,6 +71,7 @@ pub use positions::Positions;
 pub use relative::RelativePositions;
 pub use spectral::SpectralLinear;
 pub use transformer::Transformer;
+pub use vae_gan::{GanLossConfig, VaeGan, VaeGanConfig, VaeGanLoss};
 
 /// Burn, re-exported so users build devices and tensors with the exact version we use.
 pub use burn;

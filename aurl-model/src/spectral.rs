@@ -18,8 +18,10 @@ use burn::prelude::*;
 pub struct SpectralLinear {
     weight: Param<Tensor<2>>,
     bias: Param<Tensor<1>>,
-    /// Right singular vector estimate `[d_output]` (a saved constant).
-    u: Tensor<1>,
+    /// Right singular vector estimate `[d_output]`: a parameter so the record saves it
+    /// (Burn 0.22 does not persist plain tensor fields), never trained (it takes no
+    /// gradient: every use reads it detached).
+    u: Param<Tensor<1>>,
 }
 
 impl SpectralLinear {
@@ -39,20 +41,21 @@ impl SpectralLinear {
         Self {
             weight,
             bias: Initializer::Zeros.init([d_output], device),
-            u: normalize(u),
+            u: Param::from_tensor(normalize(u)).set_require_grad(false),
         }
     }
 
     /// The left and right singular vector estimates `(v, u)` for the current weight
     /// (gradient-free).
     fn vectors(&self) -> (Tensor<1>, Tensor<1>) {
+        self.vectors_from(self.u.val().detach())
+    }
+
+    /// One power-iteration step from the estimate `u`.
+    fn vectors_from(&self, u: Tensor<1>) -> (Tensor<1>, Tensor<1>) {
         let w = self.weight.val().detach();
         let [d_in, d_out] = w.dims();
-        let v = normalize(
-            w.clone()
-                .matmul(self.u.clone().reshape([d_out, 1]))
-                .reshape([d_in]),
-        );
+        let v = normalize(w.clone().matmul(u.reshape([d_out, 1])).reshape([d_in]));
         let u = normalize(
             w.transpose()
                 .matmul(v.clone().reshape([d_in, 1]))
@@ -76,15 +79,18 @@ impl SpectralLinear {
     /// Advances the power iteration `steps` times (each `u ← normalize(Wᵀ·normalize(W·u))`).
     #[must_use]
     pub fn power_iteration(mut self, steps: usize) -> Self {
+        let id = self.u.id;
+        let mut u = self.u.val().detach();
         for _ in 0..steps {
-            let (_, u) = self.vectors();
-            self.u = u;
+            let (_, next) = self.vectors_from(u);
+            u = next;
         }
         // A fresh leaf: on an autodiff device the iterate must not keep the graph of the
         // step that computed it (Burn consumes a graph on backward, and a later loss
         // reaching back into it would fail).
-        let device = self.u.device();
-        self.u = Tensor::from_data(self.u.into_data(), &device);
+        let device = u.device();
+        let u = Tensor::<1>::from_data(u.into_data(), &device);
+        self.u = Param::initialized(id, u).set_require_grad(false);
         self
     }
 

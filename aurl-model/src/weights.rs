@@ -2,7 +2,7 @@
 //! model can never be decoded with the wrong token meanings.
 //!
 //! A model directory holds `model.json` (format version, the model's kind —
-//! `transformer` or `vae` — its configuration and the [`Vocabulary`]) and `model.bpk` (the
+//! `transformer`, `vae` or `vae_gan` — its configuration and the [`Vocabulary`]) and `model.bpk` (the
 //! weights, Burn's burnpack format). Both are written atomically. [`save_model`] /
 //! [`load_model`] handle the [`Transformer`]; [`save_model_as`] / [`load_model_as`] any
 //! [`ModelKind`], and loading a directory of another kind is a clear error.
@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, checkpoint_error, io_error};
 use crate::vae::{Vae, VaeConfig};
-use crate::{Transformer, TransformerConfig};
+use crate::{Transformer, TransformerConfig, VaeGan, VaeGanConfig};
 
 /// A model type that can be saved with its configuration and rebuilt from it.
 pub trait ModelKind: Module + Sized {
@@ -54,6 +54,17 @@ impl ModelKind for Vae {
         config.decoder.vocab_size
     }
     fn build(config: &VaeConfig, device: &Device) -> Result<Self, ModelError> {
+        config.init(device)
+    }
+}
+
+impl ModelKind for VaeGan {
+    type Config = VaeGanConfig;
+    const KIND: &'static str = "vae_gan";
+    fn config_vocab_size(config: &VaeGanConfig) -> usize {
+        config.vae.decoder.vocab_size
+    }
+    fn build(config: &VaeGanConfig, device: &Device) -> Result<Self, ModelError> {
         config.init(device)
     }
 }

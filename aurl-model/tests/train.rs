@@ -7,18 +7,10 @@ use aurl_model::train::{TokenWindows, TrainConfig, clip_global_norm, global_grad
 use aurl_model::{ModelError, TransformerConfig};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
+use common::rng_guard;
 use common::{ids, random_rows, sequences};
 
 const VOCAB: usize = 30;
-
-/// The flex device's RNG is shared by the threads of this test binary: tests that seed it
-/// and depend on its stream run one at a time.
-static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
-    RNG.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
 
 #[test]
 fn clipping_scales_the_global_norm_down_to_the_limit() {
@@ -152,7 +144,7 @@ fn every_optimizer_trains_and_a_resume_keeps_its_optimizer() {
         ..adamw
     };
     let err = Trainer::new(&adamw, &train_w, &train_w)
-        .run(r.model, Some((r.optimizer, r.state)), |_| {})
+        .run(r.model, Some((r.optimizer, r.state).into()), |_| {})
         .unwrap_err();
     assert!(
         matches!(&err, ModelError::InvalidConfig { field, .. } if field == "train.optimizer"),
@@ -233,7 +225,7 @@ fn a_resumed_run_continues_exactly_where_the_checkpoint_left_it() {
     let mut resumed = Vec::new();
     let (_, report) = Trainer::new(&config, &windows, &windows)
         .with_checkpoints(policy("b"))
-        .run(r.model, Some((r.optimizer, r.state)), |m| {
+        .run(r.model, Some((r.optimizer, r.state).into()), |m| {
             resumed.push(m.loss)
         })
         .unwrap();
@@ -379,7 +371,7 @@ fn per_epoch_windows_resume_exactly_mid_epoch() {
     Trainer::new(&config, &fixed, &fixed)
         .with_epoch_windows(&per_epoch)
         .with_checkpoints(policy("b"))
-        .run(r.model, Some((r.optimizer, r.state)), |m| {
+        .run(r.model, Some((r.optimizer, r.state).into()), |m| {
             resumed.push(m.loss)
         })
         .unwrap();

@@ -28,6 +28,7 @@ fn a_vae_trains_checkpoints_and_resumes_exactly() {
                 beta: 0.5,
                 steps: 10,
             },
+            kl_start: 0,
         },
         ..VaeConfig::tiny(vocab.len())
     };
@@ -85,7 +86,7 @@ fn a_vae_trains_checkpoints_and_resumes_exactly() {
     let mut resumed = Vec::new();
     Trainer::new(&config, &windows, &windows)
         .with_checkpoints(policy("b"))
-        .run(r.model, Some((r.optimizer, r.state)), |m| {
+        .run(r.model, Some((r.optimizer, r.state).into()), |m| {
             resumed.push(m.loss)
         })
         .unwrap();

@@ -64,6 +64,7 @@ fn train(config: &VaeConfig, steps: usize) -> (Vae, f32, f32) {
             beta: 0.1,
             steps: 100,
         },
+        kl_start: 0,
     };
     let mut rng = LatentRng::new(1);
     let (mut first, mut last) = (None, f32::INFINITY);

@@ -2,7 +2,8 @@
 //! optimizer state and the loop's position, written into a temporary directory renamed into
 //! place, then pointed to by an atomically rewritten `latest` file; older ones are pruned.
 //!
-//! Layout: `<dir>/step-000120/{model/, optimizer.bpk, state.json}`, `<dir>/latest`
+//! Layout: `<dir>/step-000120/{model/, optimizer.bpk, state.json}` (plus
+//! `optimizer-adversary.bpk` for a model with a second player), `<dir>/latest`
 //! (holding `step-000120`) and, with `keep_best`, `<dir>/best/` (the model of the best
 //! validation, loadable with [`crate::weights::load_model`]).
 
@@ -77,6 +78,30 @@ pub struct TrainState {
     /// there was a choice).
     #[serde(default)]
     pub optimizer: super::OptimizerKind,
+    /// The second player's optimizer (`None` for models without one).
+    #[serde(default)]
+    pub adversary_optimizer: Option<super::OptimizerKind>,
+}
+
+/// Where a resumed run picks up: the optimizers' states and the loop's position.
+#[derive(Debug)]
+pub struct Resume {
+    /// The main optimizer's state.
+    pub optimizer: OptimizerRecord,
+    /// The second player's optimizer state (a VAE-GAN's discriminator).
+    pub adversary: Option<OptimizerRecord>,
+    /// Where the loop was.
+    pub state: TrainState,
+}
+
+impl From<(OptimizerRecord, TrainState)> for Resume {
+    fn from((optimizer, state): (OptimizerRecord, TrainState)) -> Self {
+        Self {
+            optimizer,
+            adversary: None,
+            state,
+        }
+    }
 }
 
 fn one() -> f64 {
@@ -94,20 +119,39 @@ pub struct Resumed<M: ModelKind = Transformer> {
     pub vocabulary: Vocabulary,
     /// The optimizer state.
     pub optimizer: OptimizerRecord,
+    /// The second player's optimizer state, when the checkpoint has one.
+    pub adversary_optimizer: Option<OptimizerRecord>,
     /// Where the loop was.
     pub state: TrainState,
     /// The checkpoint directory it came from.
     pub path: PathBuf,
 }
 
+impl<M: ModelKind> Resumed<M> {
+    /// The model, and where [`Trainer::run`](super::Trainer::run) resumes.
+    #[must_use]
+    pub fn into_resume(self) -> (M, Resume) {
+        (
+            self.model,
+            Resume {
+                optimizer: self.optimizer,
+                adversary: self.adversary_optimizer,
+                state: self.state,
+            },
+        )
+    }
+}
+
 const LATEST: &str = "latest";
 /// Directory of the best model (weights, config, vocabulary; see [`crate::weights`]).
 const BEST: &str = "best";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
+const ADVERSARY_OPTIMIZER_FILE: &str = "optimizer-adversary.bpk";
 const STATE_FILE: &str = "state.json";
 
 impl<C: Clone> Checkpointing<'_, C> {
-    /// Writes a checkpoint of `model`, `optimizer` and `state`, makes it the latest and
+    /// Writes a checkpoint of `model`, `optimizer` (and the second player's `adversary`
+    /// optimizer, if any) and `state`, makes it the latest and
     /// prunes the oldest beyond `keep_last`. Returns its directory.
     ///
     /// # Errors
@@ -117,6 +161,7 @@ impl<C: Clone> Checkpointing<'_, C> {
         &self,
         model: &M,
         optimizer: &ModuleOptimizer,
+        adversary: Option<&ModuleOptimizer>,
         state: &TrainState,
     ) -> Result<PathBuf, ModelError> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io_error(&self.dir, e))?;
@@ -130,6 +175,13 @@ impl<C: Clone> Checkpointing<'_, C> {
                 .into_bytes()
                 .map_err(|e| checkpoint_error(&tmp, e))?;
             write(&tmp.join(OPTIMIZER_FILE), &optim)?;
+            if let Some(adversary) = adversary {
+                let bytes = adversary
+                    .to_record()
+                    .into_bytes()
+                    .map_err(|e| checkpoint_error(&tmp, e))?;
+                write(&tmp.join(ADVERSARY_OPTIMIZER_FILE), &bytes)?;
+            }
             let json = serde_json::to_vec_pretty(state).map_err(|e| checkpoint_error(&tmp, e))?;
             write(&tmp.join(STATE_FILE), &json)
         })();
@@ -223,10 +275,13 @@ pub fn load_checkpoint_as<M: ModelKind>(
     device: &Device,
 ) -> Result<Resumed<M>, ModelError> {
     let saved = load_model_as::<M>(&path.join("model"), device)?;
-    let optim_path = path.join(OPTIMIZER_FILE);
-    let bytes = std::fs::read(&optim_path).map_err(|e| io_error(&optim_path, e))?;
-    let optimizer = OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes))
-        .map_err(|e| checkpoint_error(&optim_path, e))?;
+    let optimizer = read_record(&path.join(OPTIMIZER_FILE))?;
+    let adversary_path = path.join(ADVERSARY_OPTIMIZER_FILE);
+    let adversary_optimizer = if adversary_path.exists() {
+        Some(read_record(&adversary_path)?)
+    } else {
+        None
+    };
     let state_path = path.join(STATE_FILE);
     let json = std::fs::read(&state_path).map_err(|e| io_error(&state_path, e))?;
     let state: TrainState =
@@ -236,7 +291,13 @@ pub fn load_checkpoint_as<M: ModelKind>(
         config: saved.config,
         vocabulary: saved.vocabulary,
         optimizer,
+        adversary_optimizer,
         state,
         path: path.to_owned(),
     })
+}
+
+fn read_record(path: &Path) -> Result<OptimizerRecord, ModelError> {
+    let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
+    OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| checkpoint_error(path, e))
 }

@@ -1,16 +1,20 @@
 //! What the trainer needs of a model: its loss on a batch and its validation figure. The
 //! [`Transformer`] minimises next-token cross entropy; the [`Vae`] its reconstruction NLL plus
-//! the β-weighted KL penalty of its [`VaeLossConfig`](crate::vae::VaeLossConfig).
+//! the β-weighted KL penalty of its [`VaeLossConfig`](crate::vae::VaeLossConfig); the
+//! [`VaeGan`] adds the adversarial terms, and its discriminator is a second player with its
+//! own loss and optimizer (`train.discriminator`).
 
 use burn::module::Module;
+use burn::optim::GradientsParams;
 use burn::prelude::*;
+use burn::tensor::Gradients;
 
 use super::TokenWindows;
-use crate::Transformer;
 use crate::error::ModelError;
 use crate::loss::TokenLoss;
 use crate::vae::{LatentRng, Vae};
 use crate::weights::ModelKind;
+use crate::{Transformer, VaeGan};
 
 /// One micro-batch of training windows on the model's device.
 #[derive(Debug, Clone)]
@@ -41,6 +45,10 @@ pub struct StepContext {
     /// Whether the trainer needs [`TrainLoss::logits`] (for the grammar loss); when not,
     /// models should not keep them (a kept clone stops the loss from reusing their memory).
     pub keep_logits: bool,
+    /// Whether the model's second player (if any) trains at this step: the trainer's D:G
+    /// schedule (`train.discriminator`) and the model's stage
+    /// ([`TrainModel::adversary_active`]) agree.
+    pub adversary: bool,
 }
 
 impl StepContext {
@@ -67,6 +75,10 @@ pub struct TrainLoss {
     /// The next-token logits `[b, t, vocab]` behind the objective, for losses the trainer
     /// adds (the grammar loss).
     pub logits: Option<Tensor<3>>,
+    /// The second player's objective, minimised by its own optimizer over its own
+    /// parameters ([`TrainModel::adversary_grads`]); its graph must not reach the
+    /// generator's parameters, nor `total`'s the adversary's.
+    pub adversary: Option<Tensor<1>>,
 }
 
 /// A model the [`Trainer`](super::Trainer) can train.
@@ -90,6 +102,51 @@ pub trait TrainModel: ModelKind + Clone {
     /// target token over `windows` (for a VAE, the reconstruction NLL from the posterior
     /// means), in batches of `batch_size`; `None` without windows.
     fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64>;
+
+    /// Whether the model has a second player (a discriminator) that the trainer updates with
+    /// its own optimizer and schedule (`train.discriminator`). Default: no.
+    fn has_adversary(&self) -> bool {
+        false
+    }
+
+    /// Whether the second player's stage has begun at `step` (0-based).
+    fn adversary_active(&self, step: usize) -> bool {
+        let _ = step;
+        false
+    }
+
+    /// The gradients, out of a backward pass, that the main optimizer applies. Default: all.
+    fn generator_grads(&self, grads: &mut Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, self)
+    }
+
+    /// The gradients, out of a backward pass, that the second player's optimizer applies.
+    /// Default: none.
+    fn adversary_grads(&self, grads: &mut Gradients) -> GradientsParams {
+        let _ = grads;
+        GradientsParams::new()
+    }
+
+    /// The second player's loss alone on `batch` (the extra rounds of a D:G ratio above 1);
+    /// `None` for models without one.
+    ///
+    /// # Errors
+    /// As [`TrainModel::train_loss`].
+    fn adversary_loss(
+        &self,
+        batch: TrainBatch,
+        context: StepContext,
+    ) -> Result<Option<Tensor<1>>, ModelError> {
+        let _ = (batch, context);
+        Ok(None)
+    }
+
+    /// Called after every update of the second player (the discriminator's spectral-norm
+    /// power iteration).
+    #[must_use]
+    fn after_adversary_step(self) -> Self {
+        self
+    }
 }
 
 impl TrainModel for Transformer {
@@ -114,6 +171,7 @@ impl TrainModel for Transformer {
             parts: Vec::new(),
             values: Vec::new(),
             logits: kept,
+            adversary: None,
         })
     }
 
@@ -153,6 +211,7 @@ impl TrainModel for Vae {
             parts: vec![("reconstruction", loss.reconstruction), ("kl", loss.kl)],
             values: vec![("beta", loss.beta)],
             logits: context.keep_logits.then_some(loss.logits),
+            adversary: None,
         })
     }
 
@@ -175,5 +234,78 @@ impl TrainModel for Vae {
             count += f64::from(c.into_scalar::<f32>());
         }
         (count > 0.0).then(|| total / count)
+    }
+}
+
+impl TrainModel for VaeGan {
+    fn vocab_size(&self) -> usize {
+        self.vae().vocab_size()
+    }
+
+    fn max_positions(&self) -> usize {
+        self.vae().max_positions()
+    }
+
+    fn train_loss(
+        &self,
+        batch: TrainBatch,
+        tokens: &TokenLoss,
+        context: StepContext,
+    ) -> Result<TrainLoss, ModelError> {
+        let padding = batch.padding();
+        let mut rng = LatentRng::new(context.step_seed());
+        let loss = self.loss(
+            batch.inputs,
+            batch.targets,
+            padding,
+            batch.pad,
+            tokens,
+            context.step as u64,
+            context.adversary,
+            &mut rng,
+        )?;
+        Ok(TrainLoss {
+            total: loss.generator,
+            parts: loss.parts,
+            values: loss.values,
+            logits: context.keep_logits.then_some(loss.logits),
+            adversary: loss.discriminator,
+        })
+    }
+
+    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
+        self.vae().valid_nll(windows, batch_size)
+    }
+
+    fn has_adversary(&self) -> bool {
+        true
+    }
+
+    fn adversary_active(&self, step: usize) -> bool {
+        self.gan_config().active(step as u64)
+    }
+
+    fn generator_grads(&self, grads: &mut Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, self.vae())
+    }
+
+    fn adversary_grads(&self, grads: &mut Gradients) -> GradientsParams {
+        GradientsParams::from_module(grads, self.discriminator())
+    }
+
+    fn adversary_loss(
+        &self,
+        batch: TrainBatch,
+        context: StepContext,
+    ) -> Result<Option<Tensor<1>>, ModelError> {
+        let padding = batch.padding();
+        // Not the generator step's own draw: a round's seed differs from the step's.
+        let mut rng = LatentRng::new(context.step_seed() ^ 0xD15C_0000_0000_0000);
+        self.discriminator_loss(batch.inputs, batch.targets, padding, batch.pad, &mut rng)
+            .map(Some)
+    }
+
+    fn after_adversary_step(self) -> Self {
+        self.after_discriminator_step()
     }
 }

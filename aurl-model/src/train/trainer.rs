@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aurl_core::tokenize::{TokenId, Vocabulary};
-use burn::optim::{GradientsAccumulator, GradientsParams, OptimizerRecord};
+use burn::optim::{GradientsAccumulator, ModuleOptimizer};
 
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
-    Checkpointing, LrSchedule, SampleCheck, StepMetrics, TokenWindows, TrainConfig, TrainReport,
-    TrainState, clip_global_norm, global_grad_norm, model_device,
+    Checkpointing, LrSchedule, Resume, SampleCheck, StepMetrics, TokenWindows, TrainConfig,
+    TrainReport, TrainState, clip_global_norm, global_grad_norm, model_device,
 };
 use crate::error::ModelError;
 use crate::loss::{GrammarLoss, TokenLoss};
@@ -86,8 +86,13 @@ impl<'a, C: Clone> Trainer<'a, C> {
     }
 
     /// Trains `model` (on an autodiff device), calling `on_step` after every step. With
-    /// `resume` (its optimizer state and loop position; the model passed is its model), the
-    /// run continues from that step.
+    /// `resume` (its optimizers' states and loop position, e.g. from
+    /// [`Resumed::into_resume`](super::Resumed::into_resume); the model passed is its model),
+    /// the run continues from that step.
+    ///
+    /// A model with a second player ([`TrainModel::has_adversary`], the VAE-GAN) gets a second
+    /// optimizer with its own schedule (`train.discriminator`): each step's backward pass
+    /// yields both players' gradients, each applied by its own optimizer.
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] for a bad config; [`ModelError::Training`] for no
@@ -96,7 +101,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
     pub fn run<M: TrainModel<Config = C>>(
         &self,
         model: M,
-        resume: Option<(OptimizerRecord, TrainState)>,
+        resume: Option<Resume>,
         on_step: impl FnMut(&StepMetrics),
     ) -> Result<(M, TrainReport), ModelError> {
         self.run_sampled(model, resume, on_step, |_: &M| None)
@@ -114,7 +119,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
     pub fn run_sampled<M: TrainModel<Config = C>>(
         &self,
         mut model: M,
-        resume: Option<(OptimizerRecord, TrainState)>,
+        resume: Option<Resume>,
         mut on_step: impl FnMut(&StepMetrics),
         mut sample: impl FnMut(&M) -> Option<SampleCheck>,
     ) -> Result<(M, TrainReport), ModelError> {
@@ -133,6 +138,12 @@ impl<'a, C: Clone> Trainer<'a, C> {
             ));
         }
         let mut optim = config.optimizer.init(config.weight_decay);
+        let adversary_config = &config.discriminator;
+        let mut adversary_optim: Option<ModuleOptimizer> = model.has_adversary().then(|| {
+            adversary_config
+                .optimizer
+                .init(adversary_config.weight_decay)
+        });
         let mut state = TrainState {
             step: 0,
             tokens: 0,
@@ -148,8 +159,14 @@ impl<'a, C: Clone> Trainer<'a, C> {
             plateau_evals: 0,
             rollbacks: 0,
             optimizer: config.optimizer,
+            adversary_optimizer: model.has_adversary().then_some(adversary_config.optimizer),
         };
-        if let Some((record, saved)) = resume {
+        if let Some(Resume {
+            optimizer: record,
+            adversary,
+            state: saved,
+        }) = resume
+        {
             if saved.optimizer != config.optimizer {
                 return Err(crate::error::invalid(
                     "train.optimizer",
@@ -159,8 +176,30 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     ),
                 ));
             }
+            if let (Some(kind), Some(_)) = (saved.adversary_optimizer, &adversary_optim)
+                && kind != adversary_config.optimizer
+            {
+                return Err(crate::error::invalid(
+                    "train.discriminator.optimizer",
+                    format!(
+                        "the checkpoint holds {kind:?} state; resuming with {:?} is not possible",
+                        adversary_config.optimizer
+                    ),
+                ));
+            }
+            match (adversary, adversary_optim.take()) {
+                (Some(record), Some(o)) => adversary_optim = Some(o.load_record(record)),
+                (None, Some(o)) => {
+                    tracing::warn!("the checkpoint has no discriminator optimizer state: fresh");
+                    adversary_optim = Some(o);
+                }
+                (_, None) => {}
+            }
             optim = optim.load_record(record);
-            state = saved;
+            state = TrainState {
+                adversary_optimizer: state.adversary_optimizer,
+                ..saved
+            };
         }
         let first_step = state.step;
         // Checkpoints from before the cursor was recorded: fixed windows, so the cursor
@@ -204,7 +243,12 @@ impl<'a, C: Clone> Trainer<'a, C> {
         let mut run_tokens = 0usize;
         let mut bad_in_a_row = 0usize;
         // The state a rollback returns to: the start, then every finite validation.
-        let mut last_good = Some((model.clone(), optim.to_record(), state.clone()));
+        let mut last_good = Some((
+            model.clone(),
+            optim.to_record(),
+            adversary_optim.as_ref().map(ModuleOptimizer::to_record),
+            state.clone(),
+        ));
         let mut rows = TokenWindows::default();
         let all_rows: Vec<usize> = (0..config.batch_size).collect();
         // The weights of the best validation (this call's; a resumed run knows the best
@@ -223,7 +267,8 @@ impl<'a, C: Clone> Trainer<'a, C> {
                         state.rollbacks
                     )));
                 }
-                let Some((good_model, good_record, good_state)) = last_good.take() else {
+                let Some((good_model, good_record, good_adversary, good_state)) = last_good.take()
+                else {
                     return Err(ModelError::Training("no state to roll back to".into()));
                 };
                 let at_step = state.step;
@@ -231,6 +276,9 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 let skipped = state.skipped;
                 model = good_model;
                 optim = optim.load_record(good_record);
+                if let (Some(o), Some(record)) = (adversary_optim.take(), good_adversary) {
+                    adversary_optim = Some(o.load_record(record));
+                }
                 state = good_state;
                 state.rollbacks = rollbacks;
                 state.skipped = skipped;
@@ -246,7 +294,12 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     "rolled back"
                 );
                 // The restored state (lower rate included) is the new fallback.
-                last_good = Some((model.clone(), optim.to_record(), state.clone()));
+                last_good = Some((
+                    model.clone(),
+                    optim.to_record(),
+                    adversary_optim.as_ref().map(ModuleOptimizer::to_record),
+                    state.clone(),
+                ));
             }
             if state.step >= config.steps {
                 break;
@@ -263,19 +316,34 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 config.min_learning_rate,
                 state.lr_scale,
             );
+            let adversary_step = adversary_optim.is_some()
+                && model.adversary_active(step)
+                && adversary_config.trains_at(step);
+            let adversary_lr = adversary_config.lr_schedule.rate(
+                step,
+                config.steps,
+                adversary_config.warmup_steps,
+                adversary_config.learning_rate,
+                adversary_config.min_learning_rate,
+                state.lr_scale,
+            );
             // One micro-batch, or the sum of `grad_accumulation` of them with each loss
             // scaled by 1/k (so the loss reported is their mean).
             let micro = config.grad_accumulation;
             let (mut loss_value, mut step_tokens) = (0.0, 0usize);
             let mut accumulated = GradientsAccumulator::<M>::new();
+            let mut adversary_accumulated = GradientsAccumulator::<M>::new();
+            let mut adversary_single = None;
+            let mut adversary_value = 0.0;
             let mut single = None;
             let mut components = BTreeMap::new();
             let context = StepContext {
                 step,
                 seed: config.seed,
                 keep_logits: grammar.is_some(),
+                adversary: adversary_step,
             };
-            for _ in 0..micro {
+            for round in 0..micro {
                 data.next_batch(config.batch_size, &mut rows)?;
                 let (inputs, targets) = rows.batch(&all_rows, &device);
                 let batch = TrainBatch {
@@ -283,6 +351,25 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     targets,
                     pad: i64::from(pad),
                 };
+                if adversary_step && round == 0 {
+                    // The discriminator's rounds of its own before the shared one.
+                    for extra in 1..adversary_config.steps {
+                        let context = StepContext {
+                            seed: config.seed ^ (extra as u64).wrapping_mul(0xA24B_AED4_963E_E407),
+                            ..context
+                        };
+                        if let Some(o) = adversary_optim.as_mut() {
+                            model = adversary_round(
+                                model,
+                                o,
+                                batch.clone(),
+                                context,
+                                adversary_lr,
+                                adversary_config.grad_clip_norm,
+                            )?;
+                        }
+                    }
+                }
                 let step_loss = model.train_loss(batch, &loss_fn, context)?;
                 let mut loss = step_loss.total;
                 if let (Some(grammar), Some(logits)) = (&grammar, step_loss.logits) {
@@ -310,19 +397,39 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     *components.entry(name).or_insert(0.0) += value / micro as f64;
                 }
                 step_tokens += rows.target_tokens(&all_rows);
-                let grads = GradientsParams::from_grads(loss.backward(), &model);
+                let objective = match step_loss.adversary {
+                    Some(adversary) => {
+                        let adversary = if micro > 1 {
+                            adversary.div_scalar(micro as f64)
+                        } else {
+                            adversary
+                        };
+                        adversary_value += f64::from(adversary.clone().into_scalar::<f32>());
+                        loss + adversary
+                    }
+                    None => loss,
+                };
+                let mut raw = objective.backward();
+                let grads = model.generator_grads(&mut raw);
+                let adversary_grads = model.adversary_grads(&mut raw);
                 if micro == 1 {
                     single = Some(grads);
+                    adversary_single = Some(adversary_grads);
                 } else {
                     accumulated.accumulate(&model, grads);
+                    adversary_accumulated.accumulate(&model, adversary_grads);
                 }
             }
             let mut grads = single.unwrap_or_else(|| accumulated.grads());
+            let mut adversary_grads =
+                adversary_single.unwrap_or_else(|| adversary_accumulated.grads());
             let grad_norm = global_grad_norm(&model, &grads);
+            let adversary_norm = global_grad_norm(&model, &adversary_grads);
             state.step += 1;
             state.data = Some(data.cursor());
             let exploding = config.skip_grad_norm.is_some_and(|max| grad_norm > max);
-            if !loss_value.is_finite() || !grad_norm.is_finite() || exploding {
+            let bad_adversary = !adversary_value.is_finite() || !adversary_norm.is_finite();
+            if !loss_value.is_finite() || !grad_norm.is_finite() || exploding || bad_adversary {
                 tracing::warn!(step, loss = loss_value, grad_norm, "skipped a bad step");
                 state.skipped += 1;
                 bad_in_a_row += 1;
@@ -339,6 +446,18 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 clip_global_norm(&model, &mut grads, grad_norm, max);
             }
             model = optim.step(lr, model, grads);
+            if let Some(o) = adversary_optim.as_mut()
+                && !adversary_grads.is_empty()
+            {
+                if let Some(max) = adversary_config.grad_clip_norm {
+                    clip_global_norm(&model, &mut adversary_grads, adversary_norm, max);
+                }
+                model = o
+                    .step(adversary_lr, model, adversary_grads)
+                    .after_adversary_step();
+                components.insert("discriminator_lr", adversary_lr);
+                components.insert("discriminator_grad_norm", f64::from(adversary_norm));
+            }
             state.last_loss = loss_value;
             let step_seconds = step_start.elapsed().as_secs_f64();
             state.tokens += step_tokens;
@@ -377,7 +496,12 @@ impl<'a, C: Clone> Trainer<'a, C> {
                     .valid_nll
                     .filter(|v| v.is_finite() && collapse.is_none())
                 {
-                    last_good = Some((model.clone(), optim.to_record(), state.clone()));
+                    last_good = Some((
+                        model.clone(),
+                        optim.to_record(),
+                        adversary_optim.as_ref().map(ModuleOptimizer::to_record),
+                        state.clone(),
+                    ));
                     if state.best_valid_nll.is_none_or(|best| nll < best) {
                         state.best_valid_nll = Some(nll);
                         state.best_step = Some(state.step);
@@ -413,7 +537,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 && collapse.is_none()
                 && (last || stopped_early || (c.every > 0 && state.step.is_multiple_of(c.every)))
             {
-                let path = c.write(&model, &optim, &state)?;
+                let path = c.write(&model, &optim, adversary_optim.as_ref(), &state)?;
                 tracing::info!(step = state.step, path = %path.display(), "checkpoint written");
             }
             on_step(&StepMetrics {
@@ -465,4 +589,36 @@ impl<'a, C: Clone> Trainer<'a, C> {
             },
         ))
     }
+}
+
+/// One update of the second player alone on `batch` (a round of a D:G ratio above 1). A
+/// non-finite loss or gradient skips the round.
+fn adversary_round<M: TrainModel>(
+    model: M,
+    optim: &mut ModuleOptimizer,
+    batch: TrainBatch,
+    context: StepContext,
+    lr: f64,
+    clip: Option<f32>,
+) -> Result<M, ModelError> {
+    let Some(loss) = model.adversary_loss(batch, context)? else {
+        return Ok(model);
+    };
+    let value = f64::from(loss.clone().into_scalar::<f32>());
+    let mut raw = loss.backward();
+    let mut grads = model.adversary_grads(&mut raw);
+    let norm = global_grad_norm(&model, &grads);
+    if !value.is_finite() || !norm.is_finite() {
+        tracing::warn!(
+            step = context.step,
+            value,
+            norm,
+            "skipped a bad discriminator round"
+        );
+        return Ok(model);
+    }
+    if let Some(max) = clip {
+        clip_global_norm(&model, &mut grads, norm, max);
+    }
+    Ok(optim.step(lr, model, grads).after_adversary_step())
 }

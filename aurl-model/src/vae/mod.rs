@@ -179,6 +179,9 @@ pub struct VaeLossConfig {
     pub free_bits: FreeBits,
     /// β over the training steps.
     pub kl: KlSchedule,
+    /// Steps of reconstruction alone before the KL stage: β is 0 before this step, and the
+    /// schedule starts from its own step 0 at it (stage one of a VAE-GAN's training).
+    pub kl_start: u64,
 }
 
 impl VaeLossConfig {
@@ -191,7 +194,27 @@ impl VaeLossConfig {
                 beta: 0.2,
                 rate: 0.99999,
             },
+            kl_start: 0,
         }
+    }
+
+    /// β at training step `step`: 0 during the reconstruction warm-up, then the schedule.
+    ///
+    /// ```
+    /// use aurl_model::loss::KlSchedule;
+    /// use aurl_model::vae::VaeLossConfig;
+    /// let c = VaeLossConfig {
+    ///     kl: KlSchedule::Linear { beta: 1.0, steps: 10 },
+    ///     kl_start: 100,
+    ///     ..VaeLossConfig::default()
+    /// };
+    /// assert_eq!(c.beta(99), 0.0);
+    /// assert_eq!(c.beta(105), 0.5);
+    /// ```
+    #[must_use]
+    pub fn beta(&self, step: u64) -> f64 {
+        step.checked_sub(self.kl_start)
+            .map_or(0.0, |s| self.kl.beta(s))
     }
 }
 
@@ -442,7 +465,7 @@ impl Vae {
         let (nll, counted) = token_loss.sums(logits.clone(), targets);
         let kl = self.kl(&posterior, &latent);
         let kl_total = kl.clone().sum_dim(1).mean().reshape([1]);
-        let beta = config.kl.beta(step);
+        let beta = config.beta(step);
         let total =
             nll.clone().div_scalar(b as f64) + config.free_bits.penalty(kl).mul_scalar(beta);
         Ok(VaeLoss {

@@ -56,3 +56,12 @@ pub fn sequences(n: usize) -> Vec<aurl_core::tokenize::TokenSequence> {
         })
         .collect()
 }
+
+/// The flex device's RNG is shared by the threads of this test binary: tests that seed it
+/// and depend on its stream run one at a time.
+static RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn rng_guard() -> std::sync::MutexGuard<'static, ()> {
+    RNG.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
