@@ -20,8 +20,11 @@ use std::time::Instant;
 
 use aurl::core::tokenize::{Token, by_name};
 use aurl::data::{Mode, read_midi_file};
+use aurl::model::VaeGan;
 use aurl::model::vae::{LatentRng, Vae, interpolate};
-use aurl::model::weights::{load_model, load_model_as, model_dir, saved_kind};
+use aurl::model::weights::{
+    ModelKind, SavedModel, load_model, load_model_as, model_dir, saved_kind,
+};
 use aurl::sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use clap::Parser;
 use serde_json::json;
@@ -130,6 +133,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let kind = saved_kind(&dir)?;
     let (transformer, vae) = if kind == "vae" {
         (None, Some(load_model_as::<Vae>(&dir, &device)?))
+    } else if kind == VaeGan::KIND {
+        // Generation needs the generator only.
+        let saved = load_model_as::<VaeGan>(&dir, &device)?;
+        let vae = SavedModel {
+            model: saved.model.into_parts().0,
+            config: saved.config.vae,
+            vocabulary: saved.vocabulary,
+        };
+        (None, Some(vae))
     } else {
         (Some(load_model(&dir, &device)?), None)
     };

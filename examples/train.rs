@@ -28,6 +28,7 @@ use aurl::core::tokenize::{Token, by_name};
 use aurl::data::cache::{CacheOptions, build_cache};
 use aurl::data::corpus::read_corpus;
 use aurl::model::Transformer;
+use aurl::model::VaeGan;
 use aurl::model::train::{
     Checkpointing, MetricsLog, SampleCheck, TokenWindows, TrainModel, TrainReport, Trainer,
     latest_checkpoint, load_checkpoint_as,
@@ -246,44 +247,43 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 generator.generate(&requests)?,
             )
         }
-        ModelMode::Vae => {
-            let sample = |m: &Vae| {
+        ModelMode::Vae | ModelMode::VaeGan => {
+            // Requests decoding codes drawn from the prior (the same codes every time).
+            let from_prior = |m: &Vae, requests: &[Request]| -> Vec<Request> {
                 let mut rng = LatentRng::new(config.train.seed);
-                let codes = m
-                    .sample_prior(check_requests.len(), &mut rng, &device)
-                    .to_rows();
-                let requests: Vec<Request> = check_requests
+                let codes = m.sample_prior(requests.len(), &mut rng, &device).to_rows();
+                requests
                     .iter()
                     .zip(codes)
                     .map(|(r, code)| Request {
                         latent: Some(code),
                         ..r.clone()
                     })
-                    .collect();
-                let generator = Generator::conditioned(m, &vocab, check_config.clone()).ok()?;
-                check(generator.generate(&requests))
+                    .collect()
             };
-            let (dir, vae, report) =
-                fit.run::<Vae>(&config.model.resolve_vae(vocab.len()), sample)?;
-            // Pieces decoded from codes drawn from the prior.
-            let mut rng = LatentRng::new(config.train.seed);
-            let codes = vae
-                .sample_prior(requests.len(), &mut rng, &device)
-                .to_rows();
-            let requests: Vec<Request> = requests
-                .into_iter()
-                .zip(codes)
-                .map(|(r, code)| Request {
-                    latent: Some(code),
-                    ..r
-                })
-                .collect();
+            let sample = |m: &Vae| {
+                let generator = Generator::conditioned(m, &vocab, check_config.clone()).ok()?;
+                check(generator.generate(&from_prior(m, &check_requests)))
+            };
+            let (dir, vae, report, parameters) = if config.model.mode == ModelMode::Vae {
+                let (dir, vae, report) =
+                    fit.run::<Vae>(&config.model.resolve_vae(vocab.len()), sample)?;
+                let parameters = vae.num_params();
+                (dir, vae, report, parameters)
+            } else {
+                let (dir, model, report) = fit
+                    .run::<VaeGan>(&config.model.resolve_vae_gan(vocab.len()), |m: &VaeGan| {
+                        sample(m.vae())
+                    })?;
+                let parameters = model.num_params();
+                (dir, model.into_parts().0, report, parameters)
+            };
             let generator = Generator::conditioned(&vae, &vocab, samples_config)?;
             (
                 dir,
                 report,
-                vae.num_params(),
-                generator.generate(&requests)?,
+                parameters,
+                generator.generate(&from_prior(&vae, &requests))?,
             )
         }
     };

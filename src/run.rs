@@ -20,7 +20,10 @@ use crate::data::preprocess::Preprocessing;
 use crate::model::loss::{FreeBits, KlSchedule};
 use crate::model::train::TrainConfig;
 use crate::model::vae::{PriorKind, VaeConfig, VaeLossConfig};
-use crate::model::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
+use crate::model::{
+    AttentionKind, DiscriminatorConfig, FeedForward, GanLossConfig, PositionEncoding,
+    TransformerConfig, VaeGanConfig,
+};
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
 
@@ -124,6 +127,9 @@ pub enum ModelMode {
     /// A VAE whose decoder is the transformer the preset and overrides describe
     /// (see `[model.vae]`).
     Vae,
+    /// That VAE with a multi-scale discriminator (`[model.discriminator]`, `[model.gan]`;
+    /// its optimizer and D:G ratio are `[train.discriminator]`).
+    VaeGan,
 }
 
 /// The latent side of a VAE run (`[model.vae]`); the decoder is the `[model]` transformer.
@@ -172,8 +178,12 @@ impl Default for VaeSection {
 pub struct ModelConfig {
     /// What is trained: a transformer language model or a VAE.
     pub mode: ModelMode,
-    /// The VAE's latent side (used when `mode = "vae"`).
+    /// The VAE's latent side (used when `mode = "vae"` or `"vae_gan"`).
     pub vae: VaeSection,
+    /// The discriminator's shape (used when `mode = "vae_gan"`).
+    pub discriminator: DiscriminatorConfig,
+    /// The adversarial terms and when they start (used when `mode = "vae_gan"`).
+    pub gan: GanLossConfig,
     /// Starting point.
     pub preset: Preset,
     /// Width of the residual stream.
@@ -205,6 +215,8 @@ impl Default for ModelConfig {
         Self {
             mode: ModelMode::Transformer,
             vae: VaeSection::default(),
+            discriminator: DiscriminatorConfig::default(),
+            gan: GanLossConfig::default(),
             preset: Preset::Tiny,
             d_model: None,
             n_layers: None,
@@ -258,6 +270,17 @@ impl ModelConfig {
             local_z_dim: v.local_z_dim,
             prior: v.prior,
             loss: v.loss,
+        }
+    }
+
+    /// The VAE-GAN configuration: [`ModelConfig::resolve_vae`], `[model.discriminator]` and
+    /// `[model.gan]`.
+    #[must_use]
+    pub fn resolve_vae_gan(&self, vocab_size: usize) -> VaeGanConfig {
+        VaeGanConfig {
+            vae: self.resolve_vae(vocab_size),
+            discriminator: self.discriminator.clone(),
+            gan: self.gan,
         }
     }
 }
@@ -466,6 +489,24 @@ fn apply_override(table: &mut toml::Table, spec: &str) -> Result<(), RunConfigEr
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_vae_gan_config_resolves_with_its_stages() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let c = RunConfig::from_file(&dir.join("vae_gan.toml"), &[]).unwrap();
+        assert_eq!(c.model.mode, ModelMode::VaeGan);
+        let m = c.model.resolve_vae_gan(300);
+        m.validate().unwrap();
+        assert_eq!(m.vae, c.model.resolve_vae(300));
+        // The KL stage from vae_gan.toml; the rest of the loss from vae.toml.
+        assert_eq!(m.vae.loss.kl_start, 100);
+        assert_eq!(m.vae.loss.free_bits, FreeBits::Total { bits: 16.0 });
+        assert_eq!((m.gan.start, m.gan.ramp), (200, 100));
+        assert_eq!(m.discriminator.scales, vec![4, 16, 0]);
+        assert_eq!(c.train.discriminator.learning_rate, 1e-3);
+        let err = RunConfig::from_toml_str("[train.discriminator]\nratio = 3", &[]).unwrap_err();
+        assert!(err.to_string().contains("ratio"), "{err}");
+    }
 
     #[test]
     fn the_vae_config_resolves_to_a_valid_vae() {

@@ -108,7 +108,7 @@ pub struct SavedModel<M: ModelKind = Transformer> {
     pub vocabulary: Vocabulary,
 }
 
-/// The kind (`transformer`, `vae`) of the model saved in `dir`.
+/// The kind (`transformer`, `vae`, `vae_gan`) of the model saved in `dir`.
 ///
 /// # Errors
 /// [`ModelError::Io`] / [`ModelError::Checkpoint`] for a missing or unreadable
