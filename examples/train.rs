@@ -58,8 +58,13 @@ struct Args {
     #[arg(long)]
     name: Option<String>,
     /// Optimizer steps (replaces `train.steps`).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "epochs")]
     steps: Option<usize>,
+    /// Train this many passes over the training windows instead (sets `train.steps` from
+    /// the window count, the batch size and gradient accumulation; with augmentation, from
+    /// the unaugmented count).
+    #[arg(long)]
+    epochs: Option<f64>,
     /// Seed of weights, batch order and sampling (replaces `train.seed`).
     #[arg(long)]
     seed: Option<u64>,
@@ -162,6 +167,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         config.data.stride
     };
     let train_windows = TokenWindows::with_headers(&corpus.train, seq_len, stride, &vocab);
+    if let Some(epochs) = args.epochs {
+        if !(epochs.is_finite() && epochs > 0.0) {
+            return Err(format!("--epochs {epochs}: must be a positive number").into());
+        }
+        let per_step = (config.train.batch_size * config.train.grad_accumulation).max(1);
+        let windows = epochs * train_windows.count() as f64;
+        config.train.steps = ((windows / per_step as f64).ceil() as usize).max(1);
+        eprintln!(
+            "{epochs} epochs of {} windows: {} steps",
+            train_windows.count(),
+            config.train.steps
+        );
+    }
     // With augmentation on, every epoch re-tokenizes an augmented copy of the training
     // scores (a pure function of the seed and the epoch, so --resume sees the same data).
     let augmented_epoch = |epoch: u64| {
@@ -414,7 +432,8 @@ impl Fit<'_> {
                     .into());
                 }
                 eprintln!("resuming from {} (step {})", latest.display(), r.state.step);
-                let metrics = MetricsLog::append(&run.join("metrics.jsonl"))?;
+                // Records the killed run logged after its checkpoint are dropped.
+                let metrics = MetricsLog::resume(&run.join("metrics.jsonl"), r.state.step)?;
                 let (model, resume) = r.into_resume();
                 (run.clone(), model, Some(resume), metrics)
             }

@@ -69,6 +69,36 @@ impl MetricsLog {
         })
     }
 
+    /// Opens the log of a run resuming after `step`: records of later steps (logged by the
+    /// run after its checkpoint, before it was killed) and a torn last line are dropped, so
+    /// the resumed run's records follow on without duplicates. The trimmed log is written
+    /// atomically; lines that are not JSON objects with a `step` are kept as they are.
+    ///
+    /// # Errors
+    /// [`ModelError::Io`].
+    pub fn resume(path: &Path, step: usize) -> Result<Self, ModelError> {
+        let text = match std::fs::read(path) {
+            Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => return Err(io_error(path, e)),
+        };
+        let mut kept = String::with_capacity(text.len());
+        // Only newline-terminated lines are complete: a kill can tear the last one.
+        for line in text.split_inclusive('\n').filter(|l| l.ends_with('\n')) {
+            let later = serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| v.get("step")?.as_u64())
+                .is_some_and(|s| s > step as u64);
+            if !later {
+                kept.push_str(line);
+            }
+        }
+        if kept.len() != text.len() {
+            aurl_data::write_atomically(path, kept.as_bytes()).map_err(|e| io_error(path, e))?;
+        }
+        Self::append(path)
+    }
+
     /// Writes one record as a line.
     ///
     /// # Errors
@@ -80,5 +110,26 @@ impl MetricsLog {
             .write_all(&line)
             .and_then(|()| self.file.flush())
             .map_err(|e| io_error(&self.path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MetricsLog;
+
+    #[test]
+    fn resuming_drops_later_steps_and_a_torn_line() {
+        let dir = std::env::temp_dir().join(format!("aurl-metrics-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("metrics.jsonl");
+        let log = "{\"step\":1}\n{\"step\":2}\nnote\n{\"step\":3}\n{\"step\":4}\n{\"st";
+        std::fs::write(&path, log).unwrap();
+        let mut m = MetricsLog::resume(&path, 2).unwrap();
+        m.write(&serde_json::json!({"step": 3})).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "{\"step\":1}\n{\"step\":2}\nnote\n{\"step\":3}\n"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
