@@ -80,10 +80,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     schemes.dedup();
     let rule = config.data.split_rule()?;
-    let seq_len = args
-        .seq_len
-        .unwrap_or(config.model.resolve(1).max_seq_len)
-        .max(1);
+    let seq_len = args.seq_len.unwrap_or(config.model.seq_len()).max(1);
     let stride = match (args.stride, config.data.stride) {
         (Some(s), _) => s,
         (None, 0) => seq_len / 2,

@@ -158,7 +158,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         )
         .into());
     }
-    let model_config = config.model.resolve(vocab.len());
+    let model_config = config.model.resolve(&vocab)?;
     let pad = vocab.id(Token::Pad).unwrap_or(0);
     let seq_len = model_config.max_seq_len;
     let stride = if config.data.stride == 0 {
@@ -285,12 +285,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             };
             let (dir, vae, report, parameters) = if config.model.mode == ModelMode::Vae {
                 let (dir, vae, report) =
-                    fit.run::<Vae>(&config.model.resolve_vae(vocab.len()), sample)?;
+                    fit.run::<Vae>(&config.model.resolve_vae(&vocab)?, sample)?;
                 let parameters = vae.num_params();
                 (dir, vae, report, parameters)
             } else {
                 let (dir, model, report) = fit
-                    .run::<VaeGan>(&config.model.resolve_vae_gan(vocab.len()), |m: &VaeGan| {
+                    .run::<VaeGan>(&config.model.resolve_vae_gan(&vocab)?, |m: &VaeGan| {
                         sample(m.vae())
                     })?;
                 let parameters = model.num_params();

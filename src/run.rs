@@ -14,15 +14,15 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::core::tokenize::TokenizerConfig;
+use crate::core::tokenize::{TokenizerConfig, Vocabulary};
 use crate::data::augment::Augmentation;
 use crate::data::preprocess::Preprocessing;
 use crate::model::loss::{FreeBits, KlSchedule};
 use crate::model::train::TrainConfig;
 use crate::model::vae::{PriorKind, VaeConfig, VaeLossConfig};
 use crate::model::{
-    AttentionKind, DiscriminatorConfig, FeedForward, GanLossConfig, PositionEncoding,
-    TransformerConfig, VaeGanConfig,
+    AttentionKind, DiscriminatorConfig, FeedForward, GanLossConfig, ModelError,
+    MusicalPositionConfig, PositionEncoding, TransformerConfig, VaeGanConfig,
 };
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
@@ -208,6 +208,10 @@ pub struct ModelConfig {
     pub attention: Option<AttentionKind>,
     /// Feed-forward variant.
     pub feed_forward: Option<FeedForward>,
+    /// Musical positions (bar, beat and step embeddings read off the tokens; schemes with
+    /// Bar and Position tokens, i.e. REMI): the number of bars with their own embedding.
+    /// Off when absent.
+    pub musical_positions: Option<usize>,
 }
 
 impl Default for ModelConfig {
@@ -229,14 +233,33 @@ impl Default for ModelConfig {
             max_relative: None,
             attention: None,
             feed_forward: None,
+            musical_positions: None,
         }
     }
 }
 
 impl ModelConfig {
-    /// The full model configuration for a vocabulary of `vocab_size` tokens.
+    /// The full model configuration for `vocabulary`.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] for musical positions over a vocabulary without bars.
+    pub fn resolve(&self, vocabulary: &Vocabulary) -> Result<TransformerConfig, ModelError> {
+        let mut c = self.shape(vocabulary.len());
+        c.musical_positions = self
+            .musical_positions
+            .map(|bars| MusicalPositionConfig::from_vocabulary(vocabulary, bars))
+            .transpose()?;
+        Ok(c)
+    }
+
+    /// The training context (window length) the config asks for.
     #[must_use]
-    pub fn resolve(&self, vocab_size: usize) -> TransformerConfig {
+    pub fn seq_len(&self) -> usize {
+        self.shape(1).max_seq_len
+    }
+
+    /// The preset with every override applied, for `vocab_size` ids.
+    fn shape(&self, vocab_size: usize) -> TransformerConfig {
         let mut c = match self.preset {
             Preset::Tiny => TransformerConfig::tiny(vocab_size),
             Preset::Small => TransformerConfig::small(vocab_size),
@@ -257,31 +280,35 @@ impl ModelConfig {
         c
     }
 
-    /// The VAE configuration for a vocabulary of `vocab_size` tokens: the resolved
-    /// transformer as decoder, and `[model.vae]`.
-    #[must_use]
-    pub fn resolve_vae(&self, vocab_size: usize) -> VaeConfig {
+    /// The VAE configuration for `vocabulary`: the resolved transformer as decoder, and
+    /// `[model.vae]`.
+    ///
+    /// # Errors
+    /// As [`ModelConfig::resolve`].
+    pub fn resolve_vae(&self, vocabulary: &Vocabulary) -> Result<VaeConfig, ModelError> {
         let v = &self.vae;
-        VaeConfig {
-            decoder: self.resolve(vocab_size),
+        Ok(VaeConfig {
+            decoder: self.resolve(vocabulary)?,
             encoder_layers: v.encoder_layers,
             z_dim: v.z_dim,
             segments: v.segments,
             local_z_dim: v.local_z_dim,
             prior: v.prior,
             loss: v.loss,
-        }
+        })
     }
 
     /// The VAE-GAN configuration: [`ModelConfig::resolve_vae`], `[model.discriminator]` and
     /// `[model.gan]`.
-    #[must_use]
-    pub fn resolve_vae_gan(&self, vocab_size: usize) -> VaeGanConfig {
-        VaeGanConfig {
-            vae: self.resolve_vae(vocab_size),
+    ///
+    /// # Errors
+    /// As [`ModelConfig::resolve`].
+    pub fn resolve_vae_gan(&self, vocabulary: &Vocabulary) -> Result<VaeGanConfig, ModelError> {
+        Ok(VaeGanConfig {
+            vae: self.resolve_vae(vocabulary)?,
             discriminator: self.discriminator.clone(),
             gan: self.gan,
-        }
+        })
     }
 }
 
@@ -495,9 +522,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let c = RunConfig::from_file(&dir.join("vae_gan.toml"), &[]).unwrap();
         assert_eq!(c.model.mode, ModelMode::VaeGan);
-        let m = c.model.resolve_vae_gan(300);
+        let vocab = remi();
+        let m = c.model.resolve_vae_gan(&vocab).unwrap();
         m.validate().unwrap();
-        assert_eq!(m.vae, c.model.resolve_vae(300));
+        assert_eq!(m.vae, c.model.resolve_vae(&vocab).unwrap());
         // The KL stage from vae_gan.toml; the rest of the loss from vae.toml.
         assert_eq!(m.vae.loss.kl_start, 100);
         assert_eq!(m.vae.loss.free_bits, FreeBits::Total { bits: 16.0 });
@@ -513,9 +541,10 @@ mod tests {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let c = RunConfig::from_file(&dir.join("vae.toml"), &[]).unwrap();
         assert_eq!(c.model.mode, ModelMode::Vae);
-        let vae = c.model.resolve_vae(300);
+        let vocab = remi();
+        let vae = c.model.resolve_vae(&vocab).unwrap();
         assert_eq!((vae.z_dim, vae.segments, vae.local_z_dim), (32, 4, 8));
-        assert_eq!(vae.decoder, c.model.resolve(300));
+        assert_eq!(vae.decoder, c.model.resolve(&vocab).unwrap());
         vae.validate().unwrap();
         let err = RunConfig::from_toml_str("[model.vae]\nz = 3", &[]).unwrap_err();
         assert!(err.to_string().contains('z'), "{err}");
@@ -604,10 +633,35 @@ mod tests {
             &[],
         )
         .unwrap();
-        let m = c.model.resolve(100);
-        assert_eq!((m.d_model, m.n_layers, m.vocab_size), (48, 2, 100));
+        let vocab = remi();
+        let m = c.model.resolve(&vocab).unwrap();
+        assert_eq!((m.d_model, m.n_layers, m.vocab_size), (48, 2, vocab.len()));
         assert_eq!(m.attention, AttentionKind::Sliding { window: 16 });
+        assert_eq!(m.musical_positions, None);
         let again = RunConfig::from_toml_str(&c.to_toml().unwrap(), &[]).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn musical_positions_resolve_for_remi_and_are_refused_for_tsd() {
+        let c = RunConfig::from_toml_str(
+            "[model]
+musical_positions = 32",
+            &[],
+        )
+        .unwrap();
+        let m = c.model.resolve(&remi()).unwrap();
+        let musical = m.musical_positions.as_ref().expect("on");
+        assert_eq!(musical.max_bars, 32);
+        m.validate().unwrap();
+        let tsd = Vocabulary::tsd(&TokenizerConfig::default()).unwrap();
+        assert!(matches!(
+            c.model.resolve(&tsd),
+            Err(ModelError::InvalidConfig { field, .. }) if field == "musical_positions"
+        ));
+    }
+
+    fn remi() -> Vocabulary {
+        Vocabulary::remi(&TokenizerConfig::default()).unwrap()
     }
 }

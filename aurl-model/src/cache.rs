@@ -6,6 +6,7 @@
 use burn::prelude::*;
 
 use crate::ModelError;
+use crate::musical::MusicalState;
 
 /// The cached keys and values of every layer, for one batch of sequences advancing together.
 ///
@@ -19,6 +20,8 @@ pub struct KvCache {
     /// Positions cached so far (the next token's position).
     len: usize,
     layers: Vec<LayerKv>,
+    /// Bars and in-bar position so far, with musical positions.
+    pub(crate) musical: Option<MusicalState>,
 }
 
 /// One layer's buffers: `[batch, heads, capacity, d_head]`.
@@ -50,6 +53,7 @@ impl KvCache {
             window,
             len: 0,
             layers: vec![LayerKv::default(); n_layers],
+            musical: None,
         }
     }
 
@@ -90,16 +94,21 @@ impl KvCache {
                 self.batch
             )));
         }
+        let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
+        let index = |device: &Device| {
+            Tensor::<1, Int>::from_data(TensorData::new(index.clone(), [rows.len()]), device)
+        };
         for layer in &mut self.layers {
             for buf in [&mut layer.keys, &mut layer.values] {
                 if let Some(t) = buf.take() {
-                    let device = t.device();
-                    let index: Vec<i64> = rows.iter().map(|&r| r as i64).collect();
-                    let index =
-                        Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &device);
-                    *buf = Some(t.select(0, index));
+                    let rows = index(&t.device());
+                    *buf = Some(t.select(0, rows));
                 }
             }
+        }
+        if let Some(m) = self.musical.take() {
+            let rows = index(&m.device());
+            self.musical = Some(m.select(rows));
         }
         self.batch = rows.len();
         Ok(())
@@ -108,6 +117,7 @@ impl KvCache {
     /// Forgets everything (buffers are kept for reuse).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.musical = None;
     }
 
     /// Plans a call adding `t` positions: which keys the layers will attend over.

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, invalid};
+use crate::musical::MusicalPositionConfig;
 
 /// How token positions enter the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +94,11 @@ pub struct TransformerConfig {
     pub attention: AttentionKind,
     /// The feed-forward variant.
     pub feed_forward: FeedForward,
+    /// Musical positions (bar, beat and step embeddings read off the token stream, added on
+    /// top of `positions`); `None` = off. Build with
+    /// [`MusicalPositionConfig::from_vocabulary`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub musical_positions: Option<MusicalPositionConfig>,
 }
 
 impl TransformerConfig {
@@ -112,6 +118,7 @@ impl TransformerConfig {
             max_relative: 0,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
+            musical_positions: None,
         }
     }
 
@@ -132,6 +139,7 @@ impl TransformerConfig {
             max_relative: 0,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
+            musical_positions: None,
         }
     }
 
@@ -152,6 +160,7 @@ impl TransformerConfig {
             max_relative: 0,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
+            musical_positions: None,
         }
     }
 
@@ -176,6 +185,7 @@ impl TransformerConfig {
             max_relative: 1024,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
+            musical_positions: None,
         }
     }
 
@@ -245,6 +255,19 @@ impl TransformerConfig {
         }
         if let AttentionKind::Sliding { window: 0 } = self.attention {
             return Err(invalid("attention.window", "must be at least 1"));
+        }
+        if let Some(m) = &self.musical_positions {
+            m.validate()?;
+            let ids = m
+                .bar_ids
+                .iter()
+                .chain(m.position_ids.iter().map(|(id, _)| id));
+            if ids.into_iter().any(|&id| id as usize >= self.vocab_size) {
+                return Err(invalid(
+                    "musical_positions",
+                    "names ids outside the vocabulary (built from another one?)",
+                ));
+            }
         }
         Ok(())
     }

@@ -49,6 +49,7 @@ mod error;
 mod feed_forward;
 pub mod loss;
 mod mask;
+mod musical;
 mod positions;
 mod relative;
 #[cfg(feature = "store")]
@@ -67,6 +68,7 @@ pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig
 pub use discriminator::{Discriminator, DiscriminatorConfig, Judgement, ScaleHead, soft_tokens};
 pub use error::ModelError;
 pub use feed_forward::Mlp;
+pub use musical::{MusicalPositionConfig, MusicalPositions};
 pub use positions::Positions;
 pub use relative::RelativePositions;
 pub use spectral::SpectralLinear;

@@ -10,6 +10,7 @@ use crate::cache::KvCache;
 use crate::config::TransformerConfig;
 use crate::error::ModelError;
 use crate::mask::{causal_bias, combine, padding_bias};
+use crate::musical::MusicalPositions;
 use crate::positions::Positions;
 
 /// A decoder-only language model over token ids: embeddings, positions, pre-norm blocks,
@@ -20,6 +21,7 @@ use crate::positions::Positions;
 pub struct Transformer {
     embedding: Embedding,
     positions: Positions,
+    musical: Option<MusicalPositions>,
     dropout: Dropout,
     blocks: Vec<Block>,
     norm: LayerNorm,
@@ -40,6 +42,10 @@ impl TransformerConfig {
         Ok(Transformer {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
             positions: Positions::new(self, device),
+            musical: self
+                .musical_positions
+                .as_ref()
+                .map(|m| MusicalPositions::new(m, self.vocab_size, self.d_model, device)),
             dropout: DropoutConfig::new(self.dropout).init(),
             blocks: (0..self.n_layers)
                 .map(|_| Block::new(self, device))
@@ -239,7 +245,17 @@ impl Transformer {
         condition: Option<Tensor<3>>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let mut x = self.positions.add(self.embedding.forward(tokens), offset);
+        let mut x = self
+            .positions
+            .add(self.embedding.forward(tokens.clone()), offset);
+        if let Some(musical) = &self.musical {
+            let state = cache.as_deref().and_then(|c| c.musical.as_ref());
+            let (m, next) = musical.forward(tokens, state);
+            x = x + m;
+            if let Some(c) = cache.as_deref_mut() {
+                c.musical = Some(next);
+            }
+        }
         if let Some(c) = condition {
             x = x + c;
         }

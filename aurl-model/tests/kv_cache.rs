@@ -4,7 +4,8 @@
 mod common;
 
 use aurl_model::{
-    AttentionKind, FeedForward, ModelError, PositionEncoding, Transformer, TransformerConfig,
+    AttentionKind, FeedForward, ModelError, MusicalPositionConfig, PositionEncoding, Transformer,
+    TransformerConfig,
 };
 use burn::prelude::*;
 use common::{devices, ids, max_diff, random_rows};
@@ -31,6 +32,21 @@ fn variants() -> Vec<TransformerConfig> {
                 });
             }
         }
+    }
+    // Musical positions: random ids include its bars (1, 2) and positions (10..26) often,
+    // and 21 tokens pass its 3 bar embeddings.
+    for attention in [AttentionKind::Full, AttentionKind::Sliding { window: 3 }] {
+        out.push(TransformerConfig {
+            positions: PositionEncoding::Rotary,
+            attention,
+            musical_positions: Some(MusicalPositionConfig {
+                bar_ids: vec![1, 2],
+                position_ids: (0..16).map(|s| (10 + s, s)).collect(),
+                steps_per_beat: 4,
+                max_bars: 3,
+            }),
+            ..TransformerConfig::tiny(VOCAB)
+        });
     }
     out
 }
