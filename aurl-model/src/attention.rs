@@ -1,11 +1,14 @@
-//! Causal multi-head self-attention, full or sliding-window, with rotary or relative
+//! Causal multi-head self-attention — full, sliding-window, hierarchical (local window plus
+//! block summaries) or a learned multi-scale mix of the three — with rotary or relative
 //! positions and the KV cache.
 
-use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, RotaryEncoding};
+use burn::module::Param;
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
-use crate::cache::KvCache;
+use crate::cache::{KvCache, block_means};
+use crate::mask::summary_bias;
 use crate::relative::RelativePositions;
 
 /// Multi-head self-attention over a causal (optionally local) context.
@@ -19,6 +22,9 @@ pub struct SelfAttention {
     output: Linear,
     /// Music Transformer relative-position embeddings, if the model uses them.
     relative: Option<RelativePositions>,
+    /// Multi-scale attention: per head, the logits of the mix of the full, sliding and
+    /// hierarchical scales `[n_heads, 3]`.
+    mix: Option<Param<Tensor<2>>>,
     dropout: Dropout,
     n_heads: usize,
     d_head: usize,
@@ -36,6 +42,9 @@ pub struct SelfAttentionConfig {
     /// Learned relative-position embeddings for distances `0..d` (Music Transformer), or
     /// `None`.
     pub relative: Option<usize>,
+    /// Mix the full, sliding and hierarchical scales with learned per-head weights
+    /// ([`AttentionKind::MultiScale`](crate::AttentionKind::MultiScale)).
+    pub multi_scale: bool,
 }
 
 impl SelfAttentionConfig {
@@ -56,6 +65,10 @@ impl SelfAttentionConfig {
                     device,
                 )
             }),
+            // Zeros: the three scales start equally weighted.
+            mix: self
+                .multi_scale
+                .then(|| Initializer::Zeros.init([self.n_heads, 3], device)),
             dropout: DropoutConfig::new(self.dropout).init(),
             n_heads: self.n_heads,
             d_head: self.d_model / self.n_heads,
@@ -74,6 +87,20 @@ pub(crate) struct AttentionContext<'a> {
     /// Absolute positions of the attended keys when they are not the consecutive positions
     /// ending with the last query (a sliding window's ring buffer).
     pub ring: Option<Vec<usize>>,
+    /// Hierarchical and multi-scale attention: the summaries' block and the local window.
+    pub summaries: Option<SummaryPlan>,
+    /// Multi-scale attention: the bias of the local (sliding) scale over the attended keys
+    /// (causal and window masks; padding included when `bias` has it).
+    pub local_bias: Option<Tensor<4>>,
+}
+
+/// Shape of the block-summary part of hierarchical attention.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SummaryPlan {
+    /// Positions per summary.
+    pub block: usize,
+    /// The local window a summary's block must end before.
+    pub window: usize,
 }
 
 impl SelfAttention {
@@ -101,29 +128,98 @@ impl SelfAttention {
             q = rotary.apply(q, context.offset);
             k = rotary.apply(k, context.offset);
         }
-        let (k, v) = match cache {
-            Some((cache, layer)) => cache.append(layer, k, v),
-            None => (k, v),
+        let cached = cache.is_some();
+        let (k, v, summaries) = match cache {
+            Some((cache, layer)) => {
+                let summaries = context
+                    .summaries
+                    .and_then(|_| cache.append_summaries(layer, k.clone(), v.clone()));
+                let (k, v) = cache.append(layer, k, v);
+                (k, v, summaries)
+            }
+            None => {
+                let summaries = context.summaries.and_then(|plan| {
+                    let (sk, _) = block_means(k.clone(), plan.block);
+                    let (sv, _) = block_means(v.clone(), plan.block);
+                    sk.zip(sv)
+                });
+                (k, v, summaries)
+            }
         };
         let scale = (self.d_head as f64).sqrt().recip();
         let n = k.dims()[2];
         let keys = k.swap_dims(2, 3);
         let scores = match &self.relative {
-            None => q.matmul(keys),
+            None => q.clone().matmul(keys),
             Some(relative) => {
                 let by_distance = match &context.ring {
                     Some(positions) => relative.gathered(q.clone(), context.offset, positions),
                     None => relative.skewed(q.clone(), n),
                 };
-                q.matmul(keys) + by_distance
+                q.clone().matmul(keys) + by_distance
             }
         };
-        let mut scores = scores.mul_scalar(scale);
-        if let Some(bias) = &context.bias {
-            scores = scores + bias.clone();
-        }
-        let weights = self.dropout.forward(softmax(scores, 3));
-        let context = weights.matmul(v).swap_dims(1, 2).reshape([b, t, d]);
+        let scores = scores.mul_scalar(scale);
+        let biased = |bias: &Option<Tensor<4>>| match bias {
+            Some(bias) => scores.clone() + bias.clone(),
+            None => scores.clone(),
+        };
+        // The summaries' scores `[b, h, t, blocks]`, masked by block visibility (blocks
+        // count from the cache's start, or from the input's without a cache).
+        let summary_scores = summaries
+            .as_ref()
+            .zip(context.summaries)
+            .map(|((sk, _), plan)| {
+                let s = q
+                    .clone()
+                    .matmul(sk.clone().swap_dims(2, 3))
+                    .mul_scalar(scale);
+                let first = if cached { context.offset } else { 0 };
+                let blocks = sk.dims()[2];
+                match summary_bias(first, t, blocks, plan.block, plan.window, &s.device()) {
+                    Some(bias) => s + bias,
+                    None => s,
+                }
+            });
+        let hierarchical = |local: Tensor<4>| match (&summary_scores, &summaries) {
+            (Some(s), Some((_, sv))) => {
+                let weights = self
+                    .dropout
+                    .forward(softmax(Tensor::cat(vec![local, s.clone()], 3), 3));
+                weights.clone().narrow(3, 0, n).matmul(v.clone())
+                    + weights.narrow(3, n, sv.dims()[2]).matmul(sv.clone())
+            }
+            _ => self.dropout.forward(softmax(local, 3)).matmul(v.clone()),
+        };
+        let attended = match (&self.mix, context.summaries) {
+            // Multi-scale: full, sliding and hierarchical, mixed per head.
+            (Some(mix), _) => {
+                let local = biased(&context.local_bias);
+                let scales = [
+                    self.dropout
+                        .forward(softmax(biased(&context.bias), 3))
+                        .matmul(v.clone()),
+                    self.dropout
+                        .forward(softmax(local.clone(), 3))
+                        .matmul(v.clone()),
+                    hierarchical(local),
+                ];
+                let weights = softmax(mix.val(), 1);
+                let h = self.n_heads;
+                scales
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, out)| out * weights.clone().narrow(1, i, 1).reshape([1, h, 1, 1]))
+                    .reduce(|a, b| a + b)
+                    .expect("three scales")
+            }
+            (None, Some(_)) => hierarchical(biased(&context.bias)),
+            (None, None) => self
+                .dropout
+                .forward(softmax(biased(&context.bias), 3))
+                .matmul(v.clone()),
+        };
+        let context = attended.swap_dims(1, 2).reshape([b, t, d]);
         self.output.forward(context)
     }
 }

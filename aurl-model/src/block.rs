@@ -5,7 +5,7 @@ use burn::prelude::*;
 
 use crate::attention::{AttentionContext, SelfAttention, SelfAttentionConfig};
 use crate::cache::KvCache;
-use crate::config::TransformerConfig;
+use crate::config::{AttentionKind, TransformerConfig};
 use crate::feed_forward::Mlp;
 
 /// `x + drop(attn(norm(x)))`, then `x + drop(mlp(norm(x)))`.
@@ -29,6 +29,7 @@ impl Block {
                 n_heads: config.n_heads,
                 dropout: config.dropout,
                 relative: config.relative_distance(),
+                multi_scale: matches!(config.attention, AttentionKind::MultiScale { .. }),
             }
             .init(device),
             mlp_norm: LayerNormConfig::new(config.d_model).init(device),

@@ -17,6 +17,8 @@ use crate::musical::MusicalState;
 pub struct KvCache {
     batch: usize,
     window: Option<usize>,
+    /// Positions per summary (hierarchical and multi-scale attention).
+    block: Option<usize>,
     /// Positions cached so far (the next token's position).
     len: usize,
     layers: Vec<LayerKv>,
@@ -29,6 +31,17 @@ pub struct KvCache {
 struct LayerKv {
     keys: Option<Tensor<4>>,
     values: Option<Tensor<4>>,
+    summaries: Option<Summaries>,
+}
+
+/// Block summaries of one layer: the mean key and value of every complete block so far
+/// `[batch, heads, blocks, d_head]`, and the keys and values of the incomplete block.
+#[derive(Debug, Clone)]
+struct Summaries {
+    keys: Option<Tensor<4>>,
+    values: Option<Tensor<4>>,
+    pending_keys: Option<Tensor<4>>,
+    pending_values: Option<Tensor<4>>,
 }
 
 /// Which keys the queries of one forward call see, in the order the cache hands them out.
@@ -47,10 +60,16 @@ pub(crate) struct KeyPlan {
 const MIN_CAPACITY: usize = 64;
 
 impl KvCache {
-    pub(crate) fn new(batch: usize, n_layers: usize, window: Option<usize>) -> Self {
+    pub(crate) fn new(
+        batch: usize,
+        n_layers: usize,
+        window: Option<usize>,
+        block: Option<usize>,
+    ) -> Self {
         Self {
             batch,
             window,
+            block,
             len: 0,
             layers: vec![LayerKv::default(); n_layers],
             musical: None,
@@ -99,7 +118,18 @@ impl KvCache {
             Tensor::<1, Int>::from_data(TensorData::new(index.clone(), [rows.len()]), device)
         };
         for layer in &mut self.layers {
-            for buf in [&mut layer.keys, &mut layer.values] {
+            let summaries = layer.summaries.as_mut().map(|s| {
+                [
+                    &mut s.keys,
+                    &mut s.values,
+                    &mut s.pending_keys,
+                    &mut s.pending_values,
+                ]
+            });
+            let buffers = [&mut layer.keys, &mut layer.values]
+                .into_iter()
+                .chain(summaries.into_iter().flatten());
+            for buf in buffers {
                 if let Some(t) = buf.take() {
                     let rows = index(&t.device());
                     *buf = Some(t.select(0, rows));
@@ -118,6 +148,9 @@ impl KvCache {
     pub fn clear(&mut self) {
         self.len = 0;
         self.musical = None;
+        for layer in &mut self.layers {
+            layer.summaries = None;
+        }
     }
 
     /// Plans a call adding `t` positions: which keys the layers will attend over.
@@ -175,10 +208,63 @@ impl KvCache {
         }
     }
 
+    /// Folds layer `layer`'s new keys and values (`[batch, heads, t, d_head]`, the positions
+    /// `len..len + t`) into its block summaries and returns every complete block's summary
+    /// so far (`None` before the first block completes). Without summaries configured,
+    /// `None`.
+    pub(crate) fn append_summaries(
+        &mut self,
+        layer: usize,
+        keys: Tensor<4>,
+        values: Tensor<4>,
+    ) -> Option<(Tensor<4>, Tensor<4>)> {
+        let block = self.block?;
+        let s = self.layers[layer].summaries.get_or_insert(Summaries {
+            keys: None,
+            values: None,
+            pending_keys: None,
+            pending_values: None,
+        });
+        for (summary, pending, new) in [
+            (&mut s.keys, &mut s.pending_keys, keys),
+            (&mut s.values, &mut s.pending_values, values),
+        ] {
+            let all = match pending.take() {
+                Some(p) => Tensor::cat(vec![p, new], 2),
+                None => new,
+            };
+            let (full, rest) = block_means(all, block);
+            if let Some(m) = full {
+                *summary = Some(match summary.take() {
+                    Some(old) => Tensor::cat(vec![old, m], 2),
+                    None => m,
+                });
+            }
+            *pending = rest;
+        }
+        Some((s.keys.clone()?, s.values.clone()?))
+    }
+
     /// Records that every layer has appended `t` positions.
     pub(crate) fn commit(&mut self, t: usize) {
         self.len += t;
     }
+}
+
+/// The means of the complete `block`s of `x` `[b, h, n, d]` along positions
+/// (`[b, h, n / block, d]`, `None` if there is none) and the positions after them.
+pub(crate) fn block_means(x: Tensor<4>, block: usize) -> (Option<Tensor<4>>, Option<Tensor<4>>) {
+    let [b, h, n, d] = x.dims();
+    let blocks = n / block;
+    let full = (blocks > 0).then(|| {
+        x.clone()
+            .narrow(2, 0, blocks * block)
+            .reshape([b, h * blocks, block, d])
+            .mean_dim(2)
+            .reshape([b, h, blocks, d])
+    });
+    let rest = (blocks * block < n).then(|| x.narrow(2, blocks * block, n - blocks * block));
+    (full, rest)
 }
 
 /// The position held by ring slot `s` once `len` positions went through a ring of `w` slots.

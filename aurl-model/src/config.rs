@@ -37,6 +37,28 @@ pub enum AttentionKind {
         /// Number of positions each query sees (≥ 1).
         window: usize,
     },
+    /// Local attention over the `window` most recent positions plus strided global summary
+    /// tokens: the mean key and value of every complete `block` of positions that ends before
+    /// the query's window, all in one softmax (in the spirit of the Hierarchical Transformer
+    /// and Longformer's global tokens, with pooled summaries). The cache keeps a ring of
+    /// `window` entries plus one summary per block: one step costs O(window + length/block).
+    /// Needs sinusoidal, learned or rotary positions (a summary has no single distance).
+    Hierarchical {
+        /// Number of recent positions each query sees in full (≥ 1).
+        window: usize,
+        /// Positions per summary token (≥ 1).
+        block: usize,
+    },
+    /// A learned per-head mix (softmax weights, starting equal) of full causal attention,
+    /// sliding-window attention over `window` and hierarchical attention (`window` + `block`
+    /// summaries), sharing one set of projections. The cache holds every position (for the
+    /// full scale) plus the summaries.
+    MultiScale {
+        /// The local scale's window (≥ 1).
+        window: usize,
+        /// The hierarchical scale's summary block (≥ 1).
+        block: usize,
+    },
 }
 
 /// The feed-forward part of each block.
@@ -253,8 +275,24 @@ impl TransformerConfig {
         if !self.dropout.is_finite() || !(0.0..1.0).contains(&self.dropout) {
             return Err(invalid("dropout", "must be in [0, 1)"));
         }
-        if let AttentionKind::Sliding { window: 0 } = self.attention {
-            return Err(invalid("attention.window", "must be at least 1"));
+        match self.attention {
+            AttentionKind::Sliding { window: 0 }
+            | AttentionKind::Hierarchical { window: 0, .. }
+            | AttentionKind::MultiScale { window: 0, .. } => {
+                return Err(invalid("attention.window", "must be at least 1"));
+            }
+            AttentionKind::Hierarchical { block: 0, .. }
+            | AttentionKind::MultiScale { block: 0, .. } => {
+                return Err(invalid("attention.block", "must be at least 1"));
+            }
+            _ => {}
+        }
+        if self.summary_block().is_some() && self.positions == PositionEncoding::Relative {
+            return Err(invalid(
+                "attention",
+                "block summaries have no single distance to a query: use sinusoidal, learned \
+                 or rotary positions with hierarchical or multi-scale attention",
+            ));
         }
         if let Some(m) = &self.musical_positions {
             m.validate()?;
@@ -272,12 +310,26 @@ impl TransformerConfig {
         Ok(())
     }
 
-    /// Number of positions each query sees (`None` = all earlier ones).
+    /// The local window the KV cache keeps as a ring and that masks the attended keys
+    /// (sliding and hierarchical attention); `None` = every earlier position is kept.
     #[must_use]
     pub fn window(&self) -> Option<usize> {
         match self.attention {
-            AttentionKind::Full => None,
-            AttentionKind::Sliding { window } => Some(window),
+            AttentionKind::Full | AttentionKind::MultiScale { .. } => None,
+            AttentionKind::Sliding { window } | AttentionKind::Hierarchical { window, .. } => {
+                Some(window)
+            }
+        }
+    }
+
+    /// Positions per summary token of hierarchical and multi-scale attention.
+    #[must_use]
+    pub fn summary_block(&self) -> Option<usize> {
+        match self.attention {
+            AttentionKind::Hierarchical { block, .. } | AttentionKind::MultiScale { block, .. } => {
+                Some(block)
+            }
+            _ => None,
         }
     }
 }

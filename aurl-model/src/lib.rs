@@ -5,7 +5,9 @@
 //! chosen by the `aurl` facade's cargo features, never here.
 //!
 //! - [`TransformerConfig`] / [`Transformer`]: a decoder-only LM with sinusoidal, learned,
-//!   rotary or relative ([`RelativePositions`], Music Transformer skewing) positions, full or sliding-window causal attention, GELU or SwiGLU blocks.
+//!   rotary or relative ([`RelativePositions`], Music Transformer skewing) positions, optional
+//!   musical (bar/beat) positions ([`MusicalPositions`]), full, sliding-window, hierarchical
+//!   (window + block summaries) or multi-scale causal attention, GELU or SwiGLU blocks.
 //! - [`KvCache`]: a true key/value cache (in-place appends, a rolling buffer for sliding
 //!   attention) so decoding one token costs O(current length) per layer.
 //! - [`vae`]: a transformer VAE (bidirectional encoder, global and per-segment latent codes,

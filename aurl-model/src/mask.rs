@@ -41,6 +41,33 @@ pub(crate) fn causal_bias(
     })
 }
 
+/// The bias `[1, 1, queries, blocks]` over block summaries for queries at
+/// `first_query..first_query + queries`: summary `j` (positions `j·block..(j+1)·block`) is
+/// visible to query `q` when the block ends before the query's local window of `window`
+/// positions, `(j + 1)·block + window ≤ q + 1`. `None` when nothing is masked.
+pub(crate) fn summary_bias(
+    first_query: usize,
+    queries: usize,
+    blocks: usize,
+    block: usize,
+    window: usize,
+    device: &Device,
+) -> Option<Tensor<4>> {
+    let mut data = Vec::with_capacity(queries * blocks);
+    let mut any = false;
+    for q in first_query..first_query + queries {
+        for j in 0..blocks {
+            let visible = (j + 1) * block + window <= q + 1;
+            any |= !visible;
+            data.push(if visible { 0.0 } else { f32::NEG_INFINITY });
+        }
+    }
+    any.then(|| {
+        Tensor::<1>::from_data(TensorData::new(data, [queries * blocks]), device)
+            .reshape([1, 1, queries, blocks])
+    })
+}
+
 /// The bias `[batch, 1, 1, keys]` that hides padded keys (`true` in `padding`).
 pub(crate) fn padding_bias(padding: Tensor<2, Bool>) -> Tensor<4> {
     let [b, k] = padding.dims();

@@ -4,10 +4,10 @@ use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, La
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 
-use crate::attention::AttentionContext;
+use crate::attention::{AttentionContext, SummaryPlan};
 use crate::block::Block;
 use crate::cache::KvCache;
-use crate::config::TransformerConfig;
+use crate::config::{AttentionKind, TransformerConfig};
 use crate::error::ModelError;
 use crate::mask::{causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
@@ -28,6 +28,9 @@ pub struct Transformer {
     head: Linear,
     /// Sliding-window width (0 = full attention).
     window: usize,
+    /// Which keys each query attends to.
+    #[module(skip)]
+    attention: AttentionKind,
     vocab_size: usize,
 }
 
@@ -53,6 +56,7 @@ impl TransformerConfig {
             norm: LayerNormConfig::new(self.d_model).init(device),
             head: LinearConfig::new(self.d_model, self.vocab_size).init(device),
             window: self.window().unwrap_or(0),
+            attention: self.attention,
             vocab_size: self.vocab_size,
         })
     }
@@ -75,10 +79,40 @@ impl Transformer {
         (self.window > 0).then_some(self.window)
     }
 
+    /// The block summaries of hierarchical and multi-scale attention.
+    fn summary(&self) -> Option<SummaryPlan> {
+        match self.attention {
+            AttentionKind::Hierarchical { window, block }
+            | AttentionKind::MultiScale { window, block } => Some(SummaryPlan { block, window }),
+            _ => None,
+        }
+    }
+
+    /// Multi-scale attention's local-scale bias for queries `offset..offset + t` over keys
+    /// `first_key..offset + t` (consecutive), or `None` for other kinds.
+    fn local_bias(
+        &self,
+        offset: usize,
+        t: usize,
+        first_key: usize,
+        device: &Device,
+    ) -> Option<Tensor<4>> {
+        let AttentionKind::MultiScale { window, .. } = self.attention else {
+            return None;
+        };
+        let keys: Vec<usize> = (first_key..offset + t).collect();
+        causal_bias(offset, t, &keys, Some(window), device)
+    }
+
     /// An empty KV cache for `batch` sequences decoded together.
     #[must_use]
     pub fn new_cache(&self, batch: usize) -> KvCache {
-        KvCache::new(batch, self.blocks.len(), self.window())
+        KvCache::new(
+            batch,
+            self.blocks.len(),
+            self.window(),
+            self.summary().map(|s| s.block),
+        )
     }
 
     /// Logits for `tokens` at positions `offset..offset + t`.
@@ -130,7 +164,16 @@ impl Transformer {
                 (causal_bias(offset, t, &keys, self.window(), &device), None)
             }
         };
-        let logits = self.run(tokens, offset, bias, ring, condition, cache.as_deref_mut());
+        let first_key = if cache.is_some() { 0 } else { offset };
+        let local_bias = self.local_bias(offset, t, first_key, &device);
+        let logits = self.run(
+            tokens,
+            offset,
+            (bias, local_bias),
+            ring,
+            condition,
+            cache.as_deref_mut(),
+        );
         if let Some(c) = cache {
             c.commit(t);
         }
@@ -172,11 +215,15 @@ impl Transformer {
         self.check(b, t, 0, None)?;
         let device = tokens.device();
         let keys: Vec<usize> = (0..t).collect();
+        let padding = padding_bias(padding);
         let bias = combine(
             causal_bias(0, t, &keys, self.window(), &device),
-            Some(padding_bias(padding)),
+            Some(padding.clone()),
         );
-        Ok(self.run(tokens, 0, bias, None, condition, None))
+        let local_bias = self
+            .local_bias(0, t, 0, &device)
+            .map(|local| local + padding);
+        Ok(self.run(tokens, 0, (bias, local_bias), None, condition, None))
     }
 
     /// Width of the residual stream.
@@ -240,7 +287,7 @@ impl Transformer {
         &self,
         tokens: Tensor<2, Int>,
         offset: usize,
-        bias: Option<Tensor<4>>,
+        (bias, local_bias): (Option<Tensor<4>>, Option<Tensor<4>>),
         ring: Option<Vec<usize>>,
         condition: Option<Tensor<3>>,
         mut cache: Option<&mut KvCache>,
@@ -265,6 +312,8 @@ impl Transformer {
             rotary: self.positions.rotary(),
             bias,
             ring,
+            summaries: self.summary(),
+            local_bias,
         };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, &context, cache.as_deref_mut().map(|c| (c, i)));

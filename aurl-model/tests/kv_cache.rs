@@ -20,7 +20,25 @@ fn variants() -> Vec<TransformerConfig> {
         PositionEncoding::Rotary,
         PositionEncoding::Relative,
     ] {
-        for attention in [AttentionKind::Full, AttentionKind::Sliding { window: 3 }] {
+        let summarised = [
+            AttentionKind::Hierarchical {
+                window: 3,
+                block: 2,
+            },
+            AttentionKind::MultiScale {
+                window: 3,
+                block: 2,
+            },
+        ];
+        // Block summaries have no relative distance (a config error, tested below).
+        let kinds = [AttentionKind::Full, AttentionKind::Sliding { window: 3 }]
+            .into_iter()
+            .chain(
+                summarised
+                    .into_iter()
+                    .filter(|_| positions != PositionEncoding::Relative),
+            );
+        for attention in kinds {
             for feed_forward in [FeedForward::Gelu, FeedForward::SwiGlu] {
                 out.push(TransformerConfig {
                     positions,
@@ -138,6 +156,60 @@ fn tokens_outside_the_sliding_window_have_no_influence() {
         );
         assert!(at(7) > 1e-6, "{positions:?}: 4 back is inside it");
     }
+}
+
+#[test]
+fn hierarchical_queries_see_their_window_and_the_complete_blocks_before_it() {
+    let device = Device::flex();
+    // One layer, window 3, blocks of 3: query 10 sees 8..=10 in full and the summaries of
+    // blocks 0..3 and 3..6; positions 6 and 7 (block 6..9 is not complete before the window)
+    // are invisible to it.
+    for positions in [PositionEncoding::Sinusoidal, PositionEncoding::Rotary] {
+        let config = TransformerConfig {
+            positions,
+            n_layers: 1,
+            attention: AttentionKind::Hierarchical {
+                window: 3,
+                block: 3,
+            },
+            ..TransformerConfig::tiny(VOCAB)
+        };
+        let m = model(&config, &device);
+        let rows = random_rows(1, 11, VOCAB, 5);
+        let base = m.forward(ids(&rows, &device), 0, None).unwrap();
+        let at = |j: usize| {
+            let mut r = rows.clone();
+            r[0][j] = (r[0][j] + 7) % VOCAB as i64;
+            let out = m.forward(ids(&r, &device), 0, None).unwrap();
+            max_diff(base.clone().narrow(1, 10, 1), out.narrow(1, 10, 1))
+        };
+        for j in [0, 2, 3, 5, 8, 9] {
+            assert!(at(j) > 1e-6, "{positions:?}: position {j} is seen");
+        }
+        for j in [6, 7] {
+            assert_eq!(
+                at(j),
+                0.0,
+                "{positions:?}: position {j} is in no visible block"
+            );
+        }
+        // The cache holds the window and one summary per complete block.
+        let mut cache = m.new_cache(1);
+        m.forward(ids(&rows, &device), 0, Some(&mut cache)).unwrap();
+        assert_eq!(cache.held(), 3);
+    }
+    let relative = TransformerConfig {
+        positions: PositionEncoding::Relative,
+        attention: AttentionKind::MultiScale {
+            window: 4,
+            block: 4,
+        },
+        ..TransformerConfig::tiny(VOCAB)
+    };
+    assert!(matches!(
+        relative.validate(),
+        Err(ModelError::InvalidConfig { field, .. }) if field == "attention"
+    ));
 }
 
 #[test]

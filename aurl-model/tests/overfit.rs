@@ -6,7 +6,7 @@ mod common;
 use aurl_core::tokenize::{Remi, Tokenizer, TokenizerConfig};
 use aurl_core::{Note, Pitch, Score, Track, Velocity};
 use aurl_model::loss::TokenLoss;
-use aurl_model::{PositionEncoding, TransformerConfig};
+use aurl_model::{AttentionKind, PositionEncoding, TransformerConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use common::ids;
@@ -41,15 +41,31 @@ fn training_on_one_batch_drives_the_loss_down() {
     let (seq, vocab) = tokens();
     assert!(seq.len() > 40, "{}", seq.len());
     let seq = &seq[..41];
-    for positions in [
-        PositionEncoding::Sinusoidal,
-        PositionEncoding::Rotary,
-        PositionEncoding::Relative,
-    ] {
+    let variants = [
+        (PositionEncoding::Sinusoidal, AttentionKind::Full),
+        (PositionEncoding::Rotary, AttentionKind::Full),
+        (PositionEncoding::Relative, AttentionKind::Full),
+        (
+            PositionEncoding::Sinusoidal,
+            AttentionKind::Hierarchical {
+                window: 8,
+                block: 4,
+            },
+        ),
+        (
+            PositionEncoding::Rotary,
+            AttentionKind::MultiScale {
+                window: 8,
+                block: 4,
+            },
+        ),
+    ];
+    for (positions, attention) in variants {
         let device = Device::flex().autodiff();
         device.seed(11);
         let config = TransformerConfig {
             positions,
+            attention,
             ..TransformerConfig::tiny(vocab)
         };
         let mut model = config.init(&device).unwrap();
@@ -70,8 +86,11 @@ fn training_on_one_batch_drives_the_loss_down() {
         let first = first.unwrap();
         assert!(
             first > 4.0,
-            "{positions:?}: starts near ln({vocab}) but was {first}"
+            "{positions:?} {attention:?}: starts near ln({vocab}) but was {first}"
         );
-        assert!(last < 0.1 * first, "{positions:?}: {first} → {last}");
+        assert!(
+            last < 0.1 * first,
+            "{positions:?} {attention:?}: {first} → {last}"
+        );
     }
 }

@@ -7,7 +7,7 @@ use burn::prelude::*;
 
 use crate::attention::AttentionContext;
 use crate::block::Block;
-use crate::config::{PositionEncoding, TransformerConfig};
+use crate::config::{AttentionKind, PositionEncoding, TransformerConfig};
 use crate::mask::padding_bias;
 use crate::positions::Positions;
 
@@ -25,7 +25,8 @@ pub struct SequenceEncoder {
 impl SequenceEncoder {
     /// An encoder shaped like `config` with `layers` blocks. Relative positions are causal
     /// by construction (one embedding per backward distance), so a relative-position
-    /// decoder gets a sinusoidal encoder; every other encoding is kept.
+    /// decoder gets a sinusoidal encoder; every other encoding is kept. The encoder attends
+    /// to the whole sequence both ways whatever the decoder's attention kind.
     #[must_use]
     pub fn new(config: &TransformerConfig, layers: usize, device: &Device) -> Self {
         let config = TransformerConfig {
@@ -34,6 +35,7 @@ impl SequenceEncoder {
                 PositionEncoding::Relative => PositionEncoding::Sinusoidal,
                 other => other,
             },
+            attention: AttentionKind::Full,
             ..config.clone()
         };
         Self {
@@ -53,6 +55,8 @@ impl SequenceEncoder {
             rotary: self.positions.rotary(),
             bias: Some(padding_bias(padding)),
             ring: None,
+            summaries: None,
+            local_bias: None,
         };
         for block in &self.blocks {
             x = block.forward(x, &context, None);
