@@ -18,14 +18,16 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aurl::core::tokenize::{Token, by_name};
+use aurl::core::tokenize::{Token, Vocabulary, by_name};
 use aurl::data::{Mode, read_midi_file};
 use aurl::model::VaeGan;
 use aurl::model::vae::{LatentRng, Vae, interpolate};
 use aurl::model::weights::{
     ModelKind, SavedModel, load_model, load_model_as, model_dir, saved_kind,
 };
-use aurl::sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
+use aurl::sampling::{
+    BarControl, BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece,
+};
 use clap::Parser;
 use serde_json::json;
 
@@ -113,6 +115,15 @@ struct Args {
     backend: Option<String>,
     /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
     /// first piece to that of the second.
+    /// Force control tokens at a bar: `BAR:NAME[,NAME...]` with the vocabulary's token
+    /// names (`Tempo_<bpm>` takes the nearest tempo bin), e.g.
+    /// `--control 0:TimeSig_3/4,Tempo_120 --control 8:Tempo_90`; each is
+    /// placed at the first point of its bar the grammar allows. Repeatable.
+    #[arg(long = "control", value_name = "BAR:NAMES")]
+    controls: Vec<String>,
+    /// Print every note as soon as its last token is generated (onset, pitch, velocity).
+    #[arg(long)]
+    stream: bool,
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     interpolate: Vec<PathBuf>,
 }
@@ -224,6 +235,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         }
         _ => unreachable!("one of the two was loaded"),
     };
+    let controls = parse_controls(&args.controls, &vocabulary)?;
     let requests: Vec<Request> = (0..args.count)
         .map(|i| Request {
             prompt: prompt.clone(),
@@ -232,10 +244,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             max_bars: args.bars,
             max_seconds: args.seconds,
             latent: latents.as_ref().map(|l| l[i].clone()),
+            controls: controls.clone(),
         })
         .collect();
     let started = Instant::now();
     let mut latencies = Vec::new();
+    let (mut streamed_notes, mut first_note) = (0usize, None);
     let pieces = match args.beam {
         // Beam search: the most likely continuation of each request, one after another.
         Some(width) => {
@@ -248,7 +262,26 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 .map(|r| generator.beam_search(r, &beam))
                 .collect::<Result<Vec<_>, _>>()?
         }
-        None => generator.generate_streaming(&requests, |e| latencies.push(e.step_seconds))?,
+        None => generator.generate_streaming(&requests, |e| {
+            latencies.push(e.step_seconds);
+            if let Some(n) = e.note {
+                streamed_notes += 1;
+                first_note.get_or_insert_with(|| started.elapsed().as_secs_f64());
+                if args.stream {
+                    eprintln!(
+                        "piece {} bar {:>3} {:>8.3} s  {:<8} pitch {:>3} velocity {:>3} {:.3} s",
+                        e.request,
+                        n.bar,
+                        n.start_seconds,
+                        n.program
+                            .map_or("drums".to_owned(), |p| format!("program {p}")),
+                        n.pitch,
+                        n.velocity,
+                        n.duration_seconds
+                    );
+                }
+            }
+        })?,
     };
     latencies.sort_by(f64::total_cmp);
     let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize);
@@ -278,6 +311,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "tokens_per_second": new_tokens as f64 / seconds.max(1e-9),
         "step_ms_median": quantile(0.5).map(|s| s * 1e3),
         "step_ms_p95": quantile(0.95).map(|s| s * 1e3),
+        "streamed_notes": streamed_notes,
+        "first_note_ms": first_note.map(|s| s * 1e3),
+        "controls_dropped": pieces.iter().map(|p| p.controls_dropped).sum::<usize>(),
     });
     std::fs::write(
         args.out.join("summary.json"),
@@ -289,4 +325,48 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         new_tokens as f64 / seconds.max(1e-9)
     );
     Ok(())
+}
+
+/// `Tempo_<bpm>` for any BPM: the tempo token of the nearest bin.
+fn nearest_tempo(name: &str, vocabulary: &Vocabulary) -> Option<u16> {
+    let bpm: f64 = name.strip_prefix("Tempo_")?.parse().ok()?;
+    let tempos = &vocabulary.grid().tempos;
+    let bin = (0..tempos.len()).min_by(|&a, &b| {
+        let distance = |i: usize| (60e6 / f64::from(tempos[i]) - bpm).abs();
+        distance(a).total_cmp(&distance(b))
+    })?;
+    vocabulary.id(Token::Tempo(u8::try_from(bin).ok()?))
+}
+
+/// `BAR:NAME[,NAME...]` specs as bar controls, names looked up in `vocabulary`.
+fn parse_controls(
+    specs: &[String],
+    vocabulary: &Vocabulary,
+) -> Result<Vec<BarControl>, Box<dyn std::error::Error>> {
+    let names = vocabulary.names();
+    specs
+        .iter()
+        .map(|spec| {
+            let (bar, list) = spec
+                .split_once(':')
+                .ok_or_else(|| format!("--control {spec}: expected BAR:NAME[,NAME...]"))?;
+            let bar: u64 = bar
+                .trim()
+                .parse()
+                .map_err(|e| format!("--control {spec}: bar `{bar}`: {e}"))?;
+            let tokens = list
+                .split(',')
+                .map(|name| {
+                    let name = name.trim();
+                    names
+                        .iter()
+                        .position(|n| n == name)
+                        .and_then(|id| u16::try_from(id).ok())
+                        .or_else(|| nearest_tempo(name, vocabulary))
+                        .ok_or_else(|| format!("--control {spec}: no token named `{name}`"))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(BarControl { bar, tokens })
+        })
+        .collect()
 }

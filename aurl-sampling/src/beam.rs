@@ -43,7 +43,8 @@ impl Generator<'_> {
     /// constraint the result is grammar-valid like sampled pieces.
     ///
     /// # Errors
-    /// [`SamplingError::InvalidConfig`] for a zero width; otherwise as
+    /// [`SamplingError::InvalidConfig`] for a zero width or a request with controls;
+    /// otherwise as
     /// [`Generator::generate`].
     pub fn beam_search(
         &self,
@@ -54,6 +55,12 @@ impl Generator<'_> {
             return Err(SamplingError::InvalidConfig {
                 field: "beam".into(),
                 reason: "beam search does not decode from latent codes; sample instead".into(),
+            });
+        }
+        if !request.controls.is_empty() {
+            return Err(SamplingError::InvalidConfig {
+                field: "controls".into(),
+                reason: "beam search does not force control tokens; sample instead".into(),
             });
         }
         if beam.width == 0 || !beam.length_penalty.is_finite() {

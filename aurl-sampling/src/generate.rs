@@ -15,6 +15,8 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::SamplingError;
+use crate::controls::{BarControl, ControlQueue};
+use crate::notes::{NoteFollower, StreamNote};
 use crate::strategy::{Scratch, Strategy};
 
 /// One piece to generate.
@@ -37,6 +39,10 @@ pub struct Request {
     /// codes, as `aurl_model::vae::Latent::to_rows` lays them out); required by a
     /// [`Generator::conditioned`] generator, ignored otherwise.
     pub latent: Option<Vec<f32>>,
+    /// Control tokens forced at bar boundaries (tempo, time signature, chord, program):
+    /// each is placed at the first point of its bar where the grammar allows it, instead of
+    /// a sampled token.
+    pub controls: Vec<BarControl>,
 }
 
 /// Follows a row's onset time in seconds through its tokens.
@@ -58,6 +64,11 @@ impl Clock {
 
     /// The time after a token that moved the grammar to `steps` (at `resolution` steps per
     /// quarter), then adopts the token's tempo if it is one.
+    /// Seconds per grid step at the tempo in force.
+    fn seconds_per_step(&self, resolution: f64) -> f64 {
+        self.micros_per_quarter / 1e6 / resolution
+    }
+
     fn advance(&mut self, steps: u64, resolution: f64, tempo: Option<u32>) -> f64 {
         let delta = steps.saturating_sub(self.steps) as f64;
         self.steps = self.steps.max(steps);
@@ -126,6 +137,9 @@ pub struct Generated {
     pub closed: usize,
     /// Grammar check of the whole sequence.
     pub grammar: GrammarReport,
+    /// Control tokens of [`Request::controls`] that could not be placed: their bar ended
+    /// (or was skipped by a rest) before the grammar allowed them.
+    pub controls_dropped: usize,
 }
 
 /// One sampled token, as reported to the callback of [`Generator::generate_streaming`].
@@ -140,6 +154,8 @@ pub struct TokenEvent {
     /// Wall time of the decoding step that produced it (the forward pass and sampling of
     /// the whole batch), in seconds: the per-token latency a real-time user sees.
     pub step_seconds: f64,
+    /// The note this token completed, if any.
+    pub note: Option<StreamNote>,
 }
 
 /// Generates token sequences from a model, optionally constrained by the token grammar.
@@ -224,6 +240,9 @@ impl<'a> Generator<'a> {
         requests: &[Request],
         mut on_token: impl FnMut(TokenEvent),
     ) -> Result<Vec<Generated>, SamplingError> {
+        for r in requests {
+            BarControl::validate(&r.controls, &self.vocab)?;
+        }
         let prompts: Vec<Vec<TokenId>> = requests
             .iter()
             .map(|r| {
@@ -258,12 +277,17 @@ impl<'a> Generator<'a> {
                 .iter()
                 .map(|&i| (prompts[i].as_slice(), &requests[i]))
                 .collect();
-            let mut report = |row: usize, token: TokenId, new_tokens: usize, step_seconds: f64| {
+            let mut report = |row: usize,
+                              token: TokenId,
+                              new_tokens: usize,
+                              step_seconds: f64,
+                              note: Option<StreamNote>| {
                 on_token(TokenEvent {
                     request: group[row],
                     token,
                     new_tokens,
                     step_seconds,
+                    note,
                 });
             };
             for (&i, g) in group.iter().zip(self.generate_batch(&rows, &mut report)?) {
@@ -337,7 +361,7 @@ impl<'a> Generator<'a> {
     fn generate_batch(
         &self,
         rows: &[(&[TokenId], &Request)],
-        report: &mut dyn FnMut(usize, TokenId, usize, f64),
+        report: &mut dyn FnMut(usize, TokenId, usize, f64, Option<StreamNote>),
     ) -> Result<Vec<Generated>, SamplingError> {
         let b = rows.len();
         let p = rows[0].0.len();
@@ -366,18 +390,33 @@ impl<'a> Generator<'a> {
             states.push(state);
         }
         let resolution = f64::from(self.vocab.grid().resolution.max(1));
+        let grid = self.vocab.grid();
+        // Onset clocks and note followers through the prompts (their notes are not
+        // reported: only generated ones are).
+        let mut followers = vec![NoteFollower::default(); b];
         let mut clocks: Vec<Clock> = rows
             .iter()
-            .map(|(prompt, _)| {
+            .zip(&mut followers)
+            .map(|((prompt, _), follower)| {
                 let mut clock = Clock::new();
                 let mut state = self.grammar.start();
                 for &id in *prompt {
                     if self.grammar.advance(&mut state, id).is_ok() {
-                        clock.advance(state.time_steps(), resolution, self.tempo_of(id));
+                        let seconds =
+                            clock.advance(state.time_steps(), resolution, self.tempo_of(id));
+                        if let Some(token) = self.vocab.token(id) {
+                            let per_step = clock.seconds_per_step(resolution);
+                            follower.follow(token, grid, seconds, per_step, state.bar_index());
+                        }
                     }
                 }
                 clock
             })
+            .collect();
+        let mut controls: Vec<ControlQueue<'_>> = rows
+            .iter()
+            .zip(&states)
+            .map(|((_, r), state)| ControlQueue::new(&r.controls, state))
             .collect();
         let mut tokens: Vec<Vec<TokenId>> = rows.iter().map(|(p, _)| p.to_vec()).collect();
         let mut rngs: Vec<StdRng> = rows
@@ -428,7 +467,7 @@ impl<'a> Generator<'a> {
             let values = data
                 .as_slice::<f32>()
                 .map_err(|e| SamplingError::Model(format!("{e:?}")))?;
-            let mut sampled: Vec<(usize, TokenId)> = Vec::with_capacity(b);
+            let mut sampled: Vec<(usize, TokenId, Option<StreamNote>)> = Vec::with_capacity(b);
             for r in 0..b {
                 next[r] = i64::from(self.pad);
                 if !active[r] {
@@ -444,30 +483,47 @@ impl<'a> Generator<'a> {
                     }
                     row = &row_copy;
                 }
-                let allowed = if self.config.constrained {
-                    self.grammar.allowed(&states[r], &mut mask);
-                    Some(&mask)
-                } else {
-                    None
-                };
-                let Some(id) = self.config.strategy.sample(
-                    row,
-                    allowed,
-                    &tokens[r],
-                    &mut rngs[r],
-                    &mut scratch,
-                ) else {
-                    active[r] = false;
-                    continue;
+                let forced = controls[r].take_allowed(|id| self.grammar.is_allowed(&states[r], id));
+                let id = match forced {
+                    Some(id) => id,
+                    None => {
+                        let allowed = if self.config.constrained {
+                            self.grammar.allowed(&states[r], &mut mask);
+                            Some(&mask)
+                        } else {
+                            None
+                        };
+                        let Some(id) = self.config.strategy.sample(
+                            row,
+                            allowed,
+                            &tokens[r],
+                            &mut rngs[r],
+                            &mut scratch,
+                        ) else {
+                            active[r] = false;
+                            continue;
+                        };
+                        id
+                    }
                 };
                 let _ = self.grammar.advance(&mut states[r], id);
                 if self.past_limits(rows[r].1, &states[r], &mut clocks[r], id) {
                     active[r] = false;
                     continue;
                 }
+                controls[r].observe(&states[r]);
+                let note = self.vocab.token(id).and_then(|token| {
+                    followers[r].follow(
+                        token,
+                        grid,
+                        clocks[r].seconds,
+                        clocks[r].seconds_per_step(resolution),
+                        states[r].bar_index(),
+                    )
+                });
                 tokens[r].push(id);
                 next[r] = i64::from(id);
-                sampled.push((r, id));
+                sampled.push((r, id, note));
                 if id == self.eos {
                     ended[r] = true;
                     active[r] = false;
@@ -476,8 +532,8 @@ impl<'a> Generator<'a> {
                 }
             }
             let step_seconds = step_started.elapsed().as_secs_f64();
-            for (r, id) in sampled {
-                report(r, id, tokens[r].len() - p, step_seconds);
+            for (r, id, note) in sampled {
+                report(r, id, tokens[r].len() - p, step_seconds, note);
             }
             if !active.iter().any(|&a| a) || fed + 1 >= limit {
                 break;
@@ -530,7 +586,12 @@ impl<'a> Generator<'a> {
         Ok(tokens
             .into_iter()
             .zip(ended)
-            .map(|(tokens, ended)| self.finish(tokens, p, ended))
+            .zip(controls)
+            .map(|((tokens, ended), controls)| {
+                let mut generated = self.finish(tokens, p, ended);
+                generated.controls_dropped = controls.dropped;
+                generated
+            })
             .collect())
     }
 
@@ -548,6 +609,7 @@ impl<'a> Generator<'a> {
             tokens = fixed;
         }
         Generated {
+            controls_dropped: 0,
             grammar: self.grammar.validate(&tokens),
             tokens,
             prompt_len,

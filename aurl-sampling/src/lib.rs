@@ -24,13 +24,17 @@
 
 mod beam;
 mod conditioned;
+mod controls;
 mod export;
 mod generate;
+mod notes;
 mod strategy;
 
 pub use beam::BeamConfig;
+pub use controls::BarControl;
 pub use export::{PieceSummary, write_piece};
 pub use generate::{Generated, GenerationConfig, Generator, Request, TokenEvent};
+pub use notes::StreamNote;
 pub use strategy::{Scratch, Strategy};
 
 /// What can go wrong while generating.

@@ -1,0 +1,107 @@
+//! Control tokens forced into a piece at bar boundaries: a tempo, time signature, program or
+//! chord chosen by the user for bar k replaces sampling at the first point in bar k where the
+//! grammar allows that token (a REMI Tempo or Chord needs a Position first, a TimeSig comes
+//! right after the Bar), so forced pieces stay grammar-valid.
+
+use aurl_core::tokenize::{GrammarState, Token, TokenId, Vocabulary};
+
+use crate::SamplingError;
+
+/// Tokens to force into bar `bar` (0-based, counted over prompt and new tokens as the
+/// grammar counts bars; bar 0 is the start).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BarControl {
+    /// The bar.
+    pub bar: u64,
+    /// Control tokens (Tempo, TimeSig, Chord, Program, Drums), placed in this order when
+    /// the grammar allows each.
+    pub tokens: Vec<TokenId>,
+}
+
+impl BarControl {
+    /// Checks that every token is a control token of `vocabulary`.
+    ///
+    /// # Errors
+    /// [`SamplingError::InvalidConfig`] naming `controls` and the token.
+    pub fn validate(controls: &[Self], vocabulary: &Vocabulary) -> Result<(), SamplingError> {
+        for c in controls {
+            for &id in &c.tokens {
+                let ok = matches!(
+                    vocabulary.token(id),
+                    Some(
+                        Token::Tempo(_)
+                            | Token::TimeSig(_)
+                            | Token::Chord(_)
+                            | Token::Program(_)
+                            | Token::Drums
+                    )
+                );
+                if !ok {
+                    return Err(SamplingError::InvalidConfig {
+                        field: "controls".into(),
+                        reason: format!(
+                            "bar {}: id {id} ({}) is not a tempo, time signature, chord or \
+                             program token",
+                            c.bar,
+                            vocabulary.name(id)
+                        ),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One row's controls still to place.
+#[derive(Debug, Clone)]
+pub(crate) struct ControlQueue<'a> {
+    controls: &'a [BarControl],
+    pending: Vec<TokenId>,
+    bar: u64,
+    /// Control tokens whose bar ended (or was skipped by a rest) before the grammar allowed
+    /// them.
+    pub dropped: usize,
+}
+
+impl<'a> ControlQueue<'a> {
+    /// The queue of a row whose grammar state (after its prompt) is `state`.
+    pub(crate) fn new(controls: &'a [BarControl], state: &GrammarState) -> Self {
+        let bar = state.bar_index();
+        Self {
+            controls,
+            pending: Self::tokens_of(controls, bar),
+            bar,
+            dropped: 0,
+        }
+    }
+
+    fn tokens_of(controls: &[BarControl], bar: u64) -> Vec<TokenId> {
+        controls
+            .iter()
+            .filter(|c| c.bar == bar)
+            .flat_map(|c| c.tokens.iter().copied())
+            .collect()
+    }
+
+    /// The first pending token `allowed` accepts now, taken off the queue.
+    pub(crate) fn take_allowed(&mut self, allowed: impl Fn(TokenId) -> bool) -> Option<TokenId> {
+        let i = self.pending.iter().position(|&id| allowed(id))?;
+        Some(self.pending.remove(i))
+    }
+
+    /// Follows the grammar state after a token: entering a new bar drops what is still
+    /// pending (and the controls of bars skipped) and queues the new bar's.
+    pub(crate) fn observe(&mut self, state: &GrammarState) {
+        let bar = state.bar_index();
+        if bar == self.bar {
+            return;
+        }
+        self.dropped += self.pending.len();
+        for skipped in self.bar + 1..bar {
+            self.dropped += Self::tokens_of(self.controls, skipped).len();
+        }
+        self.pending = Self::tokens_of(self.controls, bar);
+        self.bar = bar;
+    }
+}

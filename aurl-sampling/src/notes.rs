@@ -1,0 +1,109 @@
+//! Notes completed while a piece is generated, for real-time use: the streaming callback
+//! reports each note as soon as its last token is sampled (REMI/TSD: the Duration token;
+//! event scheme: the NoteOff), with its onset in seconds.
+
+use aurl_core::tokenize::{Grid, Token};
+
+/// A note whose last token was just generated.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StreamNote {
+    /// MIDI pitch.
+    pub pitch: u8,
+    /// MIDI velocity (1..=127).
+    pub velocity: u8,
+    /// General MIDI program (0 = piano when the vocabulary has no programs); `None` for
+    /// drums.
+    pub program: Option<u8>,
+    /// Bar of the onset (0-based, as the grammar counts bars).
+    pub bar: u64,
+    /// Onset from the start of the piece in seconds, following the Tempo tokens (120 BPM
+    /// until the first).
+    pub start_seconds: f64,
+    /// Length in seconds: exact for the event scheme (its NoteOff ends it); for REMI and TSD
+    /// the Duration at the tempo of the onset (a tempo change during the note is not known
+    /// yet when it is reported).
+    pub duration_seconds: f64,
+}
+
+/// Follows one row's tokens and completes its notes.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct NoteFollower {
+    program: u8,
+    drums: bool,
+    pitch: Option<u8>,
+    velocity: Option<u8>,
+    /// Event scheme: the velocity in force, and the sounding notes in onset order.
+    event_velocity: Option<u8>,
+    sounding: Vec<(u8, f64, u8, Option<u8>, u64)>,
+}
+
+impl NoteFollower {
+    /// Takes `token`, which left the onset clock at `seconds` (at `seconds_per_step` per
+    /// grid step) in bar `bar`; returns the note it completes, if any.
+    pub(crate) fn follow(
+        &mut self,
+        token: Token,
+        grid: &Grid,
+        seconds: f64,
+        seconds_per_step: f64,
+        bar: u64,
+    ) -> Option<StreamNote> {
+        let program = (!self.drums).then_some(self.program);
+        // REMI/TSD notes are Pitch, Velocity, Duration in a row; anything else interrupts.
+        if !matches!(token, Token::Velocity(_) | Token::Duration(_)) {
+            self.velocity = None;
+            if !matches!(token, Token::Pitch(_)) {
+                self.pitch = None;
+            }
+        }
+        match token {
+            Token::Program(p) => {
+                self.program = p;
+                self.drums = false;
+            }
+            Token::Drums => self.drums = true,
+            Token::Pitch(p) => {
+                self.pitch = Some(p);
+                self.velocity = None;
+            }
+            Token::Velocity(v) => {
+                let value = grid.velocities.get(usize::from(v)).copied();
+                if self.pitch.is_some() {
+                    self.velocity = value;
+                } else {
+                    self.event_velocity = value;
+                }
+            }
+            Token::Duration(d) => {
+                let (pitch, velocity) = (self.pitch.take()?, self.velocity.take()?);
+                let steps = grid.durations.get(usize::from(d)).copied()?;
+                return Some(StreamNote {
+                    pitch,
+                    velocity,
+                    program,
+                    bar,
+                    start_seconds: seconds,
+                    duration_seconds: f64::from(steps) * seconds_per_step,
+                });
+            }
+            Token::NoteOn(p) => {
+                let velocity = self.event_velocity.unwrap_or(64);
+                self.sounding.push((p, seconds, velocity, program, bar));
+            }
+            Token::NoteOff(p) => {
+                let i = self.sounding.iter().position(|n| n.0 == p)?;
+                let (pitch, start, velocity, program, bar) = self.sounding.remove(i);
+                return Some(StreamNote {
+                    pitch,
+                    velocity,
+                    program,
+                    bar,
+                    start_seconds: start,
+                    duration_seconds: seconds - start,
+                });
+            }
+            _ => {}
+        }
+        None
+    }
+}
