@@ -181,20 +181,27 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     // With augmentation on, every epoch re-tokenizes an augmented copy of the training
-    // scores (a pure function of the seed and the epoch, so --resume sees the same data).
-    let augmented_epoch = |epoch: u64| {
+    // scores; with a curriculum, its windows have the epoch's length. Both are pure
+    // functions of the seed and the epoch, so --resume sees the same data.
+    let curriculum = config.data.curriculum;
+    let epoch_windows = |epoch: u64| {
+        let len = curriculum.map_or(seq_len, |c| c.len_at(epoch, seq_len));
+        let stride = if config.data.stride == 0 {
+            (len / 2).max(1)
+        } else {
+            config.data.stride.min(len)
+        };
+        let Some(scores) = scores.as_ref() else {
+            return TokenWindows::with_headers(&corpus.train, len, stride, &vocab);
+        };
+        let seed = config.train.seed;
         let sequences: Vec<_> = scores
-            .as_ref()
-            .and_then(|s| {
-                let seed = config.train.seed;
-                s.augmented_train(tokenizer.as_ref(), &config.augment, seed, epoch)
-                    .ok()
-            })
+            .augmented_train(tokenizer.as_ref(), &config.augment, seed, epoch)
             .unwrap_or_default()
             .into_iter()
             .map(|s| s.framed(&vocab))
             .collect();
-        TokenWindows::with_headers(&sequences, seq_len, stride, &vocab)
+        TokenWindows::with_headers(&sequences, len, stride, &vocab)
     };
     let valid_windows = TokenWindows::contiguous(&corpus.valid, seq_len, pad);
     eprintln!(
@@ -214,7 +221,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         vocab: &vocab,
         train: &train_windows,
         valid: &valid_windows,
-        augmented: &augmented_epoch,
+        per_epoch: &epoch_windows,
         device: &device,
         seq_len,
     };
@@ -402,7 +409,8 @@ struct Fit<'a> {
     vocab: &'a Vocabulary,
     train: &'a TokenWindows,
     valid: &'a TokenWindows,
-    augmented: &'a (dyn Fn(u64) -> TokenWindows + Sync),
+    /// The training windows of an epoch (augmented and/or curriculum-length).
+    per_epoch: &'a (dyn Fn(u64) -> TokenWindows + Sync),
     device: &'a Device,
     seq_len: usize,
 }
@@ -461,7 +469,15 @@ impl Fit<'_> {
         let mut trainer = Trainer::new(&config.train, self.train, self.valid).with_grammar(vocab);
         if !config.augment.is_off() {
             eprintln!("augmenting the training files anew every epoch");
-            trainer = trainer.with_epoch_windows(self.augmented);
+        }
+        if let Some(c) = config.data.curriculum {
+            eprintln!(
+                "curriculum: windows of {} tokens, doubled every {} epochs up to {}",
+                c.start, c.every, self.seq_len
+            );
+        }
+        if !config.augment.is_off() || config.data.curriculum.is_some() {
+            trainer = trainer.with_epoch_windows(self.per_epoch);
         }
         let trainer = trainer.with_checkpoints(Checkpointing {
             dir: dir.join("checkpoints"),

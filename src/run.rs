@@ -68,6 +68,38 @@ pub struct DataConfig {
     /// A token-cache root (see `examples/prepare.rs`): tokens are read from there, and
     /// files not cached yet are tokenized into it. Augmented epochs still read the scores.
     pub cache: Option<PathBuf>,
+    /// Grow the window length over epochs (short windows first); off when absent.
+    pub curriculum: Option<Curriculum>,
+}
+
+/// A length curriculum: windows of `start` tokens in the first epochs, doubled every
+/// `every` epochs until they reach the model's `max_seq_len`.
+///
+/// ```
+/// use aurl::run::Curriculum;
+/// let c = Curriculum { start: 64, every: 2 };
+/// let lens: Vec<usize> = (0..8).map(|e| c.len_at(e, 256)).collect();
+/// assert_eq!(lens, [64, 64, 128, 128, 256, 256, 256, 256]);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Curriculum {
+    /// Window length of the first epoch (≥ 1).
+    pub start: usize,
+    /// Epochs at each length before it doubles (≥ 1).
+    pub every: u64,
+}
+
+impl Curriculum {
+    /// The window length in `epoch` for a model trained on windows of `max` tokens.
+    #[must_use]
+    pub fn len_at(&self, epoch: u64, max: usize) -> usize {
+        let doublings = (epoch / self.every.max(1)).min(63) as u32;
+        self.start
+            .max(1)
+            .saturating_mul(1usize.checked_shl(doublings).unwrap_or(usize::MAX))
+            .min(max)
+    }
 }
 
 impl DataConfig {
@@ -97,6 +129,7 @@ impl Default for DataConfig {
             valid_percent: 10,
             split_file: None,
             ngram_baseline: 5,
+            curriculum: None,
             stride: 0,
             cache: None,
         }
@@ -433,6 +466,14 @@ impl RunConfig {
             .validate()
             .map_err(|e| invalid(source, e))?;
         config.augment.validate().map_err(|e| invalid(source, e))?;
+        if let Some(c) = config.data.curriculum
+            && (c.start == 0 || c.every == 0)
+        {
+            return Err(invalid(
+                source,
+                "data.curriculum: start and every must be at least 1",
+            ));
+        }
         Ok(config)
     }
 
@@ -640,6 +681,22 @@ mod tests {
         assert_eq!(m.musical_positions, None);
         let again = RunConfig::from_toml_str(&c.to_toml().unwrap(), &[]).unwrap();
         assert_eq!(again, c);
+    }
+
+    #[test]
+    fn a_curriculum_is_read_and_zero_values_are_refused() {
+        let c = RunConfig::from_toml_str("[data]\ncurriculum = { start = 32, every = 1 }", &[])
+            .unwrap();
+        assert_eq!(
+            c.data.curriculum,
+            Some(Curriculum {
+                start: 32,
+                every: 1
+            })
+        );
+        let err = RunConfig::from_toml_str("[data]\ncurriculum = { start = 0, every = 1 }", &[])
+            .unwrap_err();
+        assert!(err.to_string().contains("data.curriculum"), "{err}");
     }
 
     #[test]

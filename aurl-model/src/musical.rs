@@ -174,11 +174,22 @@ impl MusicalPositions {
         }
         let spb = config.steps_per_beat.max(1) as usize;
         let beats = config.max_step() as usize / spb + 1;
+        // Small (GPT-2's position-embedding scale): the model starts close to the one
+        // without musical positions and learns how much of them to use (three N(0, 1)
+        // tables on top of the token embedding slowed training down).
+        let embedding = |rows: usize| {
+            EmbeddingConfig::new(rows, d_model)
+                .with_initializer(burn::nn::Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
+                .init(device)
+        };
         Self {
-            bar: EmbeddingConfig::new(config.max_bars + 1, d_model).init(device),
+            bar: embedding(config.max_bars + 1),
             // Beat 0 = no position yet; beats 1..=beats.
-            beat: EmbeddingConfig::new(beats + 1, d_model).init(device),
-            step: EmbeddingConfig::new(spb + 1, d_model).init(device),
+            beat: embedding(beats + 1),
+            step: embedding(spb + 1),
             is_bar: Tensor::from_data(TensorData::new(is_bar, [vocab_size]), device),
             code: Tensor::from_data(TensorData::new(code, [vocab_size]), device),
             steps_per_beat: spb,

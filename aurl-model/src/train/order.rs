@@ -101,23 +101,72 @@ impl<'a> DataOrder<'a> {
         batch_size: usize,
         rows: &mut TokenWindows,
     ) -> Result<(), ModelError> {
+        if self.cursor.next >= self.order.len() {
+            self.load(self.cursor.epoch + 1)?;
+            self.cursor.next = 0;
+        }
         rows.reset_like(&self.windows);
         for _ in 0..batch_size {
             if self.cursor.next >= self.order.len() {
                 self.load(self.cursor.epoch + 1)?;
                 self.cursor.next = 0;
-                if self.windows.len() != rows.len() || self.windows.pad() != rows.pad() {
+                if self.windows.pad() != rows.pad() {
                     return Err(ModelError::Training(format!(
-                        "epoch {} has windows of {} tokens, the run {}",
+                        "epoch {} pads with id {}, the run with {}",
                         self.cursor.epoch,
-                        self.windows.len(),
-                        rows.len()
+                        self.windows.pad(),
+                        rows.pad()
                     )));
+                }
+                // A new window length (a curriculum): this batch ends with the last epoch.
+                if self.windows.len() != rows.len() {
+                    break;
                 }
             }
             rows.push_copy(&self.windows, self.order[self.cursor.next]);
             self.cursor.next += 1;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aurl_core::tokenize::{BarStart, TokenSequence};
+
+    use super::*;
+
+    fn sequence() -> Vec<TokenSequence> {
+        vec![TokenSequence {
+            ids: (0..200).map(|i| 1 + (i % 7) as u16).collect(),
+            bars: vec![BarStart {
+                token_index: 0,
+                time_signature: None,
+                tempo: None,
+            }],
+        }]
+    }
+
+    #[test]
+    fn a_batch_never_mixes_the_window_lengths_of_a_curriculum() {
+        let seqs = sequence();
+        // Epoch 0: windows of 16 tokens; later epochs: 32.
+        let per_epoch = |e: u64| TokenWindows::new(&seqs, if e == 0 { 16 } else { 32 }, 16, 0);
+        let first = per_epoch(0).count();
+        let source = EpochWindows::PerEpoch(&per_epoch);
+        let mut order = DataOrder::new(&source, 1, DataCursor::default()).unwrap();
+        let mut rows = TokenWindows::default();
+        let mut seen = Vec::new();
+        for _ in 0..6 {
+            order.next_batch(5, &mut rows).unwrap();
+            seen.push((rows.count(), rows.len()));
+        }
+        let full = first / 5;
+        assert!(seen[..full].iter().all(|&b| b == (5, 16)), "{seen:?}");
+        if first % 5 > 0 {
+            // The last batch of epoch 0 is short rather than mixed.
+            assert_eq!(seen[full], (first % 5, 16));
+        }
+        assert_eq!(*seen.last().unwrap(), (5, 32));
     }
 }

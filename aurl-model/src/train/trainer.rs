@@ -70,8 +70,9 @@ impl<'a, C: Clone> Trainer<'a, C> {
 
     /// Trains on `windows(epoch)` in each epoch instead of the same windows every epoch —
     /// how augmentation reaches training (see `aurl_data::corpus::ScoreCorpus::augmented_train`).
-    /// `windows` must be a pure function of the epoch, with the same window length and
-    /// padding id every epoch.
+    /// `windows` must be a pure function of the epoch with the same padding id every
+    /// epoch; the window length may change between epochs (a length curriculum): a batch
+    /// never mixes lengths, so the last batch of an epoch before a change may be smaller.
     #[must_use]
     pub fn with_epoch_windows(mut self, windows: &'a (dyn Fn(u64) -> TokenWindows + Sync)) -> Self {
         self.train = EpochWindows::PerEpoch(windows);
@@ -216,12 +217,17 @@ impl<'a, C: Clone> Trainer<'a, C> {
             }
         });
         let mut data = DataOrder::new(&self.train, config.seed, cursor)?;
-        let (window_len, pad) = (data.windows().len(), data.windows().pad());
-        if window_len > model.max_positions() {
-            return Err(ModelError::Training(format!(
-                "windows of {window_len} tokens exceed the model's {} positions",
-                model.max_positions()
-            )));
+        let pad = data.windows().pad();
+        let max_positions = model.max_positions();
+        let too_long = |len: usize| {
+            (len > max_positions).then(|| {
+                ModelError::Training(format!(
+                    "windows of {len} tokens exceed the model's {max_positions} positions"
+                ))
+            })
+        };
+        if let Some(e) = too_long(data.windows().len()) {
+            return Err(e);
         }
         let loss_fn = TokenLoss::new(model.vocab_size())
             .with_padding(usize::from(pad))
@@ -250,7 +256,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
             state.clone(),
         ));
         let mut rows = TokenWindows::default();
-        let all_rows: Vec<usize> = (0..config.batch_size).collect();
+        let mut all_rows: Vec<usize> = Vec::with_capacity(config.batch_size);
         // The weights of the best validation (this call's; a resumed run knows the best
         // value, and its weights are in the checkpoint's `best/`).
         let mut best_model: Option<M> = None;
@@ -345,6 +351,13 @@ impl<'a, C: Clone> Trainer<'a, C> {
             };
             for round in 0..micro {
                 data.next_batch(config.batch_size, &mut rows)?;
+                // Fewer rows when an epoch of shorter windows ends a curriculum stage.
+                all_rows.clear();
+                all_rows.extend(0..rows.count());
+                if let Some(e) = too_long(rows.len()) {
+                    return Err(e);
+                }
+                let window_len = rows.len();
                 let (inputs, targets) = rows.batch(&all_rows, &device);
                 let batch = TrainBatch {
                     inputs,
