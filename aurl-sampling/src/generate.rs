@@ -15,6 +15,7 @@ use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::SamplingError;
+use crate::clock::Clock;
 use crate::controls::{BarControl, ControlQueue};
 use crate::notes::{NoteFollower, StreamNote};
 use crate::strategy::{Scratch, Strategy};
@@ -43,41 +44,6 @@ pub struct Request {
     /// each is placed at the first point of its bar where the grammar allows it, instead of
     /// a sampled token.
     pub controls: Vec<BarControl>,
-}
-
-/// Follows a row's onset time in seconds through its tokens.
-#[derive(Debug, Clone, Copy)]
-struct Clock {
-    steps: u64,
-    micros_per_quarter: f64,
-    seconds: f64,
-}
-
-impl Clock {
-    fn new() -> Self {
-        Self {
-            steps: 0,
-            micros_per_quarter: 500_000.0,
-            seconds: 0.0,
-        }
-    }
-
-    /// The time after a token that moved the grammar to `steps` (at `resolution` steps per
-    /// quarter), then adopts the token's tempo if it is one.
-    /// Seconds per grid step at the tempo in force.
-    fn seconds_per_step(&self, resolution: f64) -> f64 {
-        self.micros_per_quarter / 1e6 / resolution
-    }
-
-    fn advance(&mut self, steps: u64, resolution: f64, tempo: Option<u32>) -> f64 {
-        let delta = steps.saturating_sub(self.steps) as f64;
-        self.steps = self.steps.max(steps);
-        self.seconds += delta / resolution * self.micros_per_quarter / 1e6;
-        if let Some(t) = tempo {
-            self.micros_per_quarter = f64::from(t);
-        }
-        self.seconds
-    }
 }
 
 /// How to generate.

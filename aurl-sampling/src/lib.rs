@@ -23,6 +23,7 @@
 #![warn(missing_docs)]
 
 mod beam;
+mod clock;
 mod conditioned;
 mod controls;
 mod export;

@@ -16,7 +16,7 @@ use burn::tensor::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::DataCursor;
-use crate::error::{ModelError, checkpoint_error, io_error};
+use crate::error::{ModelError, checkpoint_error, invalid, io_error};
 use crate::weights::{ModelKind, load_model_as, save_model_as};
 use crate::{Transformer, TransformerConfig};
 
@@ -92,6 +92,56 @@ pub struct Resume {
     pub adversary: Option<OptimizerRecord>,
     /// Where the loop was.
     pub state: TrainState,
+}
+
+impl Resume {
+    /// Loads the saved optimizer states into `optim` (and `adversary`, a model's second
+    /// player's) and takes the saved loop state in place of the fresh `state` (keeping its
+    /// record of the second optimizer's kind).
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] (`train.optimizer`, `train.discriminator.optimizer`)
+    /// when `config` names another optimizer than the one whose state was saved.
+    pub(crate) fn restore(
+        self,
+        config: &super::TrainConfig,
+        optim: ModuleOptimizer,
+        adversary: Option<ModuleOptimizer>,
+        state: TrainState,
+    ) -> Result<(ModuleOptimizer, Option<ModuleOptimizer>, TrainState), ModelError> {
+        let saved = self.state;
+        let refuse = |field: &str, saved: super::OptimizerKind, wanted: super::OptimizerKind| {
+            invalid(
+                field,
+                format!(
+                    "the checkpoint holds {saved:?} state; resuming with {wanted:?} is not \
+                     possible"
+                ),
+            )
+        };
+        if saved.optimizer != config.optimizer {
+            return Err(refuse("train.optimizer", saved.optimizer, config.optimizer));
+        }
+        let wanted = config.discriminator.optimizer;
+        if let (Some(kind), Some(_)) = (saved.adversary_optimizer, &adversary)
+            && kind != wanted
+        {
+            return Err(refuse("train.discriminator.optimizer", kind, wanted));
+        }
+        let adversary = match (self.adversary, adversary) {
+            (Some(record), Some(o)) => Some(o.load_record(record)),
+            (None, Some(o)) => {
+                tracing::warn!("the checkpoint has no discriminator optimizer state: fresh");
+                Some(o)
+            }
+            (_, None) => None,
+        };
+        let state = TrainState {
+            adversary_optimizer: state.adversary_optimizer,
+            ..saved
+        };
+        Ok((optim.load_record(self.optimizer), adversary, state))
+    }
 }
 
 impl From<(OptimizerRecord, TrainState)> for Resume {

@@ -2,6 +2,7 @@
 //! learning rate, clipping by the global gradient norm, skipping of non-finite steps, and
 //! validation NLL per token, and checkpoints that resume a run exactly.
 
+mod adversary;
 mod checkpoint;
 mod clip;
 mod dataset;
@@ -18,6 +19,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use adversary::AdversaryTraining;
 pub use checkpoint::{
     Checkpointing, Resume, Resumed, TrainState, latest_checkpoint, load_checkpoint,
     load_checkpoint_as,
@@ -143,108 +145,6 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// The second player's optimizer, schedule and D:G ratio (VAE-GAN runs).
     pub discriminator: AdversaryTraining,
-}
-
-/// How the trainer updates a model's second player (the VAE-GAN's discriminator): its own
-/// optimizer and learning-rate schedule, and how often it steps against the generator.
-///
-/// At every `every`-th training step of the model's adversarial stage (steps divisible by
-/// `every`) the discriminator takes `steps` updates on that step's batch: `steps − 1` rounds
-/// on its own (each with a fresh reconstruction and noise), then one from the generator
-/// step's shared backward pass, applied together with the generator's update.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct AdversaryTraining {
-    /// Its optimizer (default Adam, as GANs usually use).
-    pub optimizer: OptimizerKind,
-    /// Peak learning rate.
-    pub learning_rate: f64,
-    /// Floor of the cosine decay.
-    pub min_learning_rate: f64,
-    /// Warm-up then cosine, or plateau-driven (the generator's validation drives both).
-    pub lr_schedule: LrSchedule,
-    /// Linear warm-up steps.
-    pub warmup_steps: usize,
-    /// Decoupled weight decay (AdamW, Lion) or L2 (Adam).
-    pub weight_decay: f32,
-    /// Clip the discriminator's gradients to this global norm.
-    pub grad_clip_norm: Option<f32>,
-    /// Discriminator updates per training step it trains at (the D:G ratio).
-    pub steps: usize,
-    /// Train it at every `every`-th step only (a G:D ratio above 1).
-    pub every: usize,
-}
-
-impl Default for AdversaryTraining {
-    /// Adam at 2·10⁻⁴ (warm-up 0, cosine to 2·10⁻⁵), no weight decay, clipping at 1, one
-    /// update per step.
-    fn default() -> Self {
-        Self {
-            optimizer: OptimizerKind::Adam,
-            learning_rate: 2e-4,
-            min_learning_rate: 2e-5,
-            lr_schedule: LrSchedule::Cosine,
-            warmup_steps: 0,
-            weight_decay: 0.0,
-            grad_clip_norm: Some(1.0),
-            steps: 1,
-            every: 1,
-        }
-    }
-}
-
-impl AdversaryTraining {
-    /// Checks every field; the error names the first bad one.
-    ///
-    /// # Errors
-    /// [`ModelError::InvalidConfig`].
-    pub fn validate(&self) -> Result<(), ModelError> {
-        for (field, v) in [
-            ("train.discriminator.learning_rate", self.learning_rate),
-            (
-                "train.discriminator.min_learning_rate",
-                self.min_learning_rate,
-            ),
-        ] {
-            if !v.is_finite() || v < 0.0 {
-                return Err(invalid(field, "must be finite and >= 0"));
-            }
-        }
-        if self.min_learning_rate > self.learning_rate {
-            return Err(invalid(
-                "train.discriminator.min_learning_rate",
-                "exceeds learning_rate",
-            ));
-        }
-        if !self.weight_decay.is_finite() || self.weight_decay < 0.0 {
-            return Err(invalid(
-                "train.discriminator.weight_decay",
-                "must be finite and >= 0",
-            ));
-        }
-        if let Some(c) = self.grad_clip_norm
-            && !(c.is_finite() && c > 0.0)
-        {
-            return Err(invalid(
-                "train.discriminator.grad_clip_norm",
-                "must be finite and > 0",
-            ));
-        }
-        if self.steps == 0 {
-            return Err(invalid("train.discriminator.steps", "must be at least 1"));
-        }
-        if self.every == 0 {
-            return Err(invalid("train.discriminator.every", "must be at least 1"));
-        }
-        Ok(())
-    }
-
-    /// Whether its schedule has it train at step `step` (0-based; the model's stage decides
-    /// too).
-    #[must_use]
-    pub fn trains_at(&self, step: usize) -> bool {
-        step.is_multiple_of(self.every.max(1))
-    }
 }
 
 impl Default for TrainConfig {

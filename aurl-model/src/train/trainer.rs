@@ -6,6 +6,7 @@ use std::time::Instant;
 use aurl_core::tokenize::{TokenId, Vocabulary};
 use burn::optim::{GradientsAccumulator, ModuleOptimizer};
 
+use super::adversary::adversary_round;
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
@@ -162,45 +163,9 @@ impl<'a, C: Clone> Trainer<'a, C> {
             optimizer: config.optimizer,
             adversary_optimizer: model.has_adversary().then_some(adversary_config.optimizer),
         };
-        if let Some(Resume {
-            optimizer: record,
-            adversary,
-            state: saved,
-        }) = resume
-        {
-            if saved.optimizer != config.optimizer {
-                return Err(crate::error::invalid(
-                    "train.optimizer",
-                    format!(
-                        "the checkpoint holds {:?} state; resuming with {:?} is not possible",
-                        saved.optimizer, config.optimizer
-                    ),
-                ));
-            }
-            if let (Some(kind), Some(_)) = (saved.adversary_optimizer, &adversary_optim)
-                && kind != adversary_config.optimizer
-            {
-                return Err(crate::error::invalid(
-                    "train.discriminator.optimizer",
-                    format!(
-                        "the checkpoint holds {kind:?} state; resuming with {:?} is not possible",
-                        adversary_config.optimizer
-                    ),
-                ));
-            }
-            match (adversary, adversary_optim.take()) {
-                (Some(record), Some(o)) => adversary_optim = Some(o.load_record(record)),
-                (None, Some(o)) => {
-                    tracing::warn!("the checkpoint has no discriminator optimizer state: fresh");
-                    adversary_optim = Some(o);
-                }
-                (_, None) => {}
-            }
-            optim = optim.load_record(record);
-            state = TrainState {
-                adversary_optimizer: state.adversary_optimizer,
-                ..saved
-            };
+        if let Some(resume) = resume {
+            (optim, adversary_optim, state) =
+                resume.restore(config, optim, adversary_optim, state)?;
         }
         let first_step = state.step;
         // Checkpoints from before the cursor was recorded: fixed windows, so the cursor
@@ -602,36 +567,4 @@ impl<'a, C: Clone> Trainer<'a, C> {
             },
         ))
     }
-}
-
-/// One update of the second player alone on `batch` (a round of a D:G ratio above 1). A
-/// non-finite loss or gradient skips the round.
-fn adversary_round<M: TrainModel>(
-    model: M,
-    optim: &mut ModuleOptimizer,
-    batch: TrainBatch,
-    context: StepContext,
-    lr: f64,
-    clip: Option<f32>,
-) -> Result<M, ModelError> {
-    let Some(loss) = model.adversary_loss(batch, context)? else {
-        return Ok(model);
-    };
-    let value = f64::from(loss.clone().into_scalar::<f32>());
-    let mut raw = loss.backward();
-    let mut grads = model.adversary_grads(&mut raw);
-    let norm = global_grad_norm(&model, &grads);
-    if !value.is_finite() || !norm.is_finite() {
-        tracing::warn!(
-            step = context.step,
-            value,
-            norm,
-            "skipped a bad discriminator round"
-        );
-        return Ok(model);
-    }
-    if let Some(max) = clip {
-        clip_global_norm(&model, &mut grads, norm, max);
-    }
-    Ok(optim.step(lr, model, grads).after_adversary_step())
 }
