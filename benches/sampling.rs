@@ -123,6 +123,8 @@ fn generator<'a>(
         use_cache,
         // The fixed shape decodes within the model's positions: no sliding.
         context: None,
+        // As many decoding threads as the backend's pool (2 on the reference machine).
+        workers: aurl::backend::decode_workers(std::env::var("AURL_BACKEND").ok().as_deref()),
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }

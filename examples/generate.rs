@@ -113,8 +113,6 @@ struct Args {
     /// Backend: one of those compiled in.
     #[arg(long)]
     backend: Option<String>,
-    /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
-    /// first piece to that of the second.
     /// Force control tokens at a bar: `BAR:NAME[,NAME...]` with the vocabulary's token
     /// names (`Tempo_<bpm>` takes the nearest tempo bin), e.g.
     /// `--control 0:TimeSig_3/4,Tempo_120 --control 8:Tempo_90`; each is
@@ -124,6 +122,11 @@ struct Args {
     /// Print every note as soon as its last token is generated (onset, pitch, velocity).
     #[arg(long)]
     stream: bool,
+    /// Threads decoding at once (default: the cores on a CPU backend, 1 on a GPU).
+    #[arg(long)]
+    workers: Option<usize>,
+    /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
+    /// first piece to that of the second.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
     interpolate: Vec<PathBuf>,
 }
@@ -195,6 +198,10 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             Some(n) => Some(n),
             None => Some(max_seq_len),
         },
+        workers: args
+            .workers
+            .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
+            .max(1),
     };
     let (generator, latents) = match (&transformer, &vae) {
         (Some(t), _) => {

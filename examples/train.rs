@@ -229,6 +229,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         strategy: config.sample.strategy.clone(),
         constrained: config.sample.constrained,
         batch_size: config.sample.count.max(1),
+        workers: aurl::backend::decode_workers(args.backend.as_deref()),
         ..GenerationConfig::default()
     };
     let requests: Vec<Request> = (0..config.sample.count as u64)

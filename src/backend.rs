@@ -72,6 +72,24 @@ pub fn default_device() -> Device {
     device(first).expect("compiled_backends lists only backends that `device` accepts")
 }
 
+/// How many threads should decode at once on the named backend
+/// ([`GenerationConfig::workers`](aurl_sampling::GenerationConfig::workers)): on the CPU
+/// backends (`flex`, `ndarray`) the machine's cores — or `RAYON_NUM_THREADS` when it is
+/// set, the variable that bounds those backends' own thread pools — and 1 on a GPU, whose
+/// kernels are already parallel. `None` is [`default_device`]'s backend.
+#[must_use]
+pub fn decode_workers(name: Option<&str>) -> usize {
+    let name = name.unwrap_or(compiled_backends()[0]);
+    if !matches!(name, "flex" | "ndarray") {
+        return 1;
+    }
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +106,12 @@ mod tests {
         let t = burn::tensor::Tensor::<1>::from_floats([1.0, 2.0, 3.0], &d);
         let s: f32 = t.sum().into_scalar();
         assert_eq!(s, 6.0);
+    }
+
+    #[test]
+    fn gpus_decode_on_one_worker_and_cpus_on_at_least_one() {
+        assert_eq!(decode_workers(Some("wgpu")), 1);
+        assert_eq!(decode_workers(Some("cuda")), 1);
+        assert!(decode_workers(Some("flex")) >= 1);
     }
 }

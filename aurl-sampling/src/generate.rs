@@ -18,6 +18,7 @@ use crate::SamplingError;
 use crate::clock::Clock;
 use crate::controls::{BarControl, ControlQueue};
 use crate::notes::{NoteFollower, StreamNote};
+use crate::schedule;
 use crate::strategy::{Scratch, Strategy};
 
 /// One piece to generate.
@@ -73,6 +74,12 @@ pub struct GenerationConfig {
     /// constrained pieces stay valid across slides. Set it to the model's training length
     /// (`max_seq_len`) for the best quality far into a piece.
     pub context: Option<usize>,
+    /// Threads decoding at once (at least 1). Requests are independent, so a batch is split
+    /// into up to `workers` shards decoded in parallel, each with its own KV cache; results
+    /// are the same as with one worker. On a CPU backend set it to the number of cores
+    /// (`aurl::backend::decode_workers` does): a decode step's matrix products are too
+    /// small for the backend to parallelise them itself. On a GPU keep 1.
+    pub workers: usize,
 }
 
 impl Default for GenerationConfig {
@@ -84,6 +91,7 @@ impl Default for GenerationConfig {
             min_new_tokens: 0,
             use_cache: true,
             context: None,
+            workers: 1,
         }
     }
 }
@@ -151,11 +159,16 @@ impl<'a> Generator<'a> {
         config: GenerationConfig,
     ) -> Result<Self, SamplingError> {
         config.strategy.validate()?;
-        if config.batch_size == 0 {
-            return Err(SamplingError::InvalidConfig {
-                field: "batch_size".into(),
-                reason: "must be at least 1".into(),
-            });
+        for (field, value) in [
+            ("batch_size", config.batch_size),
+            ("workers", config.workers),
+        ] {
+            if value == 0 {
+                return Err(SamplingError::InvalidConfig {
+                    field: field.into(),
+                    reason: "must be at least 1".into(),
+                });
+            }
         }
         if model.vocab_size() != vocab.len() {
             return Err(SamplingError::InvalidConfig {
@@ -197,7 +210,9 @@ impl<'a> Generator<'a> {
     }
 
     /// [`Generator::generate`], calling `on_token` with every token as soon as it is
-    /// sampled (for real-time playback or progress); batches run one after another.
+    /// sampled (for real-time playback or progress). `on_token` runs on the calling thread;
+    /// with [`GenerationConfig::workers`] above 1 several shards decode at once and their
+    /// events interleave (each event names its request).
     ///
     /// # Errors
     /// As [`Generator::generate`].
@@ -221,45 +236,44 @@ impl<'a> Generator<'a> {
             .collect();
         let context = self.context();
         // Requests that will slide their context are decoded alone.
-        let slides = |i: usize| {
-            self.config.use_cache && prompts[i].len() + requests[i].max_new_tokens > context
-        };
-        let mut order: Vec<usize> = (0..requests.len()).collect();
-        order.sort_by_key(|&i| (prompts[i].len(), slides(i)));
+        let slides: Vec<bool> = requests
+            .iter()
+            .zip(&prompts)
+            .map(|(r, p)| self.config.use_cache && p.len() + r.max_new_tokens > context)
+            .collect();
+        let lens: Vec<usize> = prompts.iter().map(Vec::len).collect();
+        let groups = schedule::batches(&lens, &slides, self.config.batch_size, self.config.workers);
+        let batches = schedule::run(
+            groups.len(),
+            self.config.workers,
+            |g, emit| {
+                let group = &groups[g];
+                let rows: Vec<(&[TokenId], &Request)> = group
+                    .iter()
+                    .map(|&i| (prompts[i].as_slice(), &requests[i]))
+                    .collect();
+                let mut report = |row: usize,
+                                  token: TokenId,
+                                  new_tokens: usize,
+                                  step_seconds: f64,
+                                  note: Option<StreamNote>| {
+                    emit(TokenEvent {
+                        request: group[row],
+                        token,
+                        new_tokens,
+                        step_seconds,
+                        note,
+                    });
+                };
+                self.generate_batch(&rows, &mut report)
+            },
+            &mut on_token,
+        )?;
         let mut out: Vec<Option<Generated>> = vec![None; requests.len()];
-        let mut start = 0;
-        while start < order.len() {
-            let len = prompts[order[start]].len();
-            let mut end = start;
-            while end < order.len()
-                && prompts[order[end]].len() == len
-                && end - start < self.config.batch_size
-                && !(end > start && (slides(order[end]) || slides(order[start])))
-            {
-                end += 1;
-            }
-            let group = &order[start..end];
-            let rows: Vec<(&[TokenId], &Request)> = group
-                .iter()
-                .map(|&i| (prompts[i].as_slice(), &requests[i]))
-                .collect();
-            let mut report = |row: usize,
-                              token: TokenId,
-                              new_tokens: usize,
-                              step_seconds: f64,
-                              note: Option<StreamNote>| {
-                on_token(TokenEvent {
-                    request: group[row],
-                    token,
-                    new_tokens,
-                    step_seconds,
-                    note,
-                });
-            };
-            for (&i, g) in group.iter().zip(self.generate_batch(&rows, &mut report)?) {
+        for (group, generated) in groups.iter().zip(batches) {
+            for (&i, g) in group.iter().zip(generated) {
                 out[i] = Some(g);
             }
-            start = end;
         }
         Ok(out.into_iter().flatten().collect())
     }

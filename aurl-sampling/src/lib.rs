@@ -29,6 +29,7 @@ mod controls;
 mod export;
 mod generate;
 mod notes;
+mod schedule;
 mod strategy;
 
 pub use beam::BeamConfig;
