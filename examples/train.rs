@@ -23,10 +23,8 @@ use std::process::ExitCode;
 use aurl::burn::module::Module;
 use aurl::burn::prelude::Device;
 use aurl::core::metrics::NgramModel;
+use aurl::core::tokenize::by_name;
 use aurl::core::tokenize::{Grammar, Vocabulary};
-use aurl::core::tokenize::{Token, by_name};
-use aurl::data::cache::{CacheOptions, build_cache};
-use aurl::data::corpus::read_corpus;
 use aurl::model::Transformer;
 use aurl::model::VaeGan;
 use aurl::model::train::{
@@ -35,7 +33,7 @@ use aurl::model::train::{
 };
 use aurl::model::vae::{LatentRng, Vae};
 use aurl::model::weights::save_model_as;
-use aurl::run::{ModelMode, RunConfig};
+use aurl::run::{ModelMode, RunConfig, RunData};
 use aurl::sampling::{Generated, GenerationConfig, Generator, Request, write_piece};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -114,59 +112,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let tokenizer = by_name(config.scheme.name(), &config.tokenizer)?;
     let vocab = tokenizer.vocab().clone();
     eprintln!("reading and tokenizing {:?} ...", config.data.paths);
-    let rule = config.data.split_rule()?;
-    // Scores stay in memory only when epochs are augmented; tokens come from the token
-    // cache when the config names one.
-    let read_scores = || read_corpus(&config.data.paths, &rule, Some(&config.preprocess));
-    let scores = if config.augment.is_off() {
-        None
-    } else {
-        Some(read_scores()?)
-    };
-    let mut corpus = match (&config.data.cache, &scores) {
-        (Some(root), _) => {
-            let cached = build_cache(
-                &config.data.paths,
-                &rule,
-                tokenizer.as_ref(),
-                Some(&config.preprocess),
-                &CacheOptions::new(root),
-                |_| {},
-            )?;
-            let r = &cached.report;
-            eprintln!(
-                "token cache {}: {} files cached, {} tokenized now",
-                r.cache_dir.display(),
-                r.cached,
-                r.tokenized
-            );
-            cached.tokenized()
-        }
-        (None, Some(scores)) => scores.tokenize(tokenizer.as_ref()),
-        (None, None) => read_scores()?.tokenize(tokenizer.as_ref()),
-    };
-    // Every piece starts with BOS and ends with EOS: generation starts from BOS.
-    for s in corpus.train.iter_mut().chain(corpus.valid.iter_mut()) {
-        *s = std::mem::take(s).framed(&vocab);
+    // Tokens come from the token cache, read on demand, when the config names one (memory
+    // then does not grow with the corpus); scores stay in memory only when epochs are
+    // augmented.
+    let data = RunData::load(&config, tokenizer.as_ref())?;
+    if let Some(r) = &data.cache_report {
+        eprintln!(
+            "token cache {}: {} files cached, {} tokenized now",
+            r.cache_dir.display(),
+            r.cached,
+            r.tokenized
+        );
     }
-    if corpus.train.is_empty() {
+    if data.train.count() == 0 {
         return Err(format!(
             "no usable MIDI file under {:?} ({} found, {} failed)",
             config.data.paths,
-            corpus.files,
-            corpus.failed.len()
+            data.files,
+            data.failed.len()
         )
         .into());
     }
     let model_config = config.model.resolve(&vocab)?;
-    let pad = vocab.id(Token::Pad).unwrap_or(0);
     let seq_len = model_config.max_seq_len;
     let stride = if config.data.stride == 0 {
         (seq_len / 2).max(1)
     } else {
         config.data.stride
     };
-    let train_windows = TokenWindows::with_headers(&corpus.train, seq_len, stride, &vocab);
+    let train_windows = data.train_windows(seq_len, stride, &vocab);
     if let Some(epochs) = args.epochs {
         if !(epochs.is_finite() && epochs > 0.0) {
             return Err(format!("--epochs {epochs}: must be a positive number").into());
@@ -191,8 +165,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         } else {
             config.data.stride.min(len)
         };
-        let Some(scores) = scores.as_ref() else {
-            return TokenWindows::with_headers(&corpus.train, len, stride, &vocab);
+        let Some(scores) = data.scores.as_ref() else {
+            return data.train_windows(len, stride, &vocab);
         };
         let seed = config.train.seed;
         let sequences: Vec<_> = scores
@@ -203,16 +177,16 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .collect();
         TokenWindows::with_headers(&sequences, len, stride, &vocab)
     };
-    let valid_windows = TokenWindows::contiguous(&corpus.valid, seq_len, pad);
+    let valid_windows = data.valid_windows(seq_len, &vocab);
     eprintln!(
         "{} files: {} train ({} tokens, {} windows), {} valid ({} tokens), {} skipped",
-        corpus.files,
-        corpus.train.len(),
-        corpus.train_tokens(),
+        data.files,
+        data.train.count(),
+        data.train.total_tokens(),
         train_windows.count(),
-        corpus.valid.len(),
-        corpus.valid_tokens(),
-        corpus.failed.len()
+        data.valid.count(),
+        data.valid.total_tokens(),
+        data.failed.len()
     );
 
     let fit = Fit {
@@ -337,16 +311,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let is_lm = config.model.mode == ModelMode::Transformer;
     let bits_per_note = report
         .valid_nll
-        .filter(|_| corpus.valid_notes > 0 && is_lm)
-        .map(|nll| nll * predicted as f64 / std::f64::consts::LN_2 / corpus.valid_notes as f64);
-    let ngram = (config.data.ngram_baseline > 0 && !corpus.valid.is_empty()).then(|| {
-        let ids = |s: &[aurl::core::tokenize::TokenSequence]| -> Vec<Vec<u16>> {
-            s.iter().map(|s| s.ids.clone()).collect()
-        };
-        let model = NgramModel::train(&ids(&corpus.train), config.data.ngram_baseline, vocab.len());
-        let score = model.score(&ids(&corpus.valid));
-        let bits = (corpus.valid_notes > 0)
-            .then(|| score.nll / std::f64::consts::LN_2 / corpus.valid_notes as f64);
+        .filter(|_| data.valid_notes > 0 && is_lm)
+        .map(|nll| nll * predicted as f64 / std::f64::consts::LN_2 / data.valid_notes as f64);
+    // (The n-gram baseline holds the corpus's ids while it is counted.)
+    let ngram = (config.data.ngram_baseline > 0 && data.valid.count() > 0).then(|| {
+        let model = NgramModel::train(
+            &RunData::ids(data.train.as_ref()),
+            config.data.ngram_baseline,
+            vocab.len(),
+        );
+        let score = model.score(&RunData::ids(data.valid.as_ref()));
+        let bits = (data.valid_notes > 0)
+            .then(|| score.nll / std::f64::consts::LN_2 / data.valid_notes as f64);
         json!({
             "order": config.data.ngram_baseline,
             "valid_nll": score.nll_per_token(),
@@ -366,12 +342,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let report = json!({
         "corpus": {
-            "files": corpus.files,
-            "failed": corpus.failed.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>(),
-            "train_files": corpus.train.len(),
-            "valid_files": corpus.valid.len(),
-            "train_tokens": corpus.train_tokens(),
-            "valid_tokens": corpus.valid_tokens(),
+            "files": data.files,
+            "failed": data.failed.iter().map(|(p, r)| json!({"path": p, "reason": r})).collect::<Vec<_>>(),
+            "train_files": data.train.count(),
+            "valid_files": data.valid.count(),
+            "train_tokens": data.train.total_tokens(),
+            "valid_tokens": data.valid.total_tokens(),
             "train_windows": train_windows.count(),
             "valid_windows": valid_windows.count(),
         },
@@ -379,7 +355,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         "training": report,
         "valid_figure": if is_lm { "nll" } else { "reconstruction_nll" },
         "valid_predicted_tokens": predicted,
-        "valid_notes": corpus.valid_notes,
+        "valid_notes": data.valid_notes,
         "valid_bits_per_note": bits_per_note,
         "ngram_baseline": ngram,
         "samples": summaries,
@@ -447,7 +423,7 @@ impl Fit<'_> {
                 (run.clone(), model, Some(resume), metrics)
             }
             None => {
-                let dir = run_dir(&args.out, args.name.as_deref(), config)?;
+                let dir = config.create_run_dir(&args.out, args.name.as_deref())?;
                 std::fs::write(dir.join("config.toml"), config.to_toml()?)?;
                 std::fs::write(dir.join("vocab.json"), serde_json::to_vec_pretty(vocab)?)?;
                 train_device.seed(config.train.seed);
@@ -585,36 +561,6 @@ fn write_loss_png(dir: &Path) -> Result<(), Box<dyn std::error::Error>> {
     ];
     curves_png(&dir.join("loss.png"), "loss (nats/token)", "step", &curves)?;
     Ok(())
-}
-
-/// A fresh run directory: `<out>/<name>`, with `-2`, `-3`, … appended if it exists.
-fn run_dir(out: &Path, name: Option<&str>, config: &RunConfig) -> std::io::Result<PathBuf> {
-    let base = name.map_or_else(
-        || {
-            format!(
-                "{:?}-{}-seed{}",
-                config.model.preset,
-                config.scheme.name(),
-                config.train.seed
-            )
-            .to_lowercase()
-        },
-        str::to_owned,
-    );
-    std::fs::create_dir_all(out)?;
-    let mut n = 1;
-    loop {
-        let candidate = if n == 1 {
-            out.join(&base)
-        } else {
-            out.join(format!("{base}-{n}"))
-        };
-        match std::fs::create_dir(&candidate) {
-            Ok(()) => return Ok(candidate),
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
-            Err(e) => return Err(e),
-        }
-    }
 }
 
 fn progress(steps: u64) -> ProgressBar {

@@ -70,8 +70,79 @@ fn every_window_validates_and_decodes_cleanly() {
         // Without headers, windows from the middle do not validate.
         let plain = TokenWindows::new(&[seq], 40, 17, pad);
         let broken = (1..plain.count())
-            .filter(|&i| grammar.validate(plain.get(i).unwrap()).error_count() > 0)
+            .filter(|&i| grammar.validate(&plain.get(i).unwrap()).error_count() > 0)
             .count();
         assert!(broken > 0, "{scheme}");
     }
+}
+
+/// Windows cut on demand from the memory-mapped token cache of the fixtures are the
+/// windows cut from the tokenized corpus in memory: with headers, plain and contiguous.
+#[test]
+fn lazy_windows_over_the_mapped_cache_equal_held_windows() {
+    use std::sync::Arc;
+
+    use aurl_core::tokenize::{Remi, SequenceSource, Token, Tokenizer};
+    use aurl_data::cache::{CacheOptions, build_cache};
+    use aurl_data::corpus::SplitRule;
+
+    let fixtures = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures"));
+    let dir = std::env::temp_dir().join(format!("aurl-lazy-windows-{}", std::process::id()));
+    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    let vocab = remi.vocab();
+    let pad = vocab.id(Token::Pad).unwrap();
+    let corpus = build_cache(
+        &[fixtures.to_path_buf()],
+        &SplitRule::Hash(30),
+        &remi,
+        None,
+        &CacheOptions::new(&dir),
+        |_| {},
+    )
+    .unwrap();
+    let memory = corpus.tokenized();
+    let framed: Vec<_> = memory
+        .train
+        .iter()
+        .cloned()
+        .map(|s| s.framed(vocab))
+        .collect();
+    let (train, valid) = corpus.into_sources(Some(vocab));
+    assert_eq!(train.count(), framed.len());
+    assert_eq!(valid.count(), memory.valid.len());
+    assert_eq!(train.notes(), memory.train_notes);
+    assert_eq!(
+        train.total_tokens(),
+        framed.iter().map(|s| s.ids.len()).sum::<usize>()
+    );
+    let train: Arc<dyn SequenceSource> = Arc::new(train);
+    for (len, stride) in [(32, 16), (64, 64), (17, 5)] {
+        let cases = [
+            (
+                TokenWindows::with_headers(&framed, len, stride, vocab),
+                TokenWindows::lazy(Arc::clone(&train), len, stride, 0, Some(vocab)),
+            ),
+            (
+                TokenWindows::new(&framed, len, stride, pad),
+                TokenWindows::lazy(Arc::clone(&train), len, stride, pad, None),
+            ),
+            (
+                TokenWindows::contiguous(&framed, len, pad),
+                TokenWindows::lazy_contiguous(Arc::clone(&train), len, pad),
+            ),
+        ];
+        for (held, lazy) in cases {
+            assert!(lazy.is_lazy() && !held.is_lazy());
+            assert!(held.count() > 0);
+            assert_eq!(lazy.count(), held.count(), "len {len} stride {stride}");
+            assert_eq!(lazy.pad(), held.pad());
+            for i in 0..held.count() {
+                assert_eq!(lazy.get(i), held.get(i), "window {i}, len {len}");
+            }
+            assert!(lazy.get(held.count()).is_none());
+            let all: Vec<usize> = (0..held.count()).collect();
+            assert_eq!(lazy.target_tokens(&all), held.target_tokens(&all));
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
 }

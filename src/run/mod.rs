@@ -21,8 +21,10 @@ use crate::model::train::TrainConfig;
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
 
+mod data;
 mod model;
 
+pub use data::RunData;
 pub use model::{ModelConfig, ModelMode, Preset, VaeSection};
 
 /// A configuration problem, naming the file or field.
@@ -266,6 +268,42 @@ impl RunConfig {
         Ok(config)
     }
 
+    /// Creates a fresh run directory `<out>/<name>` — `name` defaults to preset, scheme
+    /// and seed (`tiny-remi-seed42`) — with `-2`, `-3`, … appended if it exists, so an
+    /// earlier run is never overwritten (also when two runs start at once: creation is
+    /// the check).
+    ///
+    /// # Errors
+    /// If `out` or the directory cannot be created.
+    pub fn create_run_dir(&self, out: &Path, name: Option<&str>) -> std::io::Result<PathBuf> {
+        let base = name.map_or_else(
+            || {
+                format!(
+                    "{:?}-{}-seed{}",
+                    self.model.preset,
+                    self.scheme.name(),
+                    self.train.seed
+                )
+                .to_lowercase()
+            },
+            str::to_owned,
+        );
+        std::fs::create_dir_all(out)?;
+        let mut n = 1;
+        loop {
+            let candidate = if n == 1 {
+                out.join(&base)
+            } else {
+                out.join(format!("{base}-{n}"))
+            };
+            match std::fs::create_dir(&candidate) {
+                Ok(()) => return Ok(candidate),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => n += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
     /// The configuration as TOML (what a run directory's `config.toml` holds).
     ///
     /// # Errors
@@ -349,6 +387,19 @@ mod tests {
     use crate::core::tokenize::Vocabulary;
     use crate::model::loss::FreeBits;
     use crate::model::{AttentionKind, ModelError};
+
+    #[test]
+    fn run_dirs_never_overwrite_an_earlier_run() {
+        let out = std::env::temp_dir().join(format!("aurl-run-dirs-{}", std::process::id()));
+        let config = RunConfig::default();
+        let first = config.create_run_dir(&out, None).unwrap();
+        let second = config.create_run_dir(&out, None).unwrap();
+        let named = config.create_run_dir(&out, Some("mine")).unwrap();
+        assert_eq!(first.file_name().unwrap(), "tiny-remi-seed42");
+        assert_eq!(second.file_name().unwrap(), "tiny-remi-seed42-2");
+        assert_eq!(named.file_name().unwrap(), "mine");
+        std::fs::remove_dir_all(&out).unwrap();
+    }
 
     #[test]
     fn the_vae_gan_config_resolves_with_its_stages() {

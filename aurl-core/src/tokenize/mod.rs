@@ -34,6 +34,7 @@ mod grid;
 mod mask;
 mod piece;
 mod remi;
+mod source;
 mod timeline;
 mod tsd;
 mod vocab;
@@ -47,6 +48,7 @@ pub use grammar::{
 pub use grid::Grid;
 pub use mask::TokenMask;
 pub use remi::Remi;
+pub use source::SequenceSource;
 pub use tsd::Tsd;
 pub use vocab::{Token, TokenId, Vocabulary};
 

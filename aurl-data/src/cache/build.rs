@@ -2,13 +2,14 @@
 //! back from it.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
-use aurl_core::tokenize::Tokenizer;
+use aurl_core::tokenize::{Tokenizer, Vocabulary};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use super::{CacheEntry, TokenCache, config_key, file_key};
+use super::{CacheEntry, MappedSequences, TokenCache, config_key, file_key};
 use crate::audit::discover;
 use crate::corpus::{Split, SplitRule, TokenizedCorpus, relative_path};
 use crate::preprocess::{Preprocessing, preprocess};
@@ -129,6 +130,29 @@ impl CachedCorpus {
             }
         }
         corpus
+    }
+
+    /// The keys of one split's usable files, in path order.
+    fn keys(&self, split: Split) -> Vec<u128> {
+        self.files
+            .iter()
+            .filter(|f| f.split == Some(split))
+            .filter_map(|f| f.key)
+            .collect()
+    }
+
+    /// Both splits as [`MappedSequences`] (train, valid) read from the mapped cache on
+    /// demand instead of copied out of it like [`CachedCorpus::tokenized`]: the way to
+    /// train on a corpus larger than memory. With `framed`, every sequence opens with BOS
+    /// and closes with EOS. The same sequences, in the same order, as `tokenized`.
+    #[must_use]
+    pub fn into_sources(self, framed: Option<&Vocabulary>) -> (MappedSequences, MappedSequences) {
+        let (train, valid) = (self.keys(Split::Train), self.keys(Split::Valid));
+        let cache = Arc::new(self.cache);
+        (
+            MappedSequences::new(Arc::clone(&cache), train, framed),
+            MappedSequences::new(cache, valid, framed),
+        )
     }
 }
 

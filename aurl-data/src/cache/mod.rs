@@ -31,9 +31,11 @@
 //! ```
 
 mod build;
+mod mapped;
 mod shard;
 
 pub use build::{CacheOptions, CacheReport, CachedCorpus, CachedFile, build_cache};
+pub use mapped::MappedSequences;
 pub use shard::CacheEntry;
 
 use std::collections::HashMap;

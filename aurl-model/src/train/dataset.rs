@@ -53,7 +53,7 @@ impl Dataset<Vec<TokenId>> for WindowDataset {
     fn get(&self, index: usize) -> Result<Vec<TokenId>, DatasetError> {
         self.windows
             .get(index)
-            .map(<[TokenId]>::to_vec)
+            .map(std::borrow::Cow::into_owned)
             .ok_or_else(|| {
                 DatasetError::new(std::io::Error::other(format!(
                     "window {index} requested, the dataset has {}",

@@ -1,18 +1,128 @@
 //! Training windows over token sequences, and batches of them as tensors.
 
-use aurl_core::tokenize::{BarStart, Grammar, Token, TokenId, TokenSequence, Vocabulary};
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use aurl_core::tokenize::{
+    BarStart, Grammar, SequenceSource, Token, TokenId, TokenSequence, Vocabulary,
+};
 use burn::prelude::*;
 
 /// Fixed-length training windows of `len + 1` tokens (inputs and shifted targets), each
 /// starting at a bar when the sequence has bars. The last window of a sequence is padded.
+///
+/// Windows are either held (the constructors over a slice of sequences) or **cut on
+/// demand** from a [`SequenceSource`] ([`TokenWindows::lazy`],
+/// [`TokenWindows::lazy_contiguous`]): then only the source and 8 bytes per window (its
+/// sequence and start) are held, and a window's tokens are read when it is asked for —
+/// over a memory-mapped token cache, memory does not grow with the corpus.
 #[derive(Debug, Clone, Default)]
 pub struct TokenWindows {
-    windows: Vec<Vec<TokenId>>,
+    store: Store,
     len: usize,
     pad: TokenId,
 }
 
+#[derive(Debug, Clone)]
+enum Store {
+    /// Every window's tokens.
+    Held(Vec<Vec<TokenId>>),
+    /// Windows cut from `source` when read: `(sequence, start)` each.
+    Cut {
+        source: Arc<dyn SequenceSource>,
+        starts: Vec<(u32, u32)>,
+        headers: Option<Arc<(Vocabulary, Grammar)>>,
+    },
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Self::Held(Vec::new())
+    }
+}
+
 impl TokenWindows {
+    /// Windows over `source`, cut like [`TokenWindows::new`] — or like
+    /// [`TokenWindows::with_headers`] when `headers` gives the vocabulary — but read from
+    /// the source only when asked for ([`TokenWindows::get`], [`TokenWindows::batch`]):
+    /// what is held is the source and where each window starts. The windows equal the
+    /// held ones over the same sequences. With `headers`, the padding id is the
+    /// vocabulary's (as in `with_headers`) and `pad` is ignored.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use aurl_core::tokenize::TokenSequence;
+    /// use aurl_model::train::TokenWindows;
+    /// let pieces = vec![TokenSequence { ids: (1..=40).collect(), bars: vec![] }];
+    /// let held = TokenWindows::new(&pieces, 16, 8, 0);
+    /// let lazy = TokenWindows::lazy(Arc::new(pieces), 16, 8, 0, None);
+    /// assert_eq!(lazy.count(), held.count());
+    /// assert_eq!(lazy.get(2), held.get(2));
+    /// ```
+    #[must_use]
+    pub fn lazy(
+        source: Arc<dyn SequenceSource>,
+        len: usize,
+        stride: usize,
+        pad: TokenId,
+        headers: Option<&Vocabulary>,
+    ) -> Self {
+        let (len, stride) = (len.max(1), stride.max(1));
+        let mut starts = Vec::new();
+        for i in 0..source.count() {
+            let n = source.tokens(i);
+            if n < 2 {
+                continue;
+            }
+            let bars = source.bars(i);
+            starts.extend(
+                window_starts(n, &bars, len, stride)
+                    .into_iter()
+                    .map(|s| (i as u32, s as u32)),
+            );
+        }
+        let pad = headers.map_or(pad, |v| v.id(Token::Pad).unwrap_or(0));
+        Self {
+            store: Store::Cut {
+                source,
+                starts,
+                headers: headers.map(|v| Arc::new((v.clone(), Grammar::new(v)))),
+            },
+            len,
+            pad,
+        }
+    }
+
+    /// [`TokenWindows::contiguous`] over `source`, cut on demand.
+    #[must_use]
+    pub fn lazy_contiguous(source: Arc<dyn SequenceSource>, len: usize, pad: TokenId) -> Self {
+        let len = len.max(1);
+        let mut starts = Vec::new();
+        for i in 0..source.count() {
+            let n = source.tokens(i);
+            starts.extend(
+                (0..n.saturating_sub(1))
+                    .step_by(len)
+                    .map(|s| (i as u32, s as u32)),
+            );
+        }
+        Self {
+            store: Store::Cut {
+                source,
+                starts,
+                headers: None,
+            },
+            len,
+            pad,
+        }
+    }
+
+    /// Whether windows are cut on demand from a source.
+    #[must_use]
+    pub fn is_lazy(&self) -> bool {
+        matches!(self.store, Store::Cut { .. })
+    }
+
     /// Cuts every sequence into windows of `len + 1` tokens advancing by about `stride`
     /// tokens (snapped back to the closest bar start after the previous window's start).
     /// Sequences of fewer than two tokens give nothing.
@@ -33,7 +143,11 @@ impl TokenWindows {
                 windows.push(w);
             }
         }
-        Self { windows, len, pad }
+        Self {
+            store: Store::Held(windows),
+            len,
+            pad,
+        }
     }
 
     /// Like [`TokenWindows::new`], but every window is a sequence that stands on its own:
@@ -59,7 +173,11 @@ impl TokenWindows {
                 windows.push(self_contained(s, start, len + 1, vocab, &grammar, pad));
             }
         }
-        Self { windows, len, pad }
+        Self {
+            store: Store::Held(windows),
+            len,
+            pad,
+        }
     }
 
     /// Windows for evaluation: starts at multiples of `len`, so every token but each
@@ -78,7 +196,11 @@ impl TokenWindows {
                 start += len;
             }
         }
-        Self { windows, len, pad }
+        Self {
+            store: Store::Held(windows),
+            len,
+            pad,
+        }
     }
 
     /// How many windows [`TokenWindows::new`] (or `with_headers`) cuts from a sequence of
@@ -95,13 +217,16 @@ impl TokenWindows {
     /// Number of windows.
     #[must_use]
     pub fn count(&self) -> usize {
-        self.windows.len()
+        match &self.store {
+            Store::Held(w) => w.len(),
+            Store::Cut { starts, .. } => starts.len(),
+        }
     }
 
     /// Whether there are none.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
+        self.count() == 0
     }
 
     /// Input length of every window (`len`; windows hold `len + 1` tokens).
@@ -116,13 +241,39 @@ impl TokenWindows {
         self.pad
     }
 
-    /// Window `i`.
+    /// Window `i` (`len + 1` ids), read from the source if the windows are lazy.
     #[must_use]
-    pub fn get(&self, i: usize) -> Option<&[TokenId]> {
-        self.windows.get(i).map(Vec::as_slice)
+    pub fn get(&self, i: usize) -> Option<Cow<'_, [TokenId]>> {
+        match &self.store {
+            Store::Held(w) => w.get(i).map(|w| Cow::Borrowed(w.as_slice())),
+            Store::Cut {
+                source,
+                starts,
+                headers,
+            } => {
+                let &(seq, start) = starts.get(i)?;
+                let s = source.sequence(seq as usize);
+                let start = start as usize;
+                let size = self.len + 1;
+                Some(Cow::Owned(match headers.as_deref() {
+                    Some((vocab, grammar)) => {
+                        self_contained(&s, start, size, vocab, grammar, self.pad)
+                    }
+                    None => {
+                        let end = (start + size).min(s.ids.len());
+                        let mut w = s.ids[start..end].to_vec();
+                        w.resize(size, self.pad);
+                        w
+                    }
+                }))
+            }
+        }
     }
 
     /// Inputs and targets `[indices.len(), len]` of the windows at `indices`.
+    ///
+    /// # Panics
+    /// If an index is out of range.
     #[must_use]
     pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
         let t = self.len;
@@ -130,7 +281,7 @@ impl TokenWindows {
         let mut inputs = Vec::with_capacity(b * t);
         let mut targets = Vec::with_capacity(b * t);
         for &i in indices {
-            let w = &self.windows[i];
+            let w = self.get(i).expect("a window index in range");
             inputs.extend(w[..t].iter().map(|&x| i64::from(x)));
             targets.extend(w[1..].iter().map(|&x| i64::from(x)));
         }
@@ -140,16 +291,27 @@ impl TokenWindows {
         )
     }
 
-    /// Empties `self` and gives it `other`'s length and padding id.
+    /// Empties `self` (holding its windows from now on) and gives it `other`'s length and
+    /// padding id.
     pub(crate) fn reset_like(&mut self, other: &TokenWindows) {
-        self.windows.clear();
+        self.store = Store::Held(Vec::new());
         self.len = other.len;
         self.pad = other.pad;
     }
 
-    /// Appends a copy of `other`'s window `i`.
+    /// Appends a copy of `other`'s window `i` (`self` holds its windows: see
+    /// [`TokenWindows::reset_like`]).
     pub(crate) fn push_copy(&mut self, other: &TokenWindows, i: usize) {
-        self.windows.push(other.windows[i].clone());
+        let window = other.get(i).expect("a window index in range").into_owned();
+        if let Store::Cut { .. } = self.store {
+            let held = (0..self.count())
+                .filter_map(|j| self.get(j).map(Cow::into_owned))
+                .collect();
+            self.store = Store::Held(held);
+        }
+        if let Store::Held(w) = &mut self.store {
+            w.push(window);
+        }
     }
 
     /// Real (non-padding) target tokens in the windows at `indices`.
@@ -157,12 +319,8 @@ impl TokenWindows {
     pub fn target_tokens(&self, indices: &[usize]) -> usize {
         indices
             .iter()
-            .map(|&i| {
-                self.windows[i][1..]
-                    .iter()
-                    .filter(|&&x| x != self.pad)
-                    .count()
-            })
+            .filter_map(|&i| self.get(i))
+            .map(|w| w[1..].iter().filter(|&&x| x != self.pad).count())
             .sum()
     }
 }
@@ -276,7 +434,7 @@ mod tests {
         // Starts at token 0, then the last bar within 6 tokens: 3 → 7 (≤ 9) → 12 (≤ 13).
         assert_eq!(starts, [1, 4, 8, 13]);
         let last = w.get(w.count() - 1).unwrap();
-        assert_eq!(last, [13, 14, 15, 16, 17, 18, 19, 20, 0]);
+        assert_eq!(*last, [13, 14, 15, 16, 17, 18, 19, 20, 0]);
         assert_eq!(w.target_tokens(&[3]), 7);
     }
 
@@ -285,13 +443,13 @@ mod tests {
         let w = TokenWindows::contiguous(&[seq(20, &[0, 3])], 8, 0);
         assert_eq!(w.count(), 3);
         assert_eq!(w.target_tokens(&[0, 1, 2]), 19);
-        assert_eq!(w.get(2).unwrap(), [17, 18, 19, 20, 0, 0, 0, 0, 0]);
+        assert_eq!(*w.get(2).unwrap(), [17, 18, 19, 20, 0, 0, 0, 0, 0]);
     }
 
     #[test]
     fn short_sequences_give_one_padded_window_or_nothing() {
         let w = TokenWindows::new(&[seq(1, &[]), seq(3, &[])], 4, 4, 0);
         assert_eq!(w.count(), 1);
-        assert_eq!(w.get(0).unwrap(), [1, 2, 3, 0, 0]);
+        assert_eq!(*w.get(0).unwrap(), [1, 2, 3, 0, 0]);
     }
 }
