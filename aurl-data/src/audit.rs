@@ -41,36 +41,19 @@ pub fn is_midi_path(path: &Path) -> bool {
 }
 
 /// Lists the MIDI files under `paths` (files are taken as given when they have a MIDI
-/// extension; folders are walked recursively). Symbolic links to folders are not followed,
-/// so link cycles cannot hang the walk.
+/// extension; folders are walked recursively), sorted. Symbolic links to folders are not
+/// followed, so link cycles cannot hang the walk. [`crate::walk::walk`] finds the same
+/// files lazily.
 #[must_use]
 pub fn discover(paths: &[PathBuf]) -> Discovered {
     let mut out = Discovered::default();
-    let mut stack: Vec<PathBuf> = paths.to_vec();
-    while let Some(p) = stack.pop() {
-        let meta = match std::fs::symlink_metadata(&p) {
-            Ok(m) => m,
-            Err(e) => {
-                out.unreadable.push((p, e.to_string()));
-                continue;
-            }
-        };
-        if meta.is_dir() {
-            match std::fs::read_dir(&p) {
-                Ok(entries) => {
-                    for entry in entries {
-                        match entry {
-                            Ok(e) => stack.push(e.path()),
-                            Err(e) => out.unreadable.push((p.clone(), e.to_string())),
-                        }
-                    }
-                }
-                Err(e) => out.unreadable.push((p, e.to_string())),
-            }
-        } else if is_midi_path(&p) {
-            out.files.push(p);
+    for item in crate::walk::walk(paths) {
+        match item {
+            Ok(file) => out.files.push(file),
+            Err(unreadable) => out.unreadable.push(unreadable),
         }
     }
+    // Sorted already, unless roots overlap.
     out.files.sort();
     out
 }

@@ -45,6 +45,7 @@ pub mod corpus;
 mod error;
 pub mod midi;
 pub mod preprocess;
+pub mod walk;
 
 pub use error::Error;
 pub use midi::{

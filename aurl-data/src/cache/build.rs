@@ -10,9 +10,9 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{CacheEntry, MappedSequences, TokenCache, config_key, file_key};
-use crate::audit::discover;
 use crate::corpus::{Split, SplitRule, TokenizedCorpus, relative_path};
 use crate::preprocess::{Preprocessing, preprocess};
+use crate::walk::walk;
 use crate::{Error, Mode, read_midi};
 
 /// Where the cache lives and how it is cut.
@@ -191,17 +191,32 @@ pub fn build_cache(
         .root
         .join(config_key(tokenizer.vocab(), preprocessing));
     let mut cache = TokenCache::open(&dir)?;
-    let found = discover(roots);
     let mut report = CacheReport {
         cache_dir: dir,
-        files: found.files.len(),
-        failed: found.unreadable,
         damaged_shards: cache.damaged().to_vec(),
         ..CacheReport::default()
     };
-    let mut files = Vec::with_capacity(found.files.len());
+    let mut files = Vec::new();
     let mut done = 0;
-    for chunk in found.files.chunks(options.shard_files.max(1)) {
+    // The folders are walked as the build goes: it starts at once, and only one shard's
+    // worth of paths is pending.
+    let mut found = walk(roots);
+    let mut chunk: Vec<PathBuf> = Vec::with_capacity(options.shard_files.max(1));
+    loop {
+        chunk.clear();
+        for item in found.by_ref() {
+            match item {
+                Ok(path) => chunk.push(path),
+                Err(unreadable) => report.failed.push(unreadable),
+            }
+            if chunk.len() == options.shard_files.max(1) {
+                break;
+            }
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        report.files += chunk.len();
         let outcomes: Vec<Outcome> = chunk
             .par_iter()
             .map(|path| process(path, &cache, tokenizer, preprocessing))
