@@ -12,7 +12,8 @@
 //!
 //! The vocabulary is a real one of exactly 774 tokens — REMI+ over all 128 pitches with 127
 //! velocities, chords and 52 pitch-bend bins — so the constrained case masks with a real
-//! grammar. `AURL_BACKEND` picks the backend; `AURL_BENCH_QUICK=1` runs fewer samples.
+//! grammar. `AURL_BACKEND` picks the backend; `AURL_WORKERS` the decoding threads (default:
+//! `aurl::backend::decode_workers`); `AURL_BENCH_QUICK=1` runs fewer samples.
 
 use std::time::Duration;
 
@@ -123,8 +124,14 @@ fn generator<'a>(
         use_cache,
         // The fixed shape decodes within the model's positions: no sliding.
         context: None,
-        // As many decoding threads as the backend's pool (2 on the reference machine).
-        workers: aurl::backend::decode_workers(std::env::var("AURL_BACKEND").ok().as_deref()),
+        // As many decoding threads as the backend's pool (2 on the reference machine), or
+        // `AURL_WORKERS`.
+        workers: std::env::var("AURL_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or_else(|| {
+                aurl::backend::decode_workers(std::env::var("AURL_BACKEND").ok().as_deref())
+            }),
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }
