@@ -1,8 +1,9 @@
 //! Model speed on the CPU benchmark shape (`TransformerConfig::small`, ≈3.5 M parameters
 //! with a 431-token vocabulary):
 //!
-//! - `model/train_step`: forward + backward + Adam step at batch 8 × 512 (elem/s = training
-//!   tokens/s);
+//! - `model/train_step/small_b8x512`: forward + backward + Adam step at batch 8 × 512
+//!   (elem/s = training tokens/s), dropout 0.1; `…_attention_dropout0` the same with the
+//!   attention weights' dropout off (`TransformerConfig::attention_dropout`);
 //! - `model/decode_step`: one cached decoding step (B = 1) with 128, 1024 and 4096 positions
 //!   already in the cache (time per token);
 //! - `model/generate`: a 16-token prompt then 512 greedy tokens through the cache, B = 1 and
@@ -50,14 +51,6 @@ fn samples(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::Wal
 
 fn bench_train(c: &mut Criterion) {
     let device = device().autodiff();
-    device.seed(1);
-    let config = TransformerConfig::small(VOCAB);
-    let mut model = Some(config.init(&device).expect("small() is valid"));
-    eprintln!(
-        "small(): {} parameters",
-        model.as_ref().map_or(0, |m| m.num_params())
-    );
-    let mut optim = AdamConfig::new().init();
     let loss = TokenLoss::new(VOCAB);
     let (b, t) = (8, 512);
     let all = random_ids(b, t + 1, 7, &device);
@@ -66,15 +59,33 @@ fn bench_train(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
     samples(&mut group);
     group.throughput(Throughput::Elements((b * t) as u64));
-    group.bench_function("train_step/small_b8x512", |bench| {
-        bench.iter(|| {
-            let m = model.take().expect("model is put back every iteration");
-            let logits = m.forward(inputs.clone(), 0, None).expect("fits");
-            let l = loss.forward(logits, targets.clone());
-            let grads = GradientsParams::from_grads(l.backward(), &m);
-            model = Some(optim.step(3e-4, m, grads));
+    // `small()` as is (dropout 0.1 everywhere), and with the attention weights' dropout
+    // off (their random masks are most of the random numbers a step draws).
+    for (name, attention_dropout) in [
+        ("train_step/small_b8x512", None),
+        ("train_step/small_b8x512_attention_dropout0", Some(0.0)),
+    ] {
+        device.seed(1);
+        let config = TransformerConfig {
+            attention_dropout,
+            ..TransformerConfig::small(VOCAB)
+        };
+        let mut model = Some(config.init(&device).expect("small() is valid"));
+        eprintln!(
+            "small(): {} parameters",
+            model.as_ref().map_or(0, |m| m.num_params())
+        );
+        let mut optim = AdamConfig::new().init();
+        group.bench_function(name, |bench| {
+            bench.iter(|| {
+                let m = model.take().expect("model is put back every iteration");
+                let logits = m.forward(inputs.clone(), 0, None).expect("fits");
+                let l = loss.forward(logits, targets.clone());
+                let grads = GradientsParams::from_grads(l.backward(), &m);
+                model = Some(optim.step(3e-4, m, grads));
+            });
         });
-    });
+    }
     group.finish();
 }
 

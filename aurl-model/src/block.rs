@@ -27,7 +27,7 @@ impl Block {
             attention: SelfAttentionConfig {
                 d_model: config.d_model,
                 n_heads: config.n_heads,
-                dropout: config.dropout,
+                dropout: config.attention_dropout.unwrap_or(config.dropout),
                 relative: config.relative_distance(),
                 multi_scale: matches!(config.attention, AttentionKind::MultiScale { .. }),
             }

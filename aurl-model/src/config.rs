@@ -106,6 +106,13 @@ pub struct TransformerConfig {
     /// Dropout probability on embeddings, attention weights and residual branches.
     #[serde(default)]
     pub dropout: f64,
+    /// Dropout on the attention weights alone, when it should differ from `dropout`
+    /// (`None`: `dropout`). Those weights are `[batch, heads, t, t]`: their dropout masks
+    /// are most of the random numbers a training step draws — on CPU, Burn draws them one
+    /// at a time, ≈ 15% of a `small()` B8×512 step — so `Some(0.0)` trains faster, as
+    /// many recent models do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention_dropout: Option<f64>,
     /// How positions are encoded.
     pub positions: PositionEncoding,
     /// With [`PositionEncoding::Relative`]: distances `0..max_relative` have their own
@@ -141,6 +148,7 @@ impl TransformerConfig {
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
+            attention_dropout: None,
         }
     }
 
@@ -162,6 +170,7 @@ impl TransformerConfig {
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
+            attention_dropout: None,
         }
     }
 
@@ -183,6 +192,7 @@ impl TransformerConfig {
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
+            attention_dropout: None,
         }
     }
 
@@ -208,6 +218,7 @@ impl TransformerConfig {
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
+            attention_dropout: None,
         }
     }
 
@@ -274,6 +285,11 @@ impl TransformerConfig {
         }
         if !self.dropout.is_finite() || !(0.0..1.0).contains(&self.dropout) {
             return Err(invalid("dropout", "must be in [0, 1)"));
+        }
+        if let Some(p) = self.attention_dropout
+            && (!p.is_finite() || !(0.0..1.0).contains(&p))
+        {
+            return Err(invalid("attention_dropout", "must be in [0, 1)"));
         }
         match self.attention {
             AttentionKind::Sliding { window: 0 }

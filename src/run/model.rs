@@ -108,6 +108,8 @@ pub struct ModelConfig {
     pub max_positions: Option<usize>,
     /// Dropout.
     pub dropout: Option<f64>,
+    /// Dropout on the attention weights alone (default: `dropout`); 0 trains faster.
+    pub attention_dropout: Option<f64>,
     /// Position encoding.
     pub positions: Option<PositionEncoding>,
     /// Relative positions: distances with their own embedding.
@@ -137,6 +139,7 @@ impl Default for ModelConfig {
             max_seq_len: None,
             max_positions: None,
             dropout: None,
+            attention_dropout: None,
             positions: None,
             max_relative: None,
             attention: None,
@@ -181,6 +184,7 @@ impl ModelConfig {
         c.max_seq_len = self.max_seq_len.unwrap_or(c.max_seq_len);
         c.max_positions = self.max_positions.unwrap_or(c.max_positions);
         c.dropout = self.dropout.unwrap_or(c.dropout);
+        c.attention_dropout = self.attention_dropout.or(c.attention_dropout);
         c.positions = self.positions.unwrap_or(c.positions);
         c.max_relative = self.max_relative.unwrap_or(c.max_relative);
         c.attention = self.attention.unwrap_or(c.attention);
