@@ -6,6 +6,15 @@ use aurl_model::TransformerConfig;
 use aurl_sampling::{GenerationConfig, Generator, Request, SamplingError};
 use burn::prelude::*;
 
+/// REMI and an untrained tiny model for it.
+fn tiny_model() -> (Remi, aurl_model::Transformer) {
+    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    let model = TransformerConfig::tiny(remi.vocab().len())
+        .init(&Device::flex())
+        .unwrap();
+    (remi, model)
+}
+
 fn requests() -> Vec<Request> {
     // Two prompt lengths, so there are batches of two sizes to split.
     (0..7u64)
@@ -76,11 +85,7 @@ fn several_workers_make_the_pieces_one_worker_makes() {
 
 #[test]
 fn zero_workers_is_a_config_error() {
-    let device = Device::flex();
-    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
-    let model = TransformerConfig::tiny(remi.vocab().len())
-        .init(&device)
-        .unwrap();
+    let (remi, model) = tiny_model();
     let config = GenerationConfig {
         workers: 0,
         ..GenerationConfig::default()
@@ -94,11 +99,7 @@ fn zero_workers_is_a_config_error() {
 
 #[test]
 fn a_failing_shard_fails_the_call() {
-    let device = Device::flex();
-    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
-    let model = TransformerConfig::tiny(remi.vocab().len())
-        .init(&device)
-        .unwrap();
+    let (remi, model) = tiny_model();
     let config = GenerationConfig {
         workers: 2,
         batch_size: 1,
