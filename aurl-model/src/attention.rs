@@ -9,6 +9,7 @@ use burn::tensor::activation::softmax;
 
 use crate::cache::{KvCache, block_means};
 use crate::mask::summary_bias;
+use crate::project::project;
 use crate::relative::RelativePositions;
 
 /// Multi-head self-attention over a causal (optionally local) context.
@@ -106,8 +107,7 @@ pub(crate) struct SummaryPlan {
 impl SelfAttention {
     fn heads(&self, linear: &Linear, x: Tensor<3>) -> Tensor<4> {
         let [b, t, _] = x.dims();
-        linear
-            .forward(x)
+        project(linear, x)
             .reshape([b, t, self.n_heads, self.d_head])
             .swap_dims(1, 2)
     }
@@ -220,6 +220,6 @@ impl SelfAttention {
                 .matmul(v.clone()),
         };
         let context = attended.swap_dims(1, 2).reshape([b, t, d]);
-        self.output.forward(context)
+        project(&self.output, context)
     }
 }

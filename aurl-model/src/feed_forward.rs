@@ -5,6 +5,7 @@ use burn::prelude::*;
 use burn::tensor::activation::{gelu, silu};
 
 use crate::config::FeedForward;
+use crate::project::project;
 
 /// `down(gelu(up(x)))`, or `down(silu(gate(x)) ⊙ up(x))` when a gate is present.
 ///
@@ -31,9 +32,9 @@ impl Mlp {
     /// Applies the layer.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let hidden = match &self.gate {
-            Some(gate) => silu(gate.forward(x.clone())) * self.up.forward(x),
-            None => gelu(self.up.forward(x)),
+            Some(gate) => silu(project(gate, x.clone())) * project(&self.up, x),
+            None => gelu(project(&self.up, x)),
         };
-        self.down.forward(hidden)
+        project(&self.down, hidden)
     }
 }

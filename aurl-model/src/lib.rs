@@ -53,6 +53,7 @@ pub mod loss;
 mod mask;
 mod musical;
 mod positions;
+mod project;
 mod relative;
 #[cfg(feature = "store")]
 pub mod safetensors;

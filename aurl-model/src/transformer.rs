@@ -12,6 +12,7 @@ use crate::error::ModelError;
 use crate::mask::{causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
 use crate::positions::Positions;
+use crate::project::project;
 
 /// A decoder-only language model over token ids: embeddings, positions, pre-norm blocks,
 /// a final norm and the output head.
@@ -318,6 +319,6 @@ impl Transformer {
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, &context, cache.as_deref_mut().map(|c| (c, i)));
         }
-        self.head.forward(self.norm.forward(x))
+        project(&self.head, self.norm.forward(x))
     }
 }
