@@ -61,7 +61,7 @@ pub(crate) struct ControlQueue<'a> {
     bar: u64,
     /// Control tokens whose bar ended (or was skipped by a rest) before the grammar allowed
     /// them.
-    pub dropped: usize,
+    dropped: usize,
 }
 
 impl<'a> ControlQueue<'a> {
@@ -103,5 +103,13 @@ impl<'a> ControlQueue<'a> {
         }
         self.pending = Self::tokens_of(self.controls, bar);
         self.bar = bar;
+    }
+
+    /// Control tokens that found no place once the piece is over: those dropped on the
+    /// way, plus those still pending in the bar the piece ended in (it ended after that
+    /// bar's `Bar` token, before the grammar allowed them). Controls of bars the piece
+    /// never began are not counted.
+    pub(crate) fn dropped_at_end(&self) -> usize {
+        self.dropped + self.pending.len()
     }
 }

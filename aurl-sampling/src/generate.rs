@@ -112,7 +112,8 @@ pub struct Generated {
     /// Grammar check of the whole sequence.
     pub grammar: GrammarReport,
     /// Control tokens of [`Request::controls`] that could not be placed: their bar ended
-    /// (or was skipped by a rest) before the grammar allowed them.
+    /// (or was skipped by a rest, or the piece ended after its `Bar` token) before the
+    /// grammar allowed them. Controls of bars the piece never began are not counted.
     pub controls_dropped: usize,
 }
 
@@ -569,7 +570,7 @@ impl<'a> Generator<'a> {
             .zip(controls)
             .map(|((tokens, ended), controls)| {
                 let mut generated = self.finish(tokens, p, ended);
-                generated.controls_dropped = controls.dropped;
+                generated.controls_dropped = controls.dropped_at_end();
                 generated
             })
             .collect())

@@ -3,6 +3,7 @@
 //! in their bars while the pieces stay grammar-valid.
 
 use aurl_core::tokenize::{SCHEMES, Token, TokenizerConfig, by_name};
+use aurl_core::{Note, Pitch, Score, Track, Velocity};
 use aurl_model::TransformerConfig;
 use aurl_sampling::{BarControl, GenerationConfig, Generator, Request, SamplingError};
 use burn::prelude::*;
@@ -133,6 +134,42 @@ fn controls_are_forced_into_their_bars_and_pieces_stay_valid() {
             (3, 4)
         );
     }
+    // A piece cut by its limit just after the `Bar` token opening bar 2 leaves bar 2's
+    // control unplaced: it is counted; the control of a bar never begun is not.
+    let mut track = Track::new("piano");
+    for bar in 0..4u64 {
+        let pitch = Pitch::new(60 + bar as u8).unwrap();
+        track.notes.push(Note::new(
+            pitch,
+            Velocity::new(80).unwrap(),
+            bar * 1920,
+            480,
+        ));
+    }
+    let mut score = Score::new(480);
+    score.tracks.push(track);
+    let four_bars = tokenizer.encode(&score).unwrap().framed(vocab).ids;
+    let bar_two = generator_bars(&four_bars, vocab)[2].start;
+    let cut = generator
+        .generate(&[Request {
+            prompt: four_bars[..=bar_two].to_vec(),
+            max_new_tokens: 1,
+            controls: vec![
+                BarControl {
+                    bar: 2,
+                    tokens: vec![chord],
+                },
+                BarControl {
+                    bar: 9,
+                    tokens: vec![tempo],
+                },
+            ],
+            ..Request::default()
+        }])
+        .unwrap()
+        .remove(0);
+    assert!(!cut.tokens[cut.prompt_len..].contains(&chord));
+    assert_eq!(cut.controls_dropped, 1);
     // Only control tokens may be forced.
     let bad = Request {
         max_new_tokens: 10,
