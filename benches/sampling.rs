@@ -4,6 +4,8 @@
 //!
 //! - `sampling/cached/b1`, `sampling/cached/b16`: KV-cached decoding, unconstrained (one
 //!   iteration = one whole generation; elem/s = generated tokens/s);
+//! - `sampling/cached_half/b1`: the same with the projection weights in half precision
+//!   (`GenerationConfig::half_weights`);
 //! - `sampling/uncached/b1`: recomputing the whole prefix every step;
 //! - `sampling/constrained/b16`: cached, under the token grammar's mask;
 //! - `sampling/token_latency/{128,1024,4096}`: one decoding step (B = 1, sampled, cached)
@@ -111,6 +113,7 @@ fn generator<'a>(
     batch: usize,
     constrained: bool,
     use_cache: bool,
+    half_weights: bool,
 ) -> Generator<'a> {
     let config = GenerationConfig {
         strategy: Strategy {
@@ -132,6 +135,7 @@ fn generator<'a>(
             .unwrap_or_else(|| {
                 aurl::backend::decode_workers(std::env::var("AURL_BACKEND").ok().as_deref())
             }),
+        half_weights,
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }
@@ -155,23 +159,31 @@ fn bench_generation(c: &mut Criterion) {
     let model = model(&device, vocab.len());
     let mut group = c.benchmark_group("sampling");
     samples(&mut group);
-    for (name, batch, constrained, use_cache) in [
-        ("cached/b1", 1usize, false, true),
-        ("cached/b16", 16, false, true),
-        ("constrained/b16", 16, true, true),
-        ("uncached/b1", 1, false, false),
+    for (name, batch, constrained, use_cache, half) in [
+        ("cached/b1", 1usize, false, true, false),
+        ("cached_half/b1", 1, false, true, true),
+        ("cached/b16", 16, false, true, false),
+        ("constrained/b16", 16, true, true, false),
+        ("uncached/b1", 1, false, false, false),
     ] {
-        let generator = generator(&model, vocab, batch, constrained, use_cache);
+        let generator = generator(&model, vocab, batch, constrained, use_cache, half);
         let requests = requests(&remi, batch);
-        let produced: usize = generator
-            .generate(&requests)
-            .expect("generation works")
-            .iter()
-            .map(|g| g.tokens.len() - g.prompt_len)
-            .sum();
-        eprintln!("{name}: {produced} new tokens per iteration");
-        group.throughput(Throughput::Elements(produced as u64));
+        // `min_new_tokens` holds EOS back, so every row makes exactly NEW_TOKENS; checked
+        // once, inside the routine, so a filtered-out id costs nothing.
+        let expected = batch * NEW_TOKENS;
+        group.throughput(Throughput::Elements(expected as u64));
+        let mut checked = false;
         group.bench_function(name, |bench| {
+            if !checked {
+                let produced: usize = generator
+                    .generate(&requests)
+                    .expect("generation works")
+                    .iter()
+                    .map(|g| g.tokens.len() - g.prompt_len)
+                    .sum();
+                assert_eq!(produced, expected, "{name}: new tokens per iteration");
+                checked = true;
+            }
             bench.iter(|| generator.generate(&requests).expect("generation works"));
         });
     }
@@ -191,7 +203,7 @@ fn bench_token_latency(c: &mut Criterion) {
         ),
     ] {
         let model = model_with(&device, remi.vocab().len(), attention);
-        let generator = generator(&model, remi.vocab(), 1, false, true);
+        let generator = generator(&model, remi.vocab(), 1, false, true, false);
         let mut group = c.benchmark_group(group_name);
         samples(&mut group);
         for position in [128usize, 1024, 4096] {

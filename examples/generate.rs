@@ -125,6 +125,10 @@ struct Args {
     /// Threads decoding at once (default: the cores on a CPU backend, 1 on a GPU).
     #[arg(long)]
     workers: Option<usize>,
+    /// Decode with the projection weights in half precision (f16): ≈ 1.2× faster at
+    /// `--batch 1` on CPU, samples differ slightly from the f32 model's.
+    #[arg(long)]
+    half_weights: bool,
     /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
     /// first piece to that of the second.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
@@ -202,6 +206,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .workers
             .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
             .max(1),
+        half_weights: args.half_weights,
     };
     let (generator, latents) = match (&transformer, &vae) {
         (Some(t), _) => {
@@ -312,6 +317,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let summary = json!({
         "checkpoint": dir,
+        "half_weights": args.half_weights,
         "pieces": summaries,
         "new_tokens": new_tokens,
         "seconds": seconds,

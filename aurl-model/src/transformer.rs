@@ -3,6 +3,7 @@
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
+use burn::tensor::{DType, FloatDType};
 
 use crate::attention::{AttentionContext, SummaryPlan};
 use crate::block::Block;
@@ -12,7 +13,7 @@ use crate::error::ModelError;
 use crate::mask::{causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
 use crate::positions::Positions;
-use crate::project::project;
+use crate::project::{HalfLinearWeights, project};
 
 /// A decoder-only language model over token ids: embeddings, positions, pre-norm blocks,
 /// a final norm and the output head.
@@ -74,6 +75,27 @@ impl Transformer {
     #[must_use]
     pub fn max_positions(&self) -> usize {
         self.positions.capacity()
+    }
+
+    /// This model with the weight matrix of every projection (attention, feed-forward, output
+    /// head) stored in half precision (f16), for decoding: a decoding step is bound by
+    /// reading the weights, and half of the bytes make it faster on CPU backends. Products
+    /// round their inputs to f16, accumulate in the backend's GEMM (f32 on CPUs without
+    /// native f16 arithmetic) and return f32; embeddings, norms, attention over the cache
+    /// and the softmax stay in f32. Logits move by about 1e-3 relative to the f32 model.
+    ///
+    /// Inference only: do not train or save the result (keep the f32 model for that), and
+    /// use it only on a backend with f16 support (all CPU backends; on wgpu the adapter
+    /// must offer `shader-f16`).
+    #[must_use]
+    pub fn with_half_weights(self) -> Self {
+        self.map(&mut HalfLinearWeights::new(FloatDType::F16))
+    }
+
+    /// Whether [`Transformer::with_half_weights`] made this model.
+    #[must_use]
+    pub fn has_half_weights(&self) -> bool {
+        self.head.weight.val().dtype() == DType::F16
     }
 
     fn window(&self) -> Option<usize> {

@@ -87,3 +87,34 @@ fn a_conditioned_generator_needs_a_code_of_the_right_length() {
             .is_err()
     );
 }
+
+#[test]
+fn a_conditioned_generator_decodes_with_half_weights() {
+    let device = Device::flex();
+    let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
+    let vae = VaeConfig::tiny(tokenizer.vocab().len())
+        .init(&device)
+        .unwrap();
+    let code = vae
+        .sample_prior(1, &mut LatentRng::new(5), &device)
+        .to_rows()
+        .remove(0);
+    let config = GenerationConfig {
+        half_weights: true,
+        ..GenerationConfig::default()
+    };
+    let generator = Generator::conditioned(&vae, tokenizer.vocab(), config).unwrap();
+    let pieces = generator
+        .generate(&[Request {
+            max_new_tokens: 40,
+            latent: Some(code),
+            ..Request::default()
+        }])
+        .unwrap();
+    assert!(pieces[0].tokens.len() > pieces[0].prompt_len);
+    assert_eq!(pieces[0].grammar.error_count(), 0);
+    assert!(
+        !vae.decoder().has_half_weights(),
+        "the VAE keeps its f32 weights"
+    );
+}
