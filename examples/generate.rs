@@ -125,7 +125,7 @@ struct Args {
     /// Threads decoding at once (default: the cores on a CPU backend, 1 on a GPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// Decode with the projection weights in half precision (f16): ≈ 1.2× faster at
+    /// Decode with the projection weights in half precision (f16): 1.1–1.5× faster at
     /// `--batch 1` on CPU, samples differ slightly from the f32 model's.
     #[arg(long)]
     half_weights: bool,

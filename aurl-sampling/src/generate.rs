@@ -84,7 +84,7 @@ pub struct GenerationConfig {
     /// Decode with the projection weights stored in half precision
     /// ([`Transformer::with_half_weights`]): the generator keeps its own f16 copy of them.
     /// A batch-1 step on CPU is bound by reading the f32 weights, and with half the bytes it
-    /// is ≈ 1.4× faster; with a few rows per step (2–32) the CPU GEMM's conversion of the
+    /// is 1.1–1.5× faster; with a few rows per step (2–32) the CPU GEMM's conversion of the
     /// f16 weight costs what the smaller read saves, so keep it off there. Logits move by
     /// about 1e-3 relative to the f32 model (the samples differ, their distribution does
     /// not). Needs a backend with f16 support (every CPU backend; on wgpu, `shader-f16`).
