@@ -54,6 +54,10 @@ struct Args {
     /// Backend for the NLL: one of those compiled in.
     #[arg(long)]
     backend: Option<String>,
+    /// Compute the NLL with the projection weights in half precision, as
+    /// `generate --half-weights` decodes (to see what f16 weights cost the model).
+    #[arg(long)]
+    half_weights: bool,
 }
 
 fn main() -> ExitCode {
@@ -84,10 +88,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         Some(path) => {
             let device = aurl::backend::device_or_default(args.backend.as_deref())?;
             let dir = model_dir(path);
-            Some(
-                load_model(&dir, &device)
-                    .map_err(|e| format!("checkpoint {}: {e}", dir.display()))?,
-            )
+            let mut saved = load_model(&dir, &device)
+                .map_err(|e| format!("checkpoint {}: {e}", dir.display()))?;
+            if args.half_weights {
+                saved.model = saved.model.with_half_weights();
+            }
+            Some(saved)
         }
         None => None,
     };
