@@ -7,7 +7,8 @@ use aurl_model::vae::{Latent, Vae};
 use burn::prelude::*;
 
 use crate::SamplingError;
-use crate::generate::{GenerationConfig, Generator, Request};
+use crate::config::GenerationConfig;
+use crate::generate::{Generator, Request};
 
 impl<'a> Generator<'a> {
     /// A generator decoding with `vae`'s decoder from each request's latent code

@@ -25,6 +25,7 @@
 mod beam;
 mod clock;
 mod conditioned;
+mod config;
 mod controls;
 mod export;
 mod generate;
@@ -33,9 +34,10 @@ mod schedule;
 mod strategy;
 
 pub use beam::BeamConfig;
+pub use config::GenerationConfig;
 pub use controls::BarControl;
 pub use export::{PieceSummary, write_piece};
-pub use generate::{Generated, GenerationConfig, Generator, Request, TokenEvent};
+pub use generate::{Generated, Generator, Request, TokenEvent};
 pub use notes::StreamNote;
 pub use strategy::{Scratch, Strategy};
 
