@@ -84,9 +84,9 @@ impl Transformer {
     /// native f16 arithmetic) and return f32; embeddings, norms, attention over the cache
     /// and the softmax stay in f32. Logits move by about 1e-3 relative to the f32 model.
     ///
-    /// Inference only: do not train or save the result (keep the f32 model for that), and
-    /// use it only on a backend with f16 support (all CPU backends; on wgpu the adapter
-    /// must offer `shader-f16`).
+    /// Inference only: do not train it (keep the f32 model for that; saving it is refused
+    /// by [`crate::weights::save_model`]), and use it only on a backend with f16 support
+    /// (all CPU backends; on wgpu the adapter must offer `shader-f16`).
     #[must_use]
     pub fn with_half_weights(self) -> Self {
         self.map(&mut HalfLinearWeights::new(FloatDType::F16))

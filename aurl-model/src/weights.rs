@@ -10,10 +10,10 @@
 use std::path::Path;
 
 use aurl_core::tokenize::Vocabulary;
-use burn::module::Module;
+use burn::module::{Module, ModuleVisitor, Param};
 use burn::prelude::*;
 use burn::store::ModuleRecord;
-use burn::tensor::Bytes;
+use burn::tensor::{Bytes, DType};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -157,7 +157,10 @@ pub fn save_model(
 ///
 /// # Errors
 /// [`ModelError::InvalidConfig`] if the config's vocabulary size differs from the
-/// vocabulary; [`ModelError::Io`] / [`ModelError::Checkpoint`] on write failures.
+/// vocabulary, or (field `weights`) if the parameters mix precisions, as a decoding copy
+/// from [`Transformer::with_half_weights`] does (its f32 original is the one to save);
+/// [`ModelError::Io`] / [`ModelError::Checkpoint`] on write failures. Nothing is written
+/// on a refusal.
 pub fn save_model_as<M: ModelKind>(
     dir: &Path,
     model: &M,
@@ -165,6 +168,18 @@ pub fn save_model_as<M: ModelKind>(
     vocabulary: &Vocabulary,
 ) -> Result<(), ModelError> {
     check_vocab_size::<M>(config, vocabulary)?;
+    let mut precisions = Precisions::default();
+    model.visit(&mut precisions);
+    if precisions.0.len() > 1 {
+        return Err(ModelError::InvalidConfig {
+            field: "weights".into(),
+            reason: format!(
+                "parameters in several precisions ({:?}): a model from \
+                 `with_half_weights` is for decoding only, save its f32 original",
+                precisions.0
+            ),
+        });
+    }
     std::fs::create_dir_all(dir).map_err(|e| io_error(dir, e))?;
     let weights = dir.join(WEIGHTS_FILE);
     let bytes = model
@@ -182,6 +197,19 @@ pub fn save_model_as<M: ModelKind>(
     let json = serde_json::to_vec_pretty(&file).map_err(|e| checkpoint_error(dir, e))?;
     let path = dir.join(MODEL_FILE);
     aurl_data::write_atomically(&path, &json).map_err(|e| io_error(&path, e))
+}
+
+/// The distinct float precisions of a module's parameters.
+#[derive(Debug, Default)]
+struct Precisions(Vec<DType>);
+
+impl ModuleVisitor for Precisions {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let dtype = param.val().dtype();
+        if !self.0.contains(&dtype) {
+            self.0.push(dtype);
+        }
+    }
 }
 
 /// Loads a transformer saved by [`save_model`] onto `device`; see [`load_model_as`].

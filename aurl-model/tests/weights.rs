@@ -37,6 +37,21 @@ fn a_saved_model_loads_back_with_identical_outputs() {
 }
 
 #[test]
+fn a_half_weight_decoding_copy_is_refused_and_nothing_is_written() {
+    let device = Device::flex();
+    let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+    let config = TransformerConfig::tiny(vocab.len());
+    let half = config.init(&device).unwrap().with_half_weights();
+    let dir = temp_dir("half");
+    let err = save_model(&dir, &half, &config, &vocab).unwrap_err();
+    assert!(
+        matches!(&err, ModelError::InvalidConfig { field, .. } if field == "weights"),
+        "{err}"
+    );
+    assert!(!dir.exists());
+}
+
+#[test]
 fn mismatches_and_damage_are_typed_errors() {
     let device = Device::flex();
     let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
