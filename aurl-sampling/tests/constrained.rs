@@ -2,7 +2,7 @@
 //! nothing skipped — even from an untrained model, for every scheme, batch and seed.
 
 use aurl_core::tokenize::{SCHEMES, TokenizerConfig, by_name};
-use aurl_model::TransformerConfig;
+use aurl_model::{Transformer, TransformerConfig};
 use aurl_sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use burn::prelude::*;
 
@@ -11,10 +11,7 @@ fn constrained_pieces_are_always_valid_and_decode_cleanly() {
     let device = Device::flex();
     for scheme in SCHEMES {
         let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
-        device.seed(3);
-        let model = TransformerConfig::tiny(tokenizer.vocab().len())
-            .init(&device)
-            .unwrap();
+        let model = tiny_model(&device, tokenizer.vocab().len(), 3);
         for strategy in [
             Strategy::default(),
             Strategy {
@@ -66,10 +63,7 @@ fn constrained_pieces_are_always_valid_and_decode_cleanly() {
 fn a_piece_is_written_as_a_midi_file_that_reads_back() {
     let device = Device::flex();
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
-    device.seed(5);
-    let model = TransformerConfig::tiny(tokenizer.vocab().len())
-        .init(&device)
-        .unwrap();
+    let model = tiny_model(&device, tokenizer.vocab().len(), 5);
     let generator = Generator::new(&model, tokenizer.vocab(), GenerationConfig::default()).unwrap();
     let piece = &generator
         .generate(&[Request {
@@ -95,18 +89,8 @@ fn a_piece_is_written_as_a_midi_file_that_reads_back() {
 fn batching_does_not_change_what_a_seed_generates() {
     let device = Device::flex();
     let tokenizer = by_name("tsd", &TokenizerConfig::default()).unwrap();
-    device.seed(8);
-    let model = TransformerConfig::tiny(tokenizer.vocab().len())
-        .init(&device)
-        .unwrap();
-    let requests: Vec<Request> = (0..5)
-        .map(|seed| Request {
-            prompt: vec![],
-            max_new_tokens: 40,
-            seed,
-            ..Request::default()
-        })
-        .collect();
+    let model = tiny_model(&device, tokenizer.vocab().len(), 8);
+    let requests = seeded_requests(5, 40);
     let run = |batch_size| {
         let config = GenerationConfig {
             batch_size,
@@ -129,10 +113,7 @@ fn batching_does_not_change_what_a_seed_generates() {
 fn recomputing_without_the_cache_picks_the_same_tokens_and_streaming_reports_each() {
     let device = Device::flex();
     let tokenizer = by_name("tsd", &TokenizerConfig::default()).unwrap();
-    device.seed(5);
-    let model = TransformerConfig::tiny(tokenizer.vocab().len())
-        .init(&device)
-        .unwrap();
+    let model = tiny_model(&device, tokenizer.vocab().len(), 5);
     let requests: Vec<Request> = (0..3)
         .map(|seed| Request {
             prompt: vec![],
@@ -185,10 +166,7 @@ fn recomputing_without_the_cache_picks_the_same_tokens_and_streaming_reports_eac
 fn the_repetition_penalty_and_typical_sampling_keep_pieces_valid() {
     let device = Device::flex();
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
-    device.seed(6);
-    let model = TransformerConfig::tiny(tokenizer.vocab().len())
-        .init(&device)
-        .unwrap();
+    let model = tiny_model(&device, tokenizer.vocab().len(), 6);
     let config = GenerationConfig {
         strategy: Strategy {
             typical_p: Some(0.9),
@@ -199,14 +177,7 @@ fn the_repetition_penalty_and_typical_sampling_keep_pieces_valid() {
         ..GenerationConfig::default()
     };
     let generator = Generator::new(&model, tokenizer.vocab(), config).unwrap();
-    let requests: Vec<Request> = (0..4)
-        .map(|seed| Request {
-            prompt: vec![],
-            max_new_tokens: 60,
-            seed,
-            ..Request::default()
-        })
-        .collect();
+    let requests = seeded_requests(4, 60);
     for piece in generator.generate(&requests).unwrap() {
         assert_eq!(piece.grammar.error_count(), 0, "{:?}", piece.grammar);
     }
@@ -217,10 +188,7 @@ fn pieces_stop_at_their_bar_and_second_limits() {
     let device = Device::flex();
     for scheme in ["remi", "tsd", "event"] {
         let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
-        device.seed(9);
-        let model = TransformerConfig::tiny(tokenizer.vocab().len())
-            .init(&device)
-            .unwrap();
+        let model = tiny_model(&device, tokenizer.vocab().len(), 9);
         let config = GenerationConfig {
             batch_size: 3,
             min_new_tokens: 250,
@@ -285,10 +253,7 @@ fn beam_search_of_width_one_is_greedy_and_wider_beams_stay_valid() {
     let device = Device::flex();
     for scheme in ["remi", "event"] {
         let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
-        device.seed(12);
-        let model = TransformerConfig::tiny(tokenizer.vocab().len())
-            .init(&device)
-            .unwrap();
+        let model = tiny_model(&device, tokenizer.vocab().len(), 12);
         let config = GenerationConfig {
             strategy: Strategy {
                 greedy: true,
@@ -338,10 +303,7 @@ fn a_piece_longer_than_the_context_slides_and_stays_valid() {
     let device = Device::flex();
     for scheme in SCHEMES {
         let tokenizer = by_name(scheme, &TokenizerConfig::default()).unwrap();
-        device.seed(8);
-        let model = TransformerConfig::tiny(tokenizer.vocab().len())
-            .init(&device)
-            .unwrap();
+        let model = tiny_model(&device, tokenizer.vocab().len(), 8);
         // A 48-position context and 400 new tokens: about 16 slides. EOS is held back so the
         // piece really is that long; a short request batched alongside is unaffected.
         let config = GenerationConfig {
@@ -425,18 +387,8 @@ fn a_piece_longer_than_the_context_slides_and_stays_valid() {
 fn half_weight_decoding_stays_valid_and_reproducible() {
     let device = Device::flex();
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
-    device.seed(9);
-    let model = TransformerConfig::tiny(tokenizer.vocab().len())
-        .init(&device)
-        .unwrap();
-    let requests: Vec<Request> = (0..6)
-        .map(|seed| Request {
-            prompt: vec![],
-            max_new_tokens: 60,
-            seed,
-            ..Request::default()
-        })
-        .collect();
+    let model = tiny_model(&device, tokenizer.vocab().len(), 9);
+    let requests = seeded_requests(6, 60);
     let generate = |half_weights: bool, batch_size: usize| {
         let config = GenerationConfig {
             half_weights,
@@ -466,4 +418,22 @@ fn half_weight_decoding_stays_valid_and_reproducible() {
     }
     // The f32 model is untouched by its generator's half copy.
     assert!(!model.has_half_weights());
+}
+
+/// An untrained `tiny()` model over `vocab` ids, its weights drawn after `device.seed(seed)`.
+fn tiny_model(device: &Device, vocab: usize, seed: u64) -> Transformer {
+    device.seed(seed);
+    TransformerConfig::tiny(vocab).init(device).unwrap()
+}
+
+/// `n` requests from BOS, seeds `0..n`, at most `max_new_tokens` each.
+fn seeded_requests(n: u64, max_new_tokens: usize) -> Vec<Request> {
+    (0..n)
+        .map(|seed| Request {
+            prompt: vec![],
+            max_new_tokens,
+            seed,
+            ..Request::default()
+        })
+        .collect()
 }
