@@ -96,18 +96,8 @@ impl Generator<'_> {
         let model_err = |e: aurl_model::ModelError| SamplingError::Model(e.to_string());
         let vocab_size = self.model.vocab_size();
         let mut cache = self.model.new_cache(1);
-        let input = Tensor::<2, Int>::from_data(
-            TensorData::new(
-                prompt.iter().map(|&x| i64::from(x)).collect::<Vec<_>>(),
-                [1, p],
-            ),
-            &self.device,
-        );
-        let mut logits = self
-            .model
-            .forward(input, 0, Some(&mut cache))
-            .map_err(model_err)?
-            .narrow(1, p - 1, 1);
+        let flat = prompt.iter().map(|&x| i64::from(x)).collect();
+        let mut logits = self.prefill(flat, 1, Some(&mut cache), None)?;
         let mut beams = vec![Hypothesis {
             tokens: prompt,
             state,

@@ -388,11 +388,8 @@ impl<'a> Generator<'a> {
             prefill = restart.len();
             flat = restart.iter().map(|&x| i64::from(x)).collect();
         }
-        let input = Tensor::<2, Int>::from_data(TensorData::new(flat, [b, prefill]), &self.device);
         let mut step_started = Instant::now();
-        let mut logits = self
-            .forward(input, 0, cache.as_mut(), latent)?
-            .narrow(1, prefill - 1, 1);
+        let mut logits = self.prefill(flat, b, cache.as_mut(), latent)?;
         let mut mask = TokenMask::new(self.model.vocab_size());
         let mut scratch = Scratch::default();
         let mut row_copy: Vec<f32> = Vec::new();
@@ -483,15 +480,10 @@ impl<'a> Generator<'a> {
                 Some(cache) if position >= context => {
                     // Only a lone request gets here (batches stop at the context).
                     let restart = self.slid_context(&tokens[0], context);
-                    let n = restart.len();
                     *cache = self.model.new_cache(1);
-                    let input = Tensor::<2, Int>::from_data(
-                        TensorData::new(restart.iter().map(|&x| i64::from(x)).collect(), [1, n]),
-                        &self.device,
-                    );
-                    position = n - 1;
-                    self.forward(input, 0, Some(cache), latent)
-                        .map(|l| l.narrow(1, n - 1, 1))
+                    position = restart.len() - 1;
+                    let restart = restart.iter().map(|&x| i64::from(x)).collect();
+                    self.prefill(restart, 1, Some(cache), latent)
                 }
                 Some(cache) => {
                     let input = Tensor::<2, Int>::from_data(

@@ -109,6 +109,76 @@ fn batching_does_not_change_what_a_seed_generates() {
     assert_eq!(one, run(2));
 }
 
+/// A prompt longer than the prefill chunk goes through the cache in several forward calls;
+/// the tokens picked after it are those a full recomputation picks, for every kind of
+/// attention and position the chunks must carry across (ring buffers, summaries, distances).
+#[test]
+fn a_long_prompt_prefilled_in_chunks_continues_as_a_full_recomputation_does() {
+    use aurl_model::{AttentionKind, PositionEncoding};
+    let device = Device::flex();
+    let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
+    let vocab = tokenizer.vocab().len();
+    // 600 tokens: two whole chunks of 256 and part of a third.
+    let prompt: Vec<_> = (0..600u32)
+        .map(|i| u16::try_from(4 + (i * 37) % (vocab as u32 - 4)).unwrap())
+        .collect();
+    let request = Request {
+        prompt,
+        max_new_tokens: 8,
+        seed: 1,
+        ..Request::default()
+    };
+    for (attention, positions) in [
+        (AttentionKind::Full, PositionEncoding::Sinusoidal),
+        (
+            AttentionKind::Sliding { window: 48 },
+            PositionEncoding::Rotary,
+        ),
+        (
+            AttentionKind::Sliding { window: 40 },
+            PositionEncoding::Relative,
+        ),
+        (
+            AttentionKind::Hierarchical {
+                window: 32,
+                block: 16,
+            },
+            PositionEncoding::Learned,
+        ),
+    ] {
+        device.seed(4);
+        let model = TransformerConfig {
+            attention,
+            positions,
+            max_relative: 64,
+            max_positions: 1024,
+            ..TransformerConfig::tiny(vocab)
+        }
+        .init(&device)
+        .unwrap();
+        let run = |use_cache| {
+            let config = GenerationConfig {
+                strategy: Strategy {
+                    greedy: true,
+                    ..Strategy::default()
+                },
+                constrained: false,
+                use_cache,
+                ..GenerationConfig::default()
+            };
+            Generator::new(&model, tokenizer.vocab(), config)
+                .unwrap()
+                .generate(std::slice::from_ref(&request))
+                .unwrap()
+                .remove(0)
+                .tokens
+        };
+        let cached = run(true);
+        assert_eq!(cached.len(), 608, "{attention:?}");
+        assert_eq!(cached, run(false), "{attention:?} with {positions:?}");
+    }
+}
+
 #[test]
 fn recomputing_without_the_cache_picks_the_same_tokens_and_streaming_reports_each() {
     let device = Device::flex();
