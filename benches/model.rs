@@ -20,6 +20,12 @@ use aurl::model::loss::TokenLoss;
 use aurl::model::{Transformer, TransformerConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
+/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
+/// README's sampling table).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const VOCAB: usize = 431;
 
 fn device() -> Device {

@@ -26,6 +26,12 @@ use aurl::model::{AttentionKind, Transformer, TransformerConfig};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
+/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
+/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
+/// README's sampling table).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const NEW_TOKENS: usize = 512;
 const PROMPT: usize = 16;
 

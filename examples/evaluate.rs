@@ -22,6 +22,12 @@ use aurl::model::weights::{load_model, model_dir};
 use clap::Parser;
 use serde_json::json;
 
+/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
+/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
+/// README's sampling table).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Evaluate generated MIDI against reference MIDI.
 #[derive(Parser)]
 #[command(version, about)]

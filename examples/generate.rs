@@ -31,6 +31,12 @@ use aurl::sampling::{
 use clap::Parser;
 use serde_json::json;
 
+/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
+/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
+/// README's sampling table).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Generate pieces with a trained model.
 #[derive(Parser)]
 #[command(version, about)]
