@@ -20,8 +20,10 @@ pub struct GenerationConfig {
     /// every time. With the grammar on, a piece may still end early if nothing else is
     /// allowed.
     pub min_new_tokens: usize,
-    /// Decode through the model's KV cache (one token per step after the prompt). `false`
-    /// recomputes the whole prefix every step: only for measuring what the cache saves.
+    /// Decode through the model's KV cache (one token per step after the prompt, which is
+    /// fed through the cache 256 positions at a time, so a long prompt's attention needs
+    /// O(prompt × 256) memory rather than O(prompt²)). `false` recomputes the whole prefix
+    /// every step: only for measuring what the cache saves.
     pub use_cache: bool,
     /// Positions the model attends to while generating (`None`: all its positions). A
     /// cached request that outgrows them is generated on its own and **slides**: when the
