@@ -8,6 +8,7 @@ use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
 use crate::cache::{KvCache, block_means};
+use crate::kernels::{self, AttentionOptions};
 use crate::mask::summary_bias;
 use crate::project::project;
 use crate::relative::RelativePositions;
@@ -93,6 +94,24 @@ pub(crate) struct AttentionContext<'a> {
     /// Multi-scale attention: the bias of the local (sliding) scale over the attended keys
     /// (causal and window masks; padding included when `bias` has it).
     pub local_bias: Option<Tensor<4>>,
+    /// The mask as structure rather than a tensor, when the keys are consecutive positions
+    /// (or a single query sees every held key): full and sliding attention without relative
+    /// positions then run [`kernels::attention`] (fused on backends with a kernel) and
+    /// `bias` is not built.
+    pub structured: Option<StructuredMask>,
+}
+
+/// Which keys each query sees, for [`kernels::attention`].
+#[derive(Debug, Clone)]
+pub(crate) struct StructuredMask {
+    /// Queries see only keys at or before their own position.
+    pub causal: bool,
+    /// Position of the first query relative to the first key.
+    pub offset: usize,
+    /// Sliding window, if any.
+    pub window: Option<usize>,
+    /// Additive bias per key `[b, keys]` (padding), if any.
+    pub key_bias: Option<Tensor<2>>,
 }
 
 /// Shape of the block-summary part of hierarchical attention.
@@ -112,6 +131,18 @@ impl SelfAttention {
             .swap_dims(1, 2)
     }
 
+    /// Whether it adds Music Transformer relative-position scores.
+    pub(crate) fn has_relative_positions(&self) -> bool {
+        self.relative.is_some()
+    }
+
+    /// Whether this layer takes [`kernels::attention`] when the context allows it (full or
+    /// sliding attention without relative positions).
+    fn structured(&self, context: &AttentionContext<'_>) -> Option<StructuredMask> {
+        let plain = self.relative.is_none() && self.mix.is_none() && context.summaries.is_none();
+        context.structured.clone().filter(|_| plain)
+    }
+
     /// Attends from every input position; with a cache, the new keys and values are stored
     /// in layer `layer` of it and earlier cached positions are attended to as well.
     pub(crate) fn forward(
@@ -127,6 +158,22 @@ impl SelfAttention {
         if let Some(rotary) = context.rotary {
             q = rotary.apply(q, context.offset);
             k = rotary.apply(k, context.offset);
+        }
+        if let Some(mask) = self.structured(context) {
+            let (k, v) = match cache {
+                Some((cache, layer)) => cache.append(layer, k, v),
+                None => (k, v),
+            };
+            let options = AttentionOptions {
+                causal: mask.causal,
+                offset: mask.offset,
+                window: mask.window,
+                scale: (self.d_head as f32).sqrt().recip(),
+                dropout: None,
+            };
+            let dropout = kernels::training_dropout(&self.dropout, &q.device());
+            let attended = kernels::attention(q, k, v, mask.key_bias, options, dropout);
+            return project(&self.output, attended.swap_dims(1, 2).reshape([b, t, d]));
         }
         let cached = cache.is_some();
         let (k, v, summaries) = match cache {

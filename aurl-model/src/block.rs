@@ -7,6 +7,7 @@ use crate::attention::{AttentionContext, SelfAttention, SelfAttentionConfig};
 use crate::cache::KvCache;
 use crate::config::{AttentionKind, TransformerConfig};
 use crate::feed_forward::Mlp;
+use crate::kernels;
 
 /// `x + drop(attn(norm(x)))`, then `x + drop(mlp(norm(x)))`.
 #[derive(Module, Debug)]
@@ -38,17 +39,23 @@ impl Block {
         }
     }
 
+    /// Whether its attention adds Music Transformer relative-position scores.
+    pub(crate) fn has_relative_positions(&self) -> bool {
+        self.attention.has_relative_positions()
+    }
+
     pub(crate) fn forward(
         &self,
         x: Tensor<3>,
         context: &AttentionContext<'_>,
         cache: Option<(&mut KvCache, usize)>,
     ) -> Tensor<3> {
-        let a = self
-            .attention
-            .forward(self.attention_norm.forward(x.clone()), context, cache);
-        let x = x + self.dropout.forward(a);
-        let m = self.mlp.forward(self.mlp_norm.forward(x.clone()));
-        x + self.dropout.forward(m)
+        let normed = kernels::layer_norm(&self.attention_norm, x.clone());
+        let a = self.attention.forward(normed, context, cache);
+        let x = x + kernels::dropout(&self.dropout, a);
+        let m = self
+            .mlp
+            .forward(kernels::layer_norm(&self.mlp_norm, x.clone()));
+        x + kernels::dropout(&self.dropout, m)
     }
 }

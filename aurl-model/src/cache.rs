@@ -56,6 +56,18 @@ pub(crate) struct KeyPlan {
     pub ring: Option<Vec<usize>>,
 }
 
+/// See [`KvCache::key_order`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOrder {
+    /// Keys are positions `0..first_query + t`; the queries are the last `t`.
+    Consecutive {
+        /// Position of the first query.
+        first_query: usize,
+    },
+    /// One query that sees every key handed out.
+    AllVisible,
+}
+
 /// First capacity of a growing (full-attention) buffer.
 const MIN_CAPACITY: usize = 64;
 
@@ -181,6 +193,20 @@ impl KvCache {
             }
         });
         KeyPlan { positions, ring }
+    }
+
+    /// How the keys of a call adding `t` positions relate to its queries: consecutive
+    /// positions from 0 (queries from [`KvCache::len`]), or, for one query over a sliding
+    /// window's ring, every held key visible in any order; `None` when the ring holds keys
+    /// out of order for several queries.
+    pub(crate) fn key_order(&self, t: usize) -> Option<KeyOrder> {
+        match self.window {
+            Some(_) if t == 1 => Some(KeyOrder::AllVisible),
+            Some(w) if self.len > w => None,
+            _ => Some(KeyOrder::Consecutive {
+                first_query: self.len,
+            }),
+        }
     }
 
     /// Stores layer `layer`'s new keys and values (`[batch, heads, t, d_head]`) and returns

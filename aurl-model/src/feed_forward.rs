@@ -2,9 +2,10 @@
 
 use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::activation::{gelu, silu};
+use burn::tensor::activation::silu;
 
 use crate::config::FeedForward;
+use crate::kernels;
 use crate::project::project;
 
 /// `down(gelu(up(x)))`, or `down(silu(gate(x)) ⊙ up(x))` when a gate is present.
@@ -33,7 +34,7 @@ impl Mlp {
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         let hidden = match &self.gate {
             Some(gate) => silu(project(gate, x.clone())) * project(&self.up, x),
-            None => gelu(project(&self.up, x)),
+            None => kernels::gelu(project(&self.up, x)),
         };
         project(&self.down, hidden)
     }

@@ -49,6 +49,7 @@ mod config;
 mod discriminator;
 mod error;
 mod feed_forward;
+pub mod kernels;
 pub mod loss;
 mod mask;
 mod musical;

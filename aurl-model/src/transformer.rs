@@ -5,12 +5,13 @@ use burn::nn::{Linear, LinearConfig};
 use burn::prelude::*;
 use burn::tensor::{DType, FloatDType};
 
-use crate::attention::{AttentionContext, SummaryPlan};
+use crate::attention::{AttentionContext, StructuredMask, SummaryPlan};
 use crate::block::Block;
-use crate::cache::KvCache;
+use crate::cache::{KeyOrder, KvCache};
 use crate::config::{AttentionKind, TransformerConfig};
 use crate::error::ModelError;
-use crate::mask::{causal_bias, combine, padding_bias};
+use crate::kernels;
+use crate::mask::{MASKED, causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
 use crate::positions::Positions;
 use crate::project::{HalfLinearWeights, project};
@@ -102,6 +103,30 @@ impl Transformer {
         (self.window > 0).then_some(self.window)
     }
 
+    /// The mask of a call as structure, when its attention takes [`crate::kernels::attention`]
+    /// (full or sliding attention, positions other than relative) and its keys allow it.
+    fn structured(&self, t: usize, cache: Option<&KvCache>) -> Option<StructuredMask> {
+        let plain = matches!(
+            self.attention,
+            AttentionKind::Full | AttentionKind::Sliding { .. }
+        ) && !self.blocks.iter().any(Block::has_relative_positions);
+        if !plain {
+            return None;
+        }
+        let (causal, offset, window) = match cache.map(|c| c.key_order(t)) {
+            None => (true, 0, self.window()),
+            Some(Some(KeyOrder::Consecutive { first_query })) => (true, first_query, self.window()),
+            Some(Some(KeyOrder::AllVisible)) => (false, 0, None),
+            Some(None) => return None,
+        };
+        Some(StructuredMask {
+            causal,
+            offset,
+            window,
+            key_bias: None,
+        })
+    }
+
     /// The block summaries of hierarchical and multi-scale attention.
     fn summary(&self) -> Option<SummaryPlan> {
         match self.attention {
@@ -174,7 +199,9 @@ impl Transformer {
         self.check_condition(b, t, condition.as_ref())?;
         self.check(b, t, offset, cache.as_deref())?;
         let device = tokens.device();
+        let structured = self.structured(t, cache.as_deref());
         let (bias, ring) = match cache.as_deref() {
+            _ if structured.is_some() => (None, None),
             Some(c) => {
                 let plan = c.plan(t);
                 let bias = plan
@@ -193,7 +220,7 @@ impl Transformer {
             tokens,
             offset,
             (bias, local_bias),
-            ring,
+            (ring, structured),
             condition,
             cache.as_deref_mut(),
         );
@@ -237,6 +264,18 @@ impl Transformer {
         }
         self.check(b, t, 0, None)?;
         let device = tokens.device();
+        if let Some(mut structured) = self.structured(t, None) {
+            structured.key_bias = Some(padding.float().mul_scalar(MASKED));
+            let run = self.run(
+                tokens,
+                0,
+                (None, None),
+                (None, Some(structured)),
+                condition,
+                None,
+            );
+            return Ok(run);
+        }
         let keys: Vec<usize> = (0..t).collect();
         let padding = padding_bias(padding);
         let bias = combine(
@@ -246,7 +285,7 @@ impl Transformer {
         let local_bias = self
             .local_bias(0, t, 0, &device)
             .map(|local| local + padding);
-        Ok(self.run(tokens, 0, (bias, local_bias), None, condition, None))
+        Ok(self.run(tokens, 0, (bias, local_bias), (None, None), condition, None))
     }
 
     /// Width of the residual stream.
@@ -311,7 +350,7 @@ impl Transformer {
         tokens: Tensor<2, Int>,
         offset: usize,
         (bias, local_bias): (Option<Tensor<4>>, Option<Tensor<4>>),
-        ring: Option<Vec<usize>>,
+        (ring, structured): (Option<Vec<usize>>, Option<StructuredMask>),
         condition: Option<Tensor<3>>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
@@ -329,7 +368,7 @@ impl Transformer {
         if let Some(c) = condition {
             x = x + c;
         }
-        let mut x = self.dropout.forward(x);
+        let mut x = kernels::dropout(&self.dropout, x);
         let context = AttentionContext {
             offset,
             rotary: self.positions.rotary(),
@@ -337,10 +376,11 @@ impl Transformer {
             ring,
             summaries: self.summary(),
             local_bias,
+            structured,
         };
         for (i, block) in self.blocks.iter().enumerate() {
             x = block.forward(x, &context, cache.as_deref_mut().map(|c| (c, i)));
         }
-        project(&self.head, self.norm.forward(x))
+        project(&self.head, kernels::layer_norm(&self.norm, x))
     }
 }

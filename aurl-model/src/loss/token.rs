@@ -3,10 +3,10 @@
 
 use aurl_core::tokenize::{TokenGroup, Vocabulary};
 use burn::prelude::*;
-use burn::tensor::activation::log_softmax;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, invalid};
+use crate::kernels;
 
 /// Loss weight of each token kind ([`TokenGroup`]); all 1 by default.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -149,19 +149,10 @@ impl TokenLoss {
         let [b, t, v] = logits.dims();
         let n = b * t;
         let device = logits.device();
-        let log_p = log_softmax(logits.reshape([n, v]), 1);
         let targets = targets.reshape([n]);
-        let nll = log_p
-            .clone()
-            .gather(1, targets.clone().reshape([n, 1]))
-            .reshape([n])
-            .neg();
-        let per_token = if self.smoothing > 0.0 {
-            let uniform = log_p.mean_dim(1).reshape([n]).neg();
-            nll.mul_scalar(1.0 - self.smoothing) + uniform.mul_scalar(self.smoothing)
-        } else {
-            nll
-        };
+        // One fused pass where the backend has the kernel: no `[n, v]` log-probabilities
+        // are materialised for the backward.
+        let per_token = kernels::token_nll(logits.reshape([n, v]), targets.clone(), self.smoothing);
         let mut weights = match &self.class_weights {
             Some(w) => Tensor::<1>::from_data(TensorData::new(w.clone(), [w.len()]), &device)
                 .select(0, targets.clone()),

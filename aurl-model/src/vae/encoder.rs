@@ -5,10 +5,10 @@
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
-use crate::attention::AttentionContext;
+use crate::attention::{AttentionContext, StructuredMask};
 use crate::block::Block;
 use crate::config::{AttentionKind, PositionEncoding, TransformerConfig};
-use crate::mask::padding_bias;
+use crate::mask::MASKED;
 use crate::positions::Positions;
 
 /// A stack of bidirectional blocks over token ids.
@@ -50,18 +50,26 @@ impl SequenceEncoder {
     #[must_use]
     pub fn forward(&self, tokens: Tensor<2, Int>, padding: Tensor<2, Bool>) -> Tensor<3> {
         let mut x = self.positions.add(self.embedding.forward(tokens), 0);
+        // Full attention without relative positions (forced in `new`): the kernel path,
+        // bidirectional, padded keys hidden by their bias.
         let context = AttentionContext {
             offset: 0,
             rotary: self.positions.rotary(),
-            bias: Some(padding_bias(padding)),
+            bias: None,
             ring: None,
             summaries: None,
             local_bias: None,
+            structured: Some(StructuredMask {
+                causal: false,
+                offset: 0,
+                window: None,
+                key_bias: Some(padding.float().mul_scalar(MASKED)),
+            }),
         };
         for block in &self.blocks {
             x = block.forward(x, &context, None);
         }
-        self.norm.forward(x)
+        crate::kernels::layer_norm(&self.norm, x)
     }
 }
 

@@ -1,0 +1,325 @@
+//! Fused kernels through Burn's backend extensions, called by model code written once.
+//!
+//! Model code calls the functions of this module ([`attention`], [`layer_norm`], [`gelu`],
+//! [`dropout`], [`token_nll`]); each runs
+//!
+//! - on `Flex` (Burn's CPU backend, with this crate's `flex` feature): a specialised kernel
+//!   with a hand-written backward pass ([`AurlOps`], `kernels/flex/`);
+//! - on every other backend, or with [`KernelMode::Generic`]: the operation's generic body,
+//!   built from Burn's backend operations (`kernels/reference.rs`), differentiated by Burn's
+//!   autodiff. The same bodies are the default methods of [`AurlOps`] and the oracle of the
+//!   kernels' tests (values and gradients).
+//!
+//! What each kernel replaces and what it gains, measured on `model/train_step/small_b8x512`
+//! (forward + backward + Adam, B8 × 512, flex, 2 threads) — see `BENCHMARKS` in the README:
+//!
+//! | kernel | replaces | gain |
+//! |---|---|---|
+//! | [`attention`] | `q·kᵀ`, mask and bias adds, softmax, dropout and `p·v` on `[b, h, t, t]` tensors, and their autodiff graph | FlashAttention-2-style tiles with an online softmax, tiles past the causal diagonal or outside the window skipped, no `[b, h, t, t]` tensor; the backward recomputes probabilities per tile from the log-sum-exp |
+//! | [`layer_norm`] | mean, variance, normalise, scale, shift and their ten-op backward | one pass forward, two backward |
+//! | [`gelu`] | `erf` through libm, one element at a time | a vectorised erf |
+//! | [`dropout`] | a ChaCha draw per element and a mask tensor | a counter-based hash, recomputed in the backward |
+//! | [`token_nll`] | log-softmax, gather, mean and their backward over `[n, vocab]` | one pass forward, one backward |
+//!
+//! `AURL_KERNELS=generic` in the environment (read once) or [`set_kernel_mode`] forces the
+//! generic bodies everywhere, for comparisons and bug reports.
+
+mod autodiff;
+#[cfg(feature = "flex")]
+mod flex;
+mod ops;
+mod random;
+mod reference;
+#[cfg(test)]
+mod tests;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+
+use burn::backend::{Dispatch, DispatchDevice};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+
+pub use ops::AurlOps;
+
+/// Which implementation the functions of [`crate::kernels`] run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelMode {
+    /// Specialised kernels where the backend has them (the default).
+    Fused,
+    /// The generic bodies on every backend.
+    Generic,
+}
+
+static MODE: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the kernels for the whole process (overrides `AURL_KERNELS`).
+pub fn set_kernel_mode(mode: KernelMode) {
+    MODE.store(
+        match mode {
+            KernelMode::Fused => 1,
+            KernelMode::Generic => 2,
+        },
+        Ordering::Relaxed,
+    );
+}
+
+/// The kernels in use: [`set_kernel_mode`]'s choice, else `AURL_KERNELS` (`generic` or
+/// `fused`), else [`KernelMode::Fused`].
+#[must_use]
+pub fn kernel_mode() -> KernelMode {
+    match MODE.load(Ordering::Relaxed) {
+        1 => KernelMode::Fused,
+        2 => KernelMode::Generic,
+        _ => {
+            let mode = match std::env::var("AURL_KERNELS").as_deref() {
+                Ok("generic") => KernelMode::Generic,
+                _ => KernelMode::Fused,
+            };
+            set_kernel_mode(mode);
+            mode
+        }
+    }
+}
+
+/// Whether `device`'s backend has specialised kernels and they are on.
+fn fused(device: &Device) -> bool {
+    if kernel_mode() == KernelMode::Generic {
+        return false;
+    }
+    #[allow(clippy::match_like_matches_macro)]
+    match device.clone().inner().as_dispatch() {
+        #[cfg(feature = "flex")]
+        DispatchDevice::Flex(_) => true,
+        _ => false,
+    }
+}
+
+/// Dropout of the fused kernels: drop probability and the seed of its counter-based mask.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dropout {
+    /// Probability of dropping an element, in `(0, 1)`.
+    pub prob: f32,
+    /// Seed of the mask.
+    pub seed: u64,
+}
+
+/// Which keys each query of [`attention`] sees, and how scores are scaled.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionOptions {
+    /// Query `i` sees keys `j ≤ offset + i` only.
+    pub causal: bool,
+    /// Position of the first query relative to the first key (keys cached before the
+    /// queries; 0 in training).
+    pub offset: usize,
+    /// Query `i` sees keys `j > offset + i − window` only (sliding-window attention).
+    pub window: Option<usize>,
+    /// Factor applied to `q·kᵀ` (usually `1/√d_head`).
+    pub scale: f32,
+    /// Dropout on the attention weights, if any.
+    pub dropout: Option<Dropout>,
+}
+
+impl AttentionOptions {
+    /// Whether query `i` sees key `j`.
+    #[must_use]
+    pub fn visible(&self, i: usize, j: usize) -> bool {
+        let position = self.offset + i;
+        (!self.causal || j <= position) && self.window.is_none_or(|w| j + w > position)
+    }
+}
+
+/// A seed for a counter-based mask, drawn from `device`'s generator (seeded per step by the
+/// trainer), so masks are reproducible from the run's seed.
+fn draw_seed(device: &Device) -> u64 {
+    let words = Tensor::<1, Int>::random(
+        [3],
+        Distribution::Uniform(0.0, 2_097_152.0),
+        &device.clone().inner(),
+    )
+    .into_data()
+    .convert::<i64>()
+    .try_into_vec::<i64>()
+    .unwrap_or_default();
+    words
+        .iter()
+        .fold(0u64, |seed, &w| (seed << 21) ^ (w as u64 & 0x1F_FFFF))
+}
+
+/// Multi-head attention `softmax(q·kᵀ·scale + mask + key_bias)·v` with dropout `dropout` on
+/// the weights (pass 0 outside training), fused where the backend has a kernel.
+///
+/// Shapes: `q` `[b, h, tq, d]`, `k` and `v` `[b, h, tk, d]` (any strides: views from a
+/// projection need no copy), `key_bias` `[b, tk]` (additive, e.g. a large negative value at
+/// padded keys; constant: no gradient reaches it) → `[b, h, tq, d]`.
+#[must_use]
+pub fn attention(
+    q: Tensor<4>,
+    k: Tensor<4>,
+    v: Tensor<4>,
+    key_bias: Option<Tensor<2>>,
+    options: AttentionOptions,
+    dropout: f32,
+) -> Tensor<4> {
+    let device = q.device();
+    if fused(&device) {
+        let options = AttentionOptions {
+            dropout: (dropout > 0.0).then(|| Dropout {
+                prob: dropout,
+                seed: draw_seed(&device),
+            }),
+            ..options
+        };
+        let key_bias = key_bias.unwrap_or_else(|| Tensor::empty([0, 0], &device));
+        let (out, _) = <Dispatch as AurlOps>::fused_attention(
+            q.into_dispatch(),
+            k.into_dispatch(),
+            v.into_dispatch(),
+            key_bias.into_dispatch(),
+            options,
+        );
+        return Tensor::from_dispatch(out);
+    }
+    let keep = (dropout > 0.0).then(|| {
+        let [b, h, tq, _] = q.dims();
+        let tk = k.dims()[2];
+        let keep = 1.0 - f64::from(dropout);
+        Tensor::<4>::random([b, h, tq, tk], Distribution::Bernoulli(keep), &device)
+            .div_scalar(keep)
+            .into_dispatch()
+    });
+    let (out, _) = reference::attention::<Dispatch>(
+        q.into_dispatch(),
+        k.into_dispatch(),
+        v.into_dispatch(),
+        key_bias.map(Tensor::into_dispatch),
+        &AttentionOptions {
+            dropout: None,
+            ..options
+        },
+        keep,
+    );
+    Tensor::from_dispatch(out)
+}
+
+/// The epsilon of every layer norm in this crate's models (`LayerNormConfig`'s default).
+pub(crate) const LAYER_NORM_EPSILON: f32 = 1e-5;
+
+/// `norm.forward(x)` for a [`burn::nn::LayerNorm`] built with the default epsilon, fused where
+/// the backend has a kernel.
+///
+/// Shapes: `[..., d]` → `[..., d]`.
+#[must_use]
+pub fn layer_norm<const D: usize>(norm: &burn::nn::LayerNorm, x: Tensor<D>) -> Tensor<D> {
+    let gamma = norm.gamma.val();
+    let beta = match &norm.beta {
+        Some(beta) => beta.val(),
+        None => gamma.zeros_like(),
+    };
+    let (y, _, _) = if fused(&x.device()) {
+        <Dispatch as AurlOps>::fused_layer_norm(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            LAYER_NORM_EPSILON,
+        )
+    } else {
+        reference::layer_norm::<Dispatch>(
+            x.into_dispatch(),
+            gamma.into_dispatch(),
+            beta.into_dispatch(),
+            LAYER_NORM_EPSILON,
+        )
+    };
+    Tensor::from_dispatch(y)
+}
+
+/// The exact GELU `x·Φ(x)`, fused where the backend has a kernel.
+#[must_use]
+pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let y = if fused(&x.device()) {
+        <Dispatch as AurlOps>::fused_gelu(x.into_dispatch())
+    } else {
+        reference::gelu::<Dispatch>(x.into_dispatch())
+    };
+    Tensor::from_dispatch(y)
+}
+
+/// `module.forward(x)` for a [`burn::nn::Dropout`]: the identity outside training (a device
+/// without autodiff, a frozen module, probability 0), else a counter-based mask where the
+/// backend has a kernel and the module's own random mask elsewhere.
+#[must_use]
+pub fn dropout<const D: usize>(module: &burn::nn::Dropout, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if module.prob == 0.0 || !module.training.is_enabled() || !device.is_autodiff() {
+        return x;
+    }
+    if !fused(&device) {
+        return module.forward(x);
+    }
+    let dropout = Dropout {
+        prob: module.prob as f32,
+        seed: draw_seed(&device),
+    };
+    Tensor::from_dispatch(<Dispatch as AurlOps>::fused_dropout(
+        x.into_dispatch(),
+        dropout,
+    ))
+}
+
+/// The attention-weight dropout a module applies to `x`'s device now: `module.prob` while
+/// training (autodiff device, module not frozen), else 0.
+#[must_use]
+pub fn training_dropout(module: &burn::nn::Dropout, device: &Device) -> f32 {
+    if module.training.is_enabled() && device.is_autodiff() {
+        module.prob as f32
+    } else {
+        0.0
+    }
+}
+
+/// Per-row cross entropy of `logits` `[n, v]` against `targets` `[n]`, with label smoothing
+/// `smoothing`: `(1 − ε)·(−log p(target)) + ε·mean_c(−log p(c))` `[n]`, fused where the
+/// backend has a kernel (no `[n, v]` log-probabilities are kept for the backward).
+#[must_use]
+pub fn token_nll(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f32) -> Tensor<1> {
+    let (loss, _) = if fused(&logits.device()) {
+        <Dispatch as AurlOps>::fused_token_nll(
+            logits.into_dispatch(),
+            targets.into_dispatch(),
+            smoothing,
+        )
+    } else {
+        reference::token_nll::<Dispatch>(logits.into_dispatch(), targets.into_dispatch(), smoothing)
+    };
+    Tensor::from_dispatch(loss)
+}
+
+/// `linear.forward(x)`, fused where the backend has a kernel (the output starts as the bias
+/// rows and one product accumulates onto it; the backward runs three products, one per
+/// gradient).
+///
+/// Shapes: `[..., d_in]` → `[..., d_out]`.
+#[must_use]
+pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
+    let device = x.device();
+    if !fused(&device) {
+        return linear.forward(x);
+    }
+    let dims = x.dims();
+    let d_in = dims[D - 1];
+    let rows = dims[..D - 1].iter().product();
+    let weight = linear.weight.val();
+    let d_out = weight.dims()[1];
+    let bias = match &linear.bias {
+        Some(bias) => bias.val(),
+        None => Tensor::empty([0], &device),
+    };
+    let y = <Dispatch as AurlOps>::fused_linear(
+        x.reshape([rows, d_in]).into_dispatch(),
+        weight.into_dispatch(),
+        bias.into_dispatch(),
+    );
+    let mut out = dims;
+    out[D - 1] = d_out;
+    Tensor::<2>::from_dispatch(y).reshape(out)
+}
