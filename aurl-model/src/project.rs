@@ -23,13 +23,20 @@ use burn::tensor::FloatDType;
 /// form; with more, a GEMM amortises repacking the weight and the plain form wins.
 const FEW_ROWS: usize = 32;
 
-/// `linear.forward(x)`, computed as `(Wᵀ · xᵀ)ᵀ + b` when `x` has between 2 and
-/// [`FEW_ROWS`] rows (a decoding step's batch), where that is faster on CPU backends. A
-/// weight stored in another precision than `x` (see [`HalfLinearWeights`]) is multiplied in
-/// its own precision and the result returned in `x`'s.
+/// `linear.forward(x)` through [`crate::kernels::linear`]: the linear kernel where the
+/// backend has one, [`generic_project`] elsewhere. A weight stored in another precision than
+/// `x` (see [`HalfLinearWeights`]) gives a result in `x`'s precision.
 ///
 /// Shapes: `[..., d_in]` → `[..., d_out]`.
 pub(crate) fn project<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    crate::kernels::linear(linear, x)
+}
+
+/// [`project`] from Burn's generic operations (what backends without a linear kernel run):
+/// computed as `(Wᵀ · xᵀ)ᵀ + b` when `x` has between 2 and [`FEW_ROWS`] rows (a decoding
+/// step's batch), where that is faster on CPU backends; a weight stored in another precision
+/// than `x` is multiplied in its own precision and the result returned in `x`'s.
+pub(crate) fn generic_project<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
     let dims = x.dims();
     let d_in = dims[D - 1];
     let rows: usize = dims[..D - 1].iter().product();
@@ -38,7 +45,7 @@ pub(crate) fn project<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D
     let few = (2..=FEW_ROWS).contains(&rows);
     let converted = weight.dtype() != dtype;
     if !few && !converted {
-        return crate::kernels::linear(linear, x);
+        return linear.forward(x);
     }
     let d_out = weight.dims()[1];
     let flat: Tensor<2> = x.reshape([rows, d_in]).cast(weight.dtype());

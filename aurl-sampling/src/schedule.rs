@@ -56,6 +56,11 @@ pub(crate) fn batches(
 /// results in job order. Events a job `emit`s reach `on_event` on the calling thread while
 /// the jobs run (in the order they were emitted, interleaved across jobs). After a job
 /// fails, no further job starts, and the error of the earliest failed job is returned.
+///
+/// The jobs run on rayon's pool (the one the CPU backend and its kernels use), even a single
+/// one: a kernel called on a pool thread splits a decoding step's products among the pool's
+/// threads cheaply (the caller takes part), where a call from any other thread would hand
+/// every product over and sleep until it is done.
 pub(crate) fn run<T, E, V>(
     jobs: usize,
     workers: usize,
@@ -67,19 +72,16 @@ where
     E: Send,
     V: Send,
 {
-    let threads = workers.min(jobs);
-    if threads <= 1 {
-        return (0..jobs).map(|j| job(j, &mut on_event)).collect();
-    }
+    let threads = workers.clamp(1, jobs.max(1));
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
     let results: Mutex<Vec<Option<Result<T, E>>>> = Mutex::new((0..jobs).map(|_| None).collect());
     let (events, received) = mpsc::channel::<V>();
-    std::thread::scope(|scope| {
+    rayon::in_place_scope(|scope| {
         for _ in 0..threads {
             let events = events.clone();
             let (job, next, failed, results) = (&job, &next, &failed, &results);
-            scope.spawn(move || {
+            scope.spawn(move |_| {
                 let mut emit = |event: V| {
                     // The receiver lives until every worker is done.
                     let _ = events.send(event);

@@ -294,16 +294,18 @@ pub fn token_nll(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f32) -> 
     Tensor::from_dispatch(loss)
 }
 
-/// `linear.forward(x)`, fused where the backend has a kernel (the output starts as the bias
-/// rows and one product accumulates onto it; the backward runs three products, one per
-/// gradient).
+/// `linear.forward(x)`, fused where the backend has a kernel: for many rows the output
+/// starts as the bias rows and one product accumulates onto it (the backward runs three
+/// products, one per gradient); for a decoding step's few rows, column blocks of the weight
+/// stream once on parallel tasks, read in f32 or in f16 (a weight stored in half precision
+/// by [`crate::Transformer::with_half_weights`] is widened as it is read).
 ///
 /// Shapes: `[..., d_in]` → `[..., d_out]`.
 #[must_use]
 pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !fused(&device) {
-        return linear.forward(x);
+    if !fused(&device) || x.dtype() != burn::tensor::DType::F32 {
+        return crate::project::generic_project(linear, x);
     }
     let dims = x.dims();
     let d_in = dims[D - 1];

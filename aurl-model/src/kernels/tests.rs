@@ -532,3 +532,31 @@ fn linear_kernel_equals_the_generic_body() {
         }
     }
 }
+
+#[test]
+fn few_row_linear_kernel_reads_f32_and_f16_weights_as_the_generic_projection() {
+    use burn::module::Module;
+    use burn::nn::LinearConfig;
+    use burn::tensor::FloatDType;
+    let device = Device::flex();
+    device.seed(20);
+    for (d_in, d_out) in [(64, 48), (256, 300)] {
+        let linear = LinearConfig::new(d_in, d_out).init(&device);
+        let half = linear
+            .clone()
+            .map(&mut crate::project::HalfLinearWeights::new(FloatDType::F16));
+        // The kernel keeps the input in f32 and widens each half weight exactly: its oracle
+        // is the f32 product with the rounded weights.
+        let rounded = half
+            .clone()
+            .map(&mut crate::project::HalfLinearWeights::new(FloatDType::F32));
+        for rows in [1, 2, 7, 16, 32] {
+            let x = random([rows, d_in], &device);
+            for (name, l, oracle) in [("f32", &linear, &linear), ("f16", &half, &rounded)] {
+                let fused = super::linear(l, x.clone());
+                let generic = crate::project::generic_project(oracle, x.clone());
+                assert_close(fused, generic, &format!("{name} {rows}×{d_in}→{d_out}"));
+            }
+        }
+    }
+}

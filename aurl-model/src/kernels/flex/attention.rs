@@ -17,11 +17,10 @@
 //! returned as `[b, h, t, d]` views, so merging the heads afterwards is free.
 
 use burn::backend::flex::FlexTensor;
-use rayon::prelude::*;
 
 use super::math::exp;
 use super::simd::vectorized;
-use super::{SharedMut, contiguous, filled, strided, tensor};
+use super::{SharedMut, contiguous, filled, run, strided, tensor};
 use crate::kernels::AttentionOptions;
 use crate::kernels::random::{bits, stream_keys, threshold};
 
@@ -213,6 +212,9 @@ pub(super) fn forward(
     let bias = key_bias.map(contiguous);
     let call = call(q, k, v, bias.as_deref(), options);
     let [b, h, tq, d] = call.q.shape;
+    if tq <= FEW_QUERIES && [call.q, call.k, call.v].iter().all(|t| t.col() == 1) {
+        return forward_few(&call);
+    }
     let blocks = tq.div_ceil(BLOCK_Q);
     let mut lse = Vec::new();
     // Every (b, h, block) task writes its rows of the output and of the log-sum-exp.
@@ -222,14 +224,57 @@ pub(super) fn forward(
                 SharedMut(out.as_mut_ptr().cast()),
                 SharedMut(lse.as_mut_ptr().cast()),
             );
-            (0..b * h * blocks).into_par_iter().for_each_init(
-                ForwardScratch::default,
-                |scratch, task| {
-                    let (head, block) = (task / blocks, task % blocks);
-                    let i0 = block * BLOCK_Q;
-                    let rows = BLOCK_Q.min(tq - i0);
-                    forward_block(&call, head / h, head % h, i0, rows, scratch);
-                    scratch.write(&call, head / h, head % h, i0, rows, out_ptr, lse_ptr);
+            let tasks: Vec<usize> = (0..b * h * blocks).collect();
+            let work = b * h * tq * call.tk * d;
+            run(tasks, work, ForwardScratch::default, |scratch, _, task| {
+                let (head, block) = (task / blocks, task % blocks);
+                let i0 = block * BLOCK_Q;
+                let rows = BLOCK_Q.min(tq - i0);
+                forward_block(&call, head / h, head % h, i0, rows, scratch);
+                scratch.write(&call, head / h, head % h, i0, rows, out_ptr, lse_ptr);
+            });
+        });
+    });
+    (
+        strided(out, [b, h, tq, d], strided_bthd(tq, h, d)),
+        tensor(lse, [b, h, tq]),
+    )
+}
+
+/// Queries per call up to which [`forward_few`] replaces the tiles (a decoding step).
+const FEW_QUERIES: usize = 4;
+
+/// Forward for a few queries (a decoding step over the KV cache): per head, the scores
+/// against every visible key by dot products (a gemm call per tile would cost more than the
+/// product for one query row), one softmax, and `Σ p·v` — one pass over the cached keys and
+/// one over the values.
+fn forward_few(call: &Call<'_>) -> (FlexTensor, FlexTensor) {
+    let [b, h, tq, d] = call.q.shape;
+    let mut lse = Vec::new();
+    let out = filled(b * tq * h * d, |out| {
+        lse = filled(b * h * tq, |lse| {
+            let (out_ptr, lse_ptr) = (
+                SharedMut(out.as_mut_ptr().cast()),
+                SharedMut(lse.as_mut_ptr().cast()),
+            );
+            let heads: Vec<usize> = (0..b * h).collect();
+            run(
+                heads,
+                b * h * tq * call.tk * d,
+                Vec::new,
+                |scores, _, head| {
+                    let (bi, hi) = (head / h, head % h);
+                    for i in 0..tq {
+                        let (lo, hi_key) = call.row_span(i, 0, call.tk);
+                        let (row_lse, values) = attend_row(call, (bi, hi), i, (lo, hi_key), scores);
+                        let base = ((bi * tq + i) * h + hi) * d;
+                        for (c, value) in values.into_iter().enumerate() {
+                            // SAFETY: row (b, i, h) belongs to this task alone.
+                            unsafe { out_ptr.write(base + c, value) };
+                        }
+                        // SAFETY: as above.
+                        unsafe { lse_ptr.write(head * tq + i, row_lse) };
+                    }
                 },
             );
         });
@@ -238,6 +283,74 @@ pub(super) fn forward(
         strided(out, [b, h, tq, d], strided_bthd(tq, h, d)),
         tensor(lse, [b, h, tq]),
     )
+}
+
+/// One query row of [`forward_few`]: its log-sum-exp and output.
+fn attend_row(
+    call: &Call<'_>,
+    (b, h): (usize, usize),
+    i: usize,
+    (lo, hi): (usize, usize),
+    scores: &mut Vec<f32>,
+) -> (f32, Vec<f32>) {
+    let d = call.d;
+    // SAFETY: rows i of q and lo..hi of k and v lie inside their tensors, whose columns are
+    // contiguous (checked by the caller).
+    let (q, k, v) = unsafe {
+        (
+            std::slice::from_raw_parts(call.q.head(b, h).offset(i as isize * call.q.row()), d),
+            call.k.head(b, h),
+            call.v.head(b, h),
+        )
+    };
+    let key =
+        |j: usize| unsafe { std::slice::from_raw_parts(k.offset(j as isize * call.k.row()), d) };
+    let value =
+        |j: usize| unsafe { std::slice::from_raw_parts(v.offset(j as isize * call.v.row()), d) };
+    let mut out = vec![0f32; d];
+    if lo >= hi {
+        return (f32::NEG_INFINITY, out);
+    }
+    scores.clear();
+    scores.extend((lo..hi).map(|j| dot(q, key(j)) * call.options.scale));
+    if let Some(bias) = call.bias {
+        for (s, b) in scores
+            .iter_mut()
+            .zip(&bias[b * call.tk + lo..b * call.tk + hi])
+        {
+            *s += b;
+        }
+    }
+    let max = lane_max(scores);
+    let sum = exp_sum(scores, max);
+    for (j, &p) in (lo..hi).zip(scores.iter()) {
+        axpy(p / sum, value(j), &mut out);
+    }
+    (max + sum.ln(), out)
+}
+
+vectorized! {
+    /// `Σ a·b` in 16 lanes.
+    fn dot(a: &[f32], b: &[f32]) -> f32 {
+        let mut lanes = [0f32; LANES];
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        let tail: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+        for (a, b) in ca.zip(cb) {
+            for ((l, &x), &y) in lanes.iter_mut().zip(a).zip(b) {
+                *l += x * y;
+            }
+        }
+        lanes.iter().sum::<f32>() + tail
+    }
+}
+
+vectorized! {
+    /// `y += a·x`.
+    fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
+        for (y, &x) in y.iter_mut().zip(x) {
+            *y += a * x;
+        }
+    }
 }
 
 /// Strides of a `[b, h, t, d]` view of `[b, t, h, d]` memory.
@@ -494,15 +607,14 @@ pub(super) fn backward(
                     SharedMut(dk.as_mut_ptr().cast()),
                     SharedMut(dv.as_mut_ptr().cast()),
                 );
-                (0..b * h).into_par_iter().for_each_init(
-                    BackwardScratch::default,
-                    |scratch, head| {
-                        let (bi, hi) = (head / h, head % h);
-                        let lse = &lse[head * tq..(head + 1) * tq];
-                        backward_head(&call, (bi, hi), (out, grad), lse, scratch, ptrs.0);
-                        scratch.write(&call, bi, hi, ptrs);
-                    },
-                );
+                let heads: Vec<usize> = (0..b * h).collect();
+                let work = 2 * b * h * tq * tk * d;
+                run(heads, work, BackwardScratch::default, |scratch, _, head| {
+                    let (bi, hi) = (head / h, head % h);
+                    let lse = &lse[head * tq..(head + 1) * tq];
+                    backward_head(&call, (bi, hi), (out, grad), lse, scratch, ptrs.0);
+                    scratch.write(&call, bi, hi, ptrs);
+                });
             });
         });
     });

@@ -4,11 +4,10 @@
 use std::mem::MaybeUninit;
 
 use burn::backend::flex::FlexTensor;
-use rayon::prelude::*;
 
 use super::math::{erf, exp};
 use super::simd::vectorized;
-use super::{contiguous, tensor};
+use super::{contiguous, filled, run, tensor};
 use crate::kernels::Dropout;
 use crate::kernels::random::{bits, stream_keys, threshold};
 
@@ -21,16 +20,15 @@ fn map_chunks(
     input: &[f32],
     f: impl Fn(usize, &[f32], &mut [MaybeUninit<f32>]) + Sync,
 ) -> Vec<f32> {
-    let n = input.len();
-    let mut out = Vec::with_capacity(n);
-    out.spare_capacity_mut()[..n]
-        .par_chunks_mut(CHUNK)
-        .zip(input.par_chunks(CHUNK))
-        .enumerate()
-        .for_each(|(i, (out, input))| f(i * CHUNK, input, out));
-    // SAFETY: every chunk function writes every element of its output chunk.
-    unsafe { out.set_len(n) };
-    out
+    filled(input.len(), |out| {
+        let chunks: Vec<_> = out.chunks_mut(CHUNK).zip(input.chunks(CHUNK)).collect();
+        run(
+            chunks,
+            input.len(),
+            || (),
+            |(), i, (out, input)| f(i * CHUNK, input, out),
+        );
+    })
 }
 
 vectorized! {

@@ -8,9 +8,10 @@
 use std::mem::MaybeUninit;
 
 use burn::backend::flex::FlexTensor;
-use rayon::prelude::*;
+use burn::tensor::{DType, f16};
 
-use super::{contiguous, tensor};
+use super::simd::vectorized;
+use super::{SharedMut, contiguous, filled, run, tensor, worth_parallel};
 
 /// Products below this many multiply-adds run on one thread (gemm's own threshold for
 /// splitting work is about the same).
@@ -27,6 +28,230 @@ fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
 /// Rows per task when filling or reducing rows in parallel.
 const ROWS: usize = 64;
 
+/// Rows up to which [`few_rows`] replaces gemm (a decoding step's batch).
+pub(super) const FEW_ROWS: usize = 32;
+
+/// Rows of the input that [`few_rows`] accumulates together per pass over the weight.
+const ROW_GROUP: usize = FEW_ROWS;
+
+/// `x [rows, d_in] · w [d_in, d_out] + bias` for a few rows (a decoding step), with the
+/// weight in f32 or f16. A decoding step is bound by reading the weights, so they are
+/// streamed once, row after row (a strip of columns per task when two cores are worth
+/// waking), each weight row applied to every input row while it is in cache; an f16 weight
+/// is widened as it is read. For several rows of an f32 weight, gemm computes `(wᵀ·xᵀ)ᵀ`
+/// instead, reading the weight in place (as the left operand it is not repacked).
+pub(super) fn few_rows(
+    x: &FlexTensor,
+    weight: &FlexTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let (rows, d_in) = dims2(x);
+    let d_out = dims2(weight).1;
+    let x = contiguous(x);
+    let bias = bias.map(contiguous);
+    let weight = weight.to_contiguous();
+    if rows > 1 && weight.dtype() == DType::F32 {
+        return transposed(
+            &x,
+            weight.storage::<f32>(),
+            bias.as_deref(),
+            (rows, d_in, d_out),
+        );
+    }
+    let work = rows * d_in * d_out;
+    // Two strips (one per core) when the product is worth a hand-off, each a multiple of
+    // 16 columns.
+    let strips = if worth_parallel(work) { 2 } else { 1 };
+    let width = d_out
+        .div_ceil(strips)
+        .next_multiple_of(16)
+        .min(d_out.max(1));
+    let y = filled(rows * d_out, |y| {
+        let y = SharedMut(y.as_mut_ptr().cast());
+        let spans: Vec<usize> = (0..d_out.div_ceil(width.max(1))).collect();
+        run(spans, work, Vec::new, |acc: &mut Vec<f32>, _, strip| {
+            let j0 = strip * width;
+            let cols = width.min(d_out - j0);
+            for r0 in (0..rows).step_by(ROW_GROUP) {
+                let group = ROW_GROUP.min(rows - r0);
+                acc.clear();
+                match &bias {
+                    Some(bias) => {
+                        (0..group).for_each(|_| acc.extend_from_slice(&bias[j0..j0 + cols]))
+                    }
+                    None => acc.resize(group * cols, 0.0),
+                }
+                let x = &x[r0 * d_in..(r0 + group) * d_in];
+                let shape = (d_in, d_out, j0, cols);
+                match weight.dtype() {
+                    DType::F16 => accumulate_f16(x, weight.storage::<f16>(), shape, acc),
+                    _ => accumulate_f32(x, weight.storage::<f32>(), shape, acc),
+                }
+                for r in 0..group {
+                    for c in 0..cols {
+                        // SAFETY: columns j0.. of rows r0.. belong to this task alone.
+                        unsafe { y.write((r0 + r) * d_out + j0 + c, acc[r * cols + c]) };
+                    }
+                }
+            }
+        });
+    });
+    tensor(y, [rows, d_out])
+}
+
+/// `(wᵀ·xᵀ)ᵀ + bias` by gemm, the weight as the left operand read in place.
+fn transposed(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (rows, d_in, d_out): (usize, usize, usize),
+) -> FlexTensor {
+    let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
+    if let Some(bias) = bias {
+        for _ in 0..rows {
+            y.extend_from_slice(bias);
+        }
+    }
+    // SAFETY: w is d_in × d_out and x rows × d_in, row-major; y holds rows × d_out (the bias
+    // rows when accumulating), every element written by gemm.
+    unsafe {
+        gemm::gemm(
+            d_out,
+            rows,
+            d_in,
+            y.as_mut_ptr(),
+            d_out as isize,
+            1,
+            bias.is_some(),
+            w.as_ptr(),
+            d_out as isize,
+            1,
+            x.as_ptr(),
+            d_in as isize,
+            1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(d_out, rows, d_in),
+        );
+        y.set_len(rows * d_out);
+    }
+    tensor(y, [rows, d_out])
+}
+
+vectorized! {
+    /// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`.
+    fn accumulate_f32(x: &[f32], w: &[f32], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+        let (d_in, d_out, j0, cols) = shape;
+        for i in 0..d_in {
+            let w = &w[i * d_out + j0..i * d_out + j0 + cols];
+            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = x[r * d_in + i];
+                for (acc, &w) in acc.iter_mut().zip(w) {
+                    *acc += a * w;
+                }
+            }
+        }
+    }
+}
+
+vectorized! {
+    /// [`accumulate_f32`] with the weight in IEEE half precision, widened as it is read.
+    fn accumulate_f16(x: &[f32], w: &[f16], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+        let (d_in, d_out, j0, cols) = shape;
+        let mut row = vec![0f32; cols];
+        for i in 0..d_in {
+            let w = &w[i * d_out + j0..i * d_out + j0 + cols];
+            widen(w, &mut row);
+            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = x[r * d_in + i];
+                for (acc, &w) in acc.iter_mut().zip(&row) {
+                    *acc += a * w;
+                }
+            }
+        }
+    }
+}
+
+/// Widens IEEE half-precision values to f32: by the CPU's conversion instruction where it has
+/// one (`vcvtph2ps`, 16 values at a time with AVX-512, 8 with F16C), else by [`f16_to_f32`].
+fn widen(src: &[f16], dst: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            // SAFETY: the CPU has AVX-512F.
+            return unsafe { widen_avx512(src, dst) };
+        }
+        if std::arch::is_x86_feature_detected!("f16c") && std::arch::is_x86_feature_detected!("avx")
+        {
+            // SAFETY: the CPU has F16C and AVX.
+            return unsafe { widen_f16c(src, dst) };
+        }
+    }
+    for (d, s) in dst.iter_mut().zip(src) {
+        *d = f16_to_f32(s.to_bits());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn widen_avx512(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::{__m256i, _mm256_loadu_si256, _mm512_cvtph_ps, _mm512_storeu_ps};
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    while i + 16 <= n {
+        // SAFETY: elements i..i + 16 lie inside both slices.
+        unsafe {
+            let half = _mm256_loadu_si256(src.as_ptr().add(i).cast::<__m256i>());
+            _mm512_storeu_ps(dst.as_mut_ptr().add(i), _mm512_cvtph_ps(half));
+        }
+        i += 16;
+    }
+    for j in i..n {
+        dst[j] = f16_to_f32(src[j].to_bits());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "f16c,avx")]
+unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
+    use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm256_cvtph_ps, _mm256_storeu_ps};
+    let n = src.len().min(dst.len());
+    let mut i = 0;
+    while i + 8 <= n {
+        // SAFETY: elements i..i + 8 lie inside both slices.
+        unsafe {
+            let half = _mm_loadu_si128(src.as_ptr().add(i).cast::<__m128i>());
+            _mm256_storeu_ps(dst.as_mut_ptr().add(i), _mm256_cvtph_ps(half));
+        }
+        i += 8;
+    }
+    for j in i..n {
+        dst[j] = f16_to_f32(src[j].to_bits());
+    }
+}
+
+/// IEEE half to single precision without branches (so it vectorises): the exponent is
+/// rebased by a multiplication, which also handles subnormals; infinities and NaN keep
+/// their all-ones exponent.
+#[inline(always)]
+fn f16_to_f32(h: u16) -> f32 {
+    let h = u32::from(h);
+    let sign = (h & 0x8000) << 16;
+    let magnitude = h & 0x7FFF;
+    let shifted = magnitude << 13;
+    // 2^(127 − 15): moves the 5-bit exponent into f32's range.
+    let rebased = (f32::from_bits(shifted) * f32::from_bits(0x7780_0000)).to_bits();
+    let special = if magnitude >= 0x7C00 {
+        shifted | 0x7F80_0000
+    } else {
+        rebased
+    };
+    f32::from_bits(special | sign)
+}
+
 /// `x [rows, d_in] · w [d_in, d_out] + bias [d_out]`.
 pub(super) fn forward(
     x: &FlexTensor,
@@ -40,13 +265,19 @@ pub(super) fn forward(
     let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
     let uninit = &mut y.spare_capacity_mut()[..rows * d_out];
     if let Some(bias) = &bias {
-        uninit.par_chunks_mut(ROWS * d_out).for_each(|chunk| {
-            for row in chunk.chunks_exact_mut(d_out) {
-                for (y, &b) in row.iter_mut().zip(bias.iter()) {
-                    *y = MaybeUninit::new(b);
+        let chunks: Vec<_> = uninit.chunks_mut(ROWS * d_out).collect();
+        run(
+            chunks,
+            rows * d_out,
+            || (),
+            |(), _, chunk| {
+                for row in chunk.chunks_exact_mut(d_out) {
+                    for (y, &b) in row.iter_mut().zip(bias.iter()) {
+                        *y = MaybeUninit::new(b);
+                    }
                 }
-            }
-        });
+            },
+        );
     }
     // SAFETY: x is rows × d_in and w d_in × d_out, row-major; y has room for rows × d_out
     // and gemm writes every element (reading them only when accumulating onto the bias).
@@ -149,31 +380,71 @@ pub(super) fn weight_grad(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
 
 /// `db = Σ_rows dy` `[d_out]`: partial sums per block of rows, added in block order.
 pub(super) fn bias_grad(grad: &FlexTensor) -> FlexTensor {
-    let (rows, d_out) = dims2(grad);
+    let d_out = dims2(grad).1;
     let g = contiguous(grad);
-    let partial: Vec<Vec<f32>> = g
-        .par_chunks(ROWS * 16 * d_out)
-        .map(|block| {
-            let mut sum = vec![0f32; d_out];
-            for row in block.chunks_exact(d_out) {
-                for (s, &v) in sum.iter_mut().zip(row) {
-                    *s += v;
-                }
-            }
-            sum
-        })
+    let block = ROWS * 16 * d_out;
+    let mut partial = vec![0f32; g.len().div_ceil(block.max(1)) * d_out];
+    let blocks: Vec<_> = g
+        .chunks(block.max(1))
+        .zip(partial.chunks_mut(d_out))
         .collect();
+    run(
+        blocks,
+        g.len(),
+        || (),
+        |(), _, (rows, sum)| column_sums(rows, sum),
+    );
     let mut db = vec![0f32; d_out];
-    for block in partial {
-        for (s, v) in db.iter_mut().zip(block) {
+    for sum in partial.chunks_exact(d_out.max(1)) {
+        for (s, v) in db.iter_mut().zip(sum) {
             *s += v;
         }
     }
-    let _ = rows;
     tensor(db, [d_out])
+}
+
+vectorized! {
+    /// Adds the rows of `block` (width `sum.len()`) into `sum`.
+    fn column_sums(block: &[f32], sum: &mut [f32]) {
+        for row in block.chunks_exact(sum.len()) {
+            for (s, &v) in sum.iter_mut().zip(row) {
+                *s += v;
+            }
+        }
+    }
 }
 
 fn dims2(t: &FlexTensor) -> (usize, usize) {
     let shape = t.layout().shape();
     (shape[0], shape[1])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+    use burn::tensor::f16;
+
+    #[test]
+    fn widening_converts_every_half_exactly() {
+        let halves: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
+        let mut wide = vec![0f32; halves.len()];
+        super::widen(&halves, &mut wide);
+        for (h, w) in halves.iter().zip(&wide) {
+            let expected = h.to_f32();
+            assert!(expected.to_bits() == w.to_bits() || (expected.is_nan() && w.is_nan()));
+        }
+    }
+
+    #[test]
+    fn half_to_single_is_exact_for_every_half() {
+        for bits in 0..=u16::MAX {
+            let expected = f16::from_bits(bits).to_f32();
+            let got = f16_to_f32(bits);
+            if expected.is_nan() {
+                assert!(got.is_nan(), "{bits:#x}");
+            } else {
+                assert_eq!(got.to_bits(), expected.to_bits(), "{bits:#x}");
+            }
+        }
+    }
 }

@@ -13,8 +13,10 @@ mod rows;
 mod simd;
 
 use burn::backend::flex::{Flex, FlexTensor, Layout};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::{FloatTensor, IntTensor};
-use burn::tensor::{DType, Shape, TensorData};
+use burn::tensor::{DType, FloatDType, Shape, TensorData};
+use rayon::prelude::*;
 
 use super::reference;
 use super::{AttentionOptions, AurlOps, Dropout};
@@ -133,10 +135,21 @@ impl AurlOps for Flex {
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
         let bias = reference::bias::<Self>(bias);
-        if !all_f32(&[&x, &weight]) || bias.as_ref().is_some_and(|b| b.dtype() != DType::F32) {
-            return reference::linear::<Self>(x, weight, bias);
+        let rows = x.layout().shape()[0];
+        let floats =
+            x.dtype() == DType::F32 && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        match weight.dtype() {
+            DType::F32 | DType::F16 if floats && rows <= linear::FEW_ROWS => {
+                linear::few_rows(&x, &weight, bias.as_ref())
+            }
+            DType::F32 if floats => linear::forward(&x, &weight, bias.as_ref()),
+            // A half-precision decoding copy prefilling a prompt: widen the weight once.
+            DType::F16 if floats => {
+                let weight = <Self as FloatTensorOps<Self>>::float_cast(weight, FloatDType::F32);
+                linear::forward(&x, &weight, bias.as_ref())
+            }
+            _ => reference::linear::<Self>(x, weight, bias),
         }
-        linear::forward(&x, &weight, bias.as_ref())
     }
 
     fn fused_linear_input_grad(
@@ -198,6 +211,49 @@ fn strided(data: Vec<f32>, shape: [usize; 4], strides: [isize; 4]) -> FlexTensor
     ))
 }
 
+/// Work (about the number of multiply-adds or elements touched) below which a kernel called
+/// from outside rayon's pool runs on the calling thread: such a call hands its job to a pool
+/// thread and sleeps until it is done (tens of microseconds when the pool's threads have
+/// gone to sleep), which a decoding step's small products cannot repay.
+const PARALLEL_WORK: usize = 1 << 18;
+
+/// The same threshold for a kernel called on one of the pool's own threads (a decoding job
+/// the sampler runs there): it pushes tasks to its own queue and runs them itself unless
+/// another thread steals them first, so splitting pays off much earlier.
+const PARALLEL_WORK_IN_POOL: usize = 1 << 14;
+
+/// Whether `work` is worth spreading over rayon's pool from the current thread.
+fn worth_parallel(work: usize) -> bool {
+    let threshold = if rayon::current_thread_index().is_some() {
+        PARALLEL_WORK_IN_POOL
+    } else {
+        PARALLEL_WORK
+    };
+    work >= threshold
+}
+
+/// Runs `f(scratch, index, item)` for every item, spread over rayon's pool when `work` is
+/// worth it (each pool thread with its own `init()` scratch), else in order on the calling
+/// thread. Items write disjoint outputs, so the results are the same either way.
+fn run<I: Send, S>(
+    items: Vec<I>,
+    work: usize,
+    init: impl Fn() -> S + Sync + Send,
+    f: impl Fn(&mut S, usize, I) + Sync + Send,
+) {
+    if worth_parallel(work) && items.len() > 1 {
+        items
+            .into_par_iter()
+            .enumerate()
+            .for_each_init(&init, |scratch, (i, item)| f(scratch, i, item));
+    } else {
+        let mut scratch = init();
+        for (i, item) in items.into_iter().enumerate() {
+            f(&mut scratch, i, item);
+        }
+    }
+}
+
 /// `n` floats, every one of which `fill` initialises (in parallel tasks, or through
 /// [`SharedMut`] writes): spares the serial zeroing of `vec![0.0; n]` before parallel work
 /// overwrites it.
@@ -217,3 +273,14 @@ struct SharedMut(*mut f32);
 // the parallel loop that uses it.
 unsafe impl Send for SharedMut {}
 unsafe impl Sync for SharedMut {}
+
+impl SharedMut {
+    /// Writes element `index`.
+    ///
+    /// # Safety
+    /// `index` is inside the buffer and no other task writes or reads it concurrently.
+    unsafe fn write(self, index: usize, value: f32) {
+        // SAFETY: as the caller promises.
+        unsafe { *self.0.add(index) = value };
+    }
+}

@@ -8,11 +8,10 @@ use burn::backend::flex::Flex;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::IntTensor;
 use burn::tensor::DType;
-use rayon::prelude::*;
 
 use super::math::exp;
 use super::simd::vectorized;
-use super::{contiguous, filled, tensor};
+use super::{contiguous, filled, run, tensor};
 
 /// Rows per parallel task.
 const ROWS: usize = 64;
@@ -110,13 +109,19 @@ pub(super) fn layer_norm(
     let mut mean = vec![0f32; n];
     let mut rstd = vec![0f32; n];
     let out = filled(n * d, |out| {
-        out.par_chunks_mut(ROWS * d)
-            .zip(mean.par_chunks_mut(ROWS).zip(rstd.par_chunks_mut(ROWS)))
-            .enumerate()
-            .for_each(|(block, (out, (mean, rstd)))| {
+        let blocks: Vec<_> = out
+            .chunks_mut(ROWS * d)
+            .zip(mean.chunks_mut(ROWS).zip(rstd.chunks_mut(ROWS)))
+            .collect();
+        run(
+            blocks,
+            n * d,
+            || (),
+            |(), block, (out, (mean, rstd))| {
                 let input = &data[block * ROWS * d..block * ROWS * d + out.len()];
                 layer_norm_rows(input, &gamma, &beta, epsilon, out, mean, rstd);
-            });
+            },
+        );
     });
     let shape = x.layout().shape().clone();
     let reduced = reduced_shape(x);
@@ -186,10 +191,15 @@ pub(super) fn layer_norm_backward(
     // Per block of rows: Σ g·x̂ and Σ g, summed over the blocks afterwards in block order.
     let mut partial = vec![0f32; blocks * 2 * d];
     let dx = filled(n * d, |dx| {
-        dx.par_chunks_mut(ROWS * d)
-            .zip(partial.par_chunks_mut(2 * d))
-            .enumerate()
-            .for_each(|(block, (dx, partial))| {
+        let blocks: Vec<_> = dx
+            .chunks_mut(ROWS * d)
+            .zip(partial.chunks_mut(2 * d))
+            .collect();
+        run(
+            blocks,
+            n * d,
+            || (),
+            |(), block, (dx, partial)| {
                 let span = block * ROWS * d..block * ROWS * d + dx.len();
                 let rows = block * ROWS..block * ROWS + dx.len() / d;
                 layer_norm_backward_rows(
@@ -199,7 +209,8 @@ pub(super) fn layer_norm_backward(
                     dx,
                     partial,
                 );
-            })
+            },
+        );
     });
     let mut dgamma = vec![0f32; d];
     let mut dbeta = vec![0f32; d];
@@ -276,14 +287,17 @@ pub(super) fn token_nll(
     let targets = targets_of(targets);
     let mut loss = vec![0f32; n];
     let mut lse = vec![0f32; n];
-    loss.par_chunks_mut(ROWS)
-        .zip(lse.par_chunks_mut(ROWS))
-        .enumerate()
-        .for_each(|(block, (loss, lse))| {
+    let blocks: Vec<_> = loss.chunks_mut(ROWS).zip(lse.chunks_mut(ROWS)).collect();
+    run(
+        blocks,
+        n * v,
+        || (),
+        |(), block, (loss, lse)| {
             let rows = block * ROWS..block * ROWS + loss.len();
             let logits = &data[rows.start * v..rows.end * v];
             token_nll_rows(logits, &targets[rows], v, smoothing, loss, lse);
-        });
+        },
+    );
     (tensor(loss, [n]), tensor(lse, [n]))
 }
 
@@ -323,14 +337,18 @@ pub(super) fn token_nll_backward(
     let (data, lse, grad) = (contiguous(logits), contiguous(lse), contiguous(grad));
     let targets = targets_of(targets);
     let out = filled(n * v, |out| {
-        out.par_chunks_mut(ROWS * v)
-            .enumerate()
-            .for_each(|(block, out)| {
+        let blocks: Vec<_> = out.chunks_mut(ROWS * v).collect();
+        run(
+            blocks,
+            n * v,
+            || (),
+            |(), block, out| {
                 let rows = block * ROWS..block * ROWS + out.len() / v;
                 let logits = &data[rows.start * v..rows.end * v];
                 let (lse, grad) = (&lse[rows.clone()], &grad[rows.clone()]);
                 token_nll_backward_rows(logits, &targets[rows], (lse, grad), smoothing, out);
-            });
+            },
+        );
     });
     tensor(out, [n, v])
 }
