@@ -4,8 +4,8 @@
 //!
 //! - `sampling/cached/b1`, `sampling/cached/b16`: KV-cached decoding, unconstrained (one
 //!   iteration = one whole generation; elem/s = generated tokens/s);
-//! - `sampling/cached_half/b1`: the same with the projection weights in half precision
-//!   (`GenerationConfig::half_weights`);
+//! - `sampling/cached_half/{b1,b16}`, `sampling/cached_int8/{b1,b16}`: the same with the
+//!   projection weights in f16 or int8 (`GenerationConfig::weights`);
 //! - `sampling/uncached/b1`: recomputing the whole prefix every step;
 //! - `sampling/constrained/b16`: cached, under the token grammar's mask;
 //! - `sampling/token_latency/{128,1024,4096}`: one decoding step (B = 1, sampled, cached)
@@ -22,7 +22,7 @@ use std::time::Duration;
 use aurl::burn::prelude::*;
 use aurl::core::tokenize::{Remi, TokenId, Tokenizer, TokenizerConfig, Vocabulary};
 use aurl::core::{Note, Pitch, Score, Track, Velocity};
-use aurl::model::{AttentionKind, Transformer, TransformerConfig};
+use aurl::model::{AttentionKind, Transformer, TransformerConfig, WeightFormat};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
@@ -119,7 +119,7 @@ fn generator<'a>(
     batch: usize,
     constrained: bool,
     use_cache: bool,
-    half_weights: bool,
+    weights: WeightFormat,
 ) -> Generator<'a> {
     let config = GenerationConfig {
         strategy: Strategy {
@@ -141,7 +141,7 @@ fn generator<'a>(
             .unwrap_or_else(|| {
                 aurl::backend::decode_workers(std::env::var("AURL_BACKEND").ok().as_deref())
             }),
-        half_weights,
+        weights,
     };
     Generator::new(model, vocab, config).expect("a valid config")
 }
@@ -165,14 +165,18 @@ fn bench_generation(c: &mut Criterion) {
     let model = model(&device, vocab.len());
     let mut group = c.benchmark_group("sampling");
     samples(&mut group);
-    for (name, batch, constrained, use_cache, half) in [
-        ("cached/b1", 1usize, false, true, false),
-        ("cached_half/b1", 1, false, true, true),
-        ("cached/b16", 16, false, true, false),
-        ("constrained/b16", 16, true, true, false),
-        ("uncached/b1", 1, false, false, false),
+    let (f32, f16, int8) = (WeightFormat::F32, WeightFormat::F16, WeightFormat::Int8);
+    for (name, batch, constrained, use_cache, weights) in [
+        ("cached/b1", 1usize, false, true, f32),
+        ("cached_half/b1", 1, false, true, f16),
+        ("cached_int8/b1", 1, false, true, int8),
+        ("cached/b16", 16, false, true, f32),
+        ("cached_half/b16", 16, false, true, f16),
+        ("cached_int8/b16", 16, false, true, int8),
+        ("constrained/b16", 16, true, true, f32),
+        ("uncached/b1", 1, false, false, f32),
     ] {
-        let generator = generator(&model, vocab, batch, constrained, use_cache, half);
+        let generator = generator(&model, vocab, batch, constrained, use_cache, weights);
         let requests = requests(&remi, batch);
         let produced = || -> usize {
             generator
@@ -217,7 +221,7 @@ fn bench_token_latency(c: &mut Criterion) {
         ),
     ] {
         let model = model_with(&device, remi.vocab().len(), attention);
-        let generator = generator(&model, remi.vocab(), 1, false, true, false);
+        let generator = generator(&model, remi.vocab(), 1, false, true, WeightFormat::F32);
         let mut group = c.benchmark_group(group_name);
         samples(&mut group);
         for position in [128usize, 1024, 4096] {

@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use aurl::core::tokenize::{Tokenizer, TokenizerConfig, by_name};
 use aurl::evaluate::plot::{histogram_png, piano_roll_png};
 use aurl::evaluate::{PieceSet, evaluate_sets, negative_log_likelihood};
+use aurl::model::WeightFormat;
 use aurl::model::weights::{load_model, model_dir};
 use clap::Parser;
 use serde_json::json;
@@ -60,9 +61,12 @@ struct Args {
     /// Backend for the NLL: one of those compiled in.
     #[arg(long)]
     backend: Option<String>,
-    /// Compute the NLL with the projection weights in half precision, as
-    /// `generate --half-weights` decodes (to see what f16 weights cost the model).
-    #[arg(long)]
+    /// Compute the NLL with the projection weights stored as f32, f16 or int8, as
+    /// `generate --weights` decodes (to see what fewer bytes cost the model).
+    #[arg(long, default_value = "f32")]
+    weights: WeightFormat,
+    /// The same as `--weights f16`.
+    #[arg(long, hide = true)]
     half_weights: bool,
 }
 
@@ -96,9 +100,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             let dir = model_dir(path);
             let mut saved = load_model(&dir, &device)
                 .map_err(|e| format!("checkpoint {}: {e}", dir.display()))?;
-            if args.half_weights {
-                saved.model = saved.model.with_half_weights();
-            }
+            let weights = if args.half_weights {
+                WeightFormat::F16
+            } else {
+                args.weights
+            };
+            saved.model = saved.model.with_weights(weights);
             Some(saved)
         }
         None => None,

@@ -20,11 +20,11 @@ use std::time::Instant;
 
 use aurl::core::tokenize::{Token, Vocabulary, by_name};
 use aurl::data::{Mode, read_midi_file};
-use aurl::model::VaeGan;
 use aurl::model::vae::{LatentRng, Vae, interpolate};
 use aurl::model::weights::{
     ModelKind, SavedModel, load_model, load_model_as, model_dir, saved_kind,
 };
+use aurl::model::{VaeGan, WeightFormat};
 use aurl::sampling::{
     BarControl, BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece,
 };
@@ -131,9 +131,12 @@ struct Args {
     /// Threads decoding at once (default: the cores on a CPU backend, 1 on a GPU).
     #[arg(long)]
     workers: Option<usize>,
-    /// Decode with the projection weights in half precision (f16): 1.1–1.5× faster at
-    /// `--batch 1` on CPU, samples differ slightly from the f32 model's.
-    #[arg(long)]
+    /// How the decoding copy stores its projection weights: f32, f16 or int8 (fewer bytes
+    /// per step decode faster on CPU; samples differ slightly from the f32 model's).
+    #[arg(long, default_value = "f32")]
+    weights: WeightFormat,
+    /// The same as `--weights f16`.
+    #[arg(long, hide = true)]
     half_weights: bool,
     /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
     /// first piece to that of the second.
@@ -212,7 +215,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .workers
             .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
             .max(1),
-        half_weights: args.half_weights,
+        weights: if args.half_weights {
+            WeightFormat::F16
+        } else {
+            args.weights
+        },
     };
     let (generator, latents) = match (&transformer, &vae) {
         (Some(t), _) => {
@@ -323,7 +330,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     }
     let summary = json!({
         "checkpoint": dir,
-        "half_weights": args.half_weights,
+        "weights": if args.half_weights { WeightFormat::F16 } else { args.weights }.to_string(),
+        "half_weights": args.half_weights || args.weights == WeightFormat::F16,
         "pieces": summaries,
         "new_tokens": new_tokens,
         "seconds": seconds,

@@ -131,6 +131,11 @@ impl SelfAttention {
             .swap_dims(1, 2)
     }
 
+    /// The element type of the query projection's weight.
+    pub(crate) fn query_dtype(&self) -> burn::tensor::DType {
+        self.query.weight.val().dtype()
+    }
+
     /// Whether it adds Music Transformer relative-position scores.
     pub(crate) fn has_relative_positions(&self) -> bool {
         self.relative.is_some()
@@ -169,10 +174,9 @@ impl SelfAttention {
                 offset: mask.offset,
                 window: mask.window,
                 scale: (self.d_head as f32).sqrt().recip(),
-                dropout: None,
+                dropout: kernels::training_dropout(&self.dropout, &q.device()),
             };
-            let dropout = kernels::training_dropout(&self.dropout, &q.device());
-            let attended = kernels::attention(q, k, v, mask.key_bias, options, dropout);
+            let attended = kernels::attention(q, k, v, mask.key_bias, options);
             return project(&self.output, attended.swap_dims(1, 2).reshape([b, t, d]));
         }
         let cached = cache.is_some();

@@ -39,6 +39,11 @@ impl Block {
         }
     }
 
+    /// The element type of its attention's query projection weight.
+    pub(crate) fn first_projection_dtype(&self) -> burn::tensor::DType {
+        self.attention.query_dtype()
+    }
+
     /// Whether its attention adds Music Transformer relative-position scores.
     pub(crate) fn has_relative_positions(&self) -> bool {
         self.attention.has_relative_positions()

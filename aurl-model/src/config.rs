@@ -5,6 +5,51 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ModelError, invalid};
 use crate::musical::MusicalPositionConfig;
 
+/// How a decoding copy of a model stores its projection weights (attention, feed-forward,
+/// output head); embeddings, norms and biases stay f32, and so do the activations.
+///
+/// A CPU decoding step is bound by reading the weights, so fewer bytes decode faster; the
+/// kernels widen each weight as they read it and accumulate in f32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WeightFormat {
+    /// Full precision (the trained weights as they are).
+    #[default]
+    F32,
+    /// IEEE half precision: half the bytes.
+    F16,
+    /// Symmetric int8 with an f32 scale per run of 32 output columns of each weight row (a
+    /// quarter of the bytes plus an eighth for scales); a projection whose width is not a
+    /// multiple of 32 (a vocabulary-sized head) is stored in f16.
+    Int8,
+}
+
+impl std::str::FromStr for WeightFormat {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "f32" => Ok(Self::F32),
+            "f16" => Ok(Self::F16),
+            "int8" => Ok(Self::Int8),
+            other => Err(invalid(
+                "weights",
+                format!("`{other}`: expected f32, f16 or int8"),
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for WeightFormat {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::F32 => "f32",
+            Self::F16 => "f16",
+            Self::Int8 => "int8",
+        })
+    }
+}
+
 /// How token positions enter the model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -21,6 +21,11 @@
 //!   with the `store` feature also safetensors, `safetensors::{save_safetensors,
 //!   load_safetensors}`, readable from PyTorch).
 //! - [`train`]: the training loop (AdamW, warm-up + cosine, global-norm clipping, validation).
+//! - [`kernels`]: the costly operations (attention, linear, layer norm, GELU, dropout, token
+//!   cross entropy) as a Burn backend extension — fused CPU kernels with hand-written
+//!   backward passes on `flex`, their generic bodies on every other backend — and
+//!   [`WeightFormat`]: f16 or int8 decoding copies of the weights
+//!   ([`Transformer::with_weights`]).
 //!
 //! ```
 //! use aurl_model::TransformerConfig;
@@ -68,7 +73,7 @@ pub mod weights;
 pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use block::Block;
 pub use cache::KvCache;
-pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig};
+pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig, WeightFormat};
 pub use discriminator::{Discriminator, DiscriminatorConfig, Judgement, ScaleHead, soft_tokens};
 pub use error::ModelError;
 pub use feed_forward::Mlp;

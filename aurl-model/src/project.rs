@@ -17,7 +17,8 @@
 use burn::module::{ModuleMapper, Param};
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::FloatDType;
+use burn::tensor::quantization::{QuantScheme, QuantValue, ScaleDtype};
+use burn::tensor::{DType, FloatDType};
 
 /// Inputs with at most this many rows (all leading dimensions together) use the transposed
 /// form; with more, a GEMM amortises repacking the weight and the plain form wins.
@@ -37,6 +38,10 @@ pub(crate) fn project<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D
 /// step's batch), where that is faster on CPU backends; a weight stored in another precision
 /// than `x` is multiplied in its own precision and the result returned in `x`'s.
 pub(crate) fn generic_project<const D: usize>(linear: &Linear, x: Tensor<D>) -> Tensor<D> {
+    if matches!(linear.weight.val().dtype(), DType::QFloat(_)) {
+        // Burn's linear multiplies by a quantized weight itself (dequantizing it).
+        return linear.forward(x);
+    }
     let dims = x.dims();
     let d_in = dims[D - 1];
     let rows: usize = dims[..D - 1].iter().product();
@@ -102,6 +107,51 @@ impl ModuleMapper for HalfLinearWeights {
         } else {
             param
         }
+    }
+}
+
+/// Output columns per int8 scale: each weight row's runs of this many columns share one f32
+/// scale (finer than one scale per output channel).
+pub(crate) const INT8_BLOCK: usize = 32;
+
+/// The int8 scheme of [`Int8LinearWeights`]: symmetric 8-bit values, one f32 scale per run
+/// of [`INT8_BLOCK`] columns of a weight row.
+pub(crate) fn int8_scheme() -> QuantScheme {
+    QuantScheme::default()
+        .with_value(QuantValue::Q8S)
+        .per_block([INT8_BLOCK as u8], ScaleDtype::F32)
+}
+
+/// A [`ModuleMapper`] that stores the weight matrix of every [`Linear`] whose output width
+/// is a multiple of [`INT8_BLOCK`] as symmetric int8 with a scale per run of
+/// [`INT8_BLOCK`] output columns (quarter the bytes of f32), and every other `Linear`
+/// weight in f16. For decoding only, like [`HalfLinearWeights`].
+#[derive(Debug, Default)]
+pub(crate) struct Int8LinearWeights {
+    /// For each module entered, whether it is a `Linear`.
+    inside: Vec<bool>,
+}
+
+impl ModuleMapper for Int8LinearWeights {
+    fn enter_module(&mut self, _name: &str, container_type: &str) {
+        self.inside.push(container_type == "Struct:Linear");
+    }
+
+    fn exit_module(&mut self, _name: &str, _container_type: &str) {
+        self.inside.pop();
+    }
+
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        if D != 2 || self.inside.last() != Some(&true) {
+            return param;
+        }
+        param.map(|w| {
+            if w.dims()[D - 1].is_multiple_of(INT8_BLOCK) {
+                w.quantize_dynamic(&int8_scheme())
+            } else {
+                w.cast(FloatDType::F16)
+            }
+        })
     }
 }
 

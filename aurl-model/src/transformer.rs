@@ -8,13 +8,13 @@ use burn::tensor::{DType, FloatDType};
 use crate::attention::{AttentionContext, StructuredMask, SummaryPlan};
 use crate::block::Block;
 use crate::cache::{KeyOrder, KvCache};
-use crate::config::{AttentionKind, TransformerConfig};
+use crate::config::{AttentionKind, TransformerConfig, WeightFormat};
 use crate::error::ModelError;
 use crate::kernels;
 use crate::mask::{MASKED, causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
 use crate::positions::Positions;
-use crate::project::{HalfLinearWeights, project};
+use crate::project::{HalfLinearWeights, Int8LinearWeights, project};
 
 /// A decoder-only language model over token ids: embeddings, positions, pre-norm blocks,
 /// a final norm and the output head.
@@ -96,7 +96,32 @@ impl Transformer {
     /// Whether [`Transformer::with_half_weights`] made this model.
     #[must_use]
     pub fn has_half_weights(&self) -> bool {
-        self.head.weight.val().dtype() == DType::F16
+        self.weight_format() == WeightFormat::F16
+    }
+
+    /// This model with its projection weights stored as `format` (a decoding copy for F16
+    /// and Int8, see [`WeightFormat`]; F32 returns the model as it is).
+    #[must_use]
+    pub fn with_weights(self, format: WeightFormat) -> Self {
+        match format {
+            WeightFormat::F32 => self,
+            WeightFormat::F16 => self.with_half_weights(),
+            WeightFormat::Int8 => self.map(&mut Int8LinearWeights::default()),
+        }
+    }
+
+    /// How the projection weights are stored (read off the first attention projection).
+    #[must_use]
+    pub fn weight_format(&self) -> WeightFormat {
+        let weight = match self.blocks.first() {
+            Some(block) => block.first_projection_dtype(),
+            None => self.head.weight.val().dtype(),
+        };
+        match weight {
+            DType::F16 => WeightFormat::F16,
+            DType::QFloat(_) => WeightFormat::Int8,
+            _ => WeightFormat::F32,
+        }
     }
 
     fn window(&self) -> Option<usize> {

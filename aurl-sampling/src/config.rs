@@ -1,6 +1,7 @@
 //! How a [`Generator`](crate::Generator) decodes: the strategy, the grammar constraint,
 //! batching, cache, context, threads and weight precision.
 
+use aurl_model::WeightFormat;
 use serde::{Deserialize, Serialize};
 
 use crate::strategy::Strategy;
@@ -40,16 +41,14 @@ pub struct GenerationConfig {
     /// (`aurl::backend::decode_workers` does): a decode step's matrix products are too
     /// small for the backend to parallelise them itself. On a GPU keep 1.
     pub workers: usize,
-    /// Decode with the projection weights stored in half precision
-    /// ([`Transformer::with_half_weights`](aurl_model::Transformer::with_half_weights)):
-    /// the generator keeps its own f16 copy of them. A batch-1 step on CPU is bound by
-    /// reading the f32 weights, and with half the bytes it is 1.1–1.5× faster; with a few
-    /// rows per step (2–32) the CPU GEMM's conversion of the f16 weight costs what the
-    /// smaller read saves, so keep it off there. Logits move by about 1e-3 of their scale:
-    /// the samples differ from the f32 model's, its validation NLL barely does (6.41268
-    /// against 6.41271 bits per note for the README's 30-minute model). Needs a backend
-    /// with f16 support (every CPU backend; on wgpu, `shader-f16`).
-    pub half_weights: bool,
+    /// How the generator's copy of the model stores its projection weights
+    /// ([`Transformer::with_weights`](aurl_model::Transformer::with_weights)): f32 (the
+    /// model as it is), f16 or int8. A CPU decoding step is bound by reading the weights,
+    /// and the kernels read f16 and int8 weights directly (widening them as they go), so
+    /// fewer bytes decode faster; logits move by about 1e-3 (f16) or 1e-2 (int8) of their
+    /// scale. The caller's model is never changed. Needs a backend with f16 support for
+    /// f16 (every CPU backend; on wgpu, `shader-f16`).
+    pub weights: WeightFormat,
 }
 
 impl Default for GenerationConfig {
@@ -62,7 +61,7 @@ impl Default for GenerationConfig {
             use_cache: true,
             context: None,
             workers: 1,
-            half_weights: false,
+            weights: WeightFormat::F32,
         }
     }
 }

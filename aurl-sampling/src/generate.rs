@@ -7,6 +7,7 @@ use aurl_core::tokenize::{
     Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, TokenSequence, Vocabulary,
 };
 use aurl_model::Transformer;
+use aurl_model::WeightFormat;
 use aurl_model::train::header_at;
 use aurl_model::vae::Vae;
 use burn::module::Module;
@@ -88,7 +89,7 @@ pub struct TokenEvent {
 /// Generates token sequences from a model, optionally constrained by the token grammar.
 #[derive(Debug)]
 pub struct Generator<'a> {
-    /// The decoder: the caller's model, or its half-weight copy.
+    /// The decoder: the caller's model, or its copy with the configured weight format.
     pub(crate) model: Cow<'a, Transformer>,
     /// The VAE whose decoder `model` is, when generating from latent codes.
     pub(crate) vae: Option<&'a Vae>,
@@ -140,11 +141,12 @@ impl<'a> Generator<'a> {
             .next()
             .ok_or_else(|| SamplingError::Model("the model has no device".into()))?;
         let id = |t| vocab.id(t).unwrap_or(0);
-        let model = if config.half_weights && !model.has_half_weights() {
-            Cow::Owned(model.clone().with_half_weights())
-        } else {
-            Cow::Borrowed(model)
-        };
+        let model =
+            if config.weights != WeightFormat::F32 && model.weight_format() != config.weights {
+                Cow::Owned(model.clone().with_weights(config.weights))
+            } else {
+                Cow::Borrowed(model)
+            };
         Ok(Self {
             model,
             vae: None,

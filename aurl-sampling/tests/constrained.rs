@@ -2,7 +2,7 @@
 //! nothing skipped — even from an untrained model, for every scheme, batch and seed.
 
 use aurl_core::tokenize::{SCHEMES, TokenizerConfig, by_name};
-use aurl_model::{Transformer, TransformerConfig};
+use aurl_model::{Transformer, TransformerConfig, WeightFormat};
 use aurl_sampling::{BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece};
 use burn::prelude::*;
 
@@ -454,14 +454,14 @@ fn a_piece_longer_than_the_context_slides_and_stays_valid() {
 }
 
 #[test]
-fn half_weight_decoding_stays_valid_and_reproducible() {
+fn f16_and_int8_decoding_stay_valid_and_reproducible() {
     let device = Device::flex();
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
     let model = tiny_model(&device, tokenizer.vocab().len(), 9);
     let requests = seeded_requests(6, 60);
-    let generate = |half_weights: bool, batch_size: usize| {
+    let generate = |weights: WeightFormat, batch_size: usize| {
         let config = GenerationConfig {
-            half_weights,
+            weights,
             batch_size,
             ..GenerationConfig::default()
         };
@@ -470,24 +470,30 @@ fn half_weight_decoding_stays_valid_and_reproducible() {
             .generate(&requests)
             .unwrap()
     };
-    let half = generate(true, 1);
-    assert_eq!(half, generate(true, 1), "same seeds, same pieces");
-    for (i, piece) in half.iter().enumerate() {
+    for weights in [WeightFormat::F16, WeightFormat::Int8] {
+        let pieces = generate(weights, 1);
         assert_eq!(
-            piece.grammar.error_count(),
-            0,
-            "piece {i}: {:?}",
-            piece.grammar
+            pieces,
+            generate(weights, 1),
+            "{weights}: same seeds, same pieces"
         );
-        let (_, report) = tokenizer.decode(&piece.tokens);
-        assert_eq!(report.skipped(), 0, "piece {i}: {report:?}");
+        for (i, piece) in pieces.iter().enumerate() {
+            assert_eq!(
+                piece.grammar.error_count(),
+                0,
+                "{weights} piece {i}: {:?}",
+                piece.grammar
+            );
+            let (_, report) = tokenizer.decode(&piece.tokens);
+            assert_eq!(report.skipped(), 0, "{weights} piece {i}: {report:?}");
+        }
+        // Batched rows take the few-row product; they stay valid too.
+        for piece in generate(weights, 3) {
+            assert_eq!(piece.grammar.error_count(), 0);
+        }
     }
-    // Batched rows take the few-row product; they stay valid too.
-    for piece in generate(true, 3) {
-        assert_eq!(piece.grammar.error_count(), 0);
-    }
-    // The f32 model is untouched by its generator's half copy.
-    assert!(!model.has_half_weights());
+    // The f32 model is untouched by its generator's copies.
+    assert_eq!(model.weight_format(), WeightFormat::F32);
 }
 
 /// An untrained `tiny()` model over `vocab` ids, its weights drawn after `device.seed(seed)`.

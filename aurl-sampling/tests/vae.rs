@@ -90,6 +90,7 @@ fn a_conditioned_generator_needs_a_code_of_the_right_length() {
 
 #[test]
 fn a_conditioned_generator_decodes_with_half_weights() {
+    use aurl_model::WeightFormat;
     let device = Device::flex();
     let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
     let vae = VaeConfig::tiny(tokenizer.vocab().len())
@@ -100,7 +101,7 @@ fn a_conditioned_generator_decodes_with_half_weights() {
         .to_rows()
         .remove(0);
     let config = GenerationConfig {
-        half_weights: true,
+        weights: WeightFormat::F16,
         ..GenerationConfig::default()
     };
     let generator = Generator::conditioned(&vae, tokenizer.vocab(), config).unwrap();

@@ -145,12 +145,16 @@ fn draw_seed(device: &Device) -> u64 {
         .fold(0u64, |seed, &w| (seed << 21) ^ (w as u64 & 0x1F_FFFF))
 }
 
-/// Multi-head attention `softmax(q·kᵀ·scale + mask + key_bias)·v` with dropout `dropout` on
-/// the weights (pass 0 outside training), fused where the backend has a kernel.
+/// Multi-head attention `softmax(q·kᵀ·scale + mask + key_bias)·v`, with `options.dropout`
+/// on the weights, fused where the backend has a kernel.
 ///
 /// Shapes: `q` `[b, h, tq, d]`, `k` and `v` `[b, h, tk, d]` (any strides: views from a
 /// projection need no copy), `key_bias` `[b, tk]` (additive, e.g. a large negative value at
 /// padded keys; constant: no gradient reaches it) → `[b, h, tq, d]`.
+///
+/// Dropout: the fused kernel drops the weights its seed's counter-based mask says (the same
+/// mask the generic body builds from the seed); the generic path on other backends draws
+/// its own Bernoulli mask on the device instead (same distribution, other draws).
 #[must_use]
 pub fn attention(
     q: Tensor<4>,
@@ -158,17 +162,9 @@ pub fn attention(
     v: Tensor<4>,
     key_bias: Option<Tensor<2>>,
     options: AttentionOptions,
-    dropout: f32,
 ) -> Tensor<4> {
     let device = q.device();
     if fused(&device) {
-        let options = AttentionOptions {
-            dropout: (dropout > 0.0).then(|| Dropout {
-                prob: dropout,
-                seed: draw_seed(&device),
-            }),
-            ..options
-        };
         let key_bias = key_bias.unwrap_or_else(|| Tensor::empty([0, 0], &device));
         let (out, _) = <Dispatch as AurlOps>::fused_attention(
             q.into_dispatch(),
@@ -179,10 +175,10 @@ pub fn attention(
         );
         return Tensor::from_dispatch(out);
     }
-    let keep = (dropout > 0.0).then(|| {
+    let keep = options.dropout.map(|dropout| {
         let [b, h, tq, _] = q.dims();
         let tk = k.dims()[2];
-        let keep = 1.0 - f64::from(dropout);
+        let keep = 1.0 - f64::from(dropout.prob);
         Tensor::<4>::random([b, h, tq, tk], Distribution::Bernoulli(keep), &device)
             .div_scalar(keep)
             .into_dispatch()
@@ -192,13 +188,22 @@ pub fn attention(
         k.into_dispatch(),
         v.into_dispatch(),
         key_bias.map(Tensor::into_dispatch),
-        &AttentionOptions {
-            dropout: None,
-            ..options
-        },
+        &options,
         keep,
     );
     Tensor::from_dispatch(out)
+}
+
+/// The attention-weight dropout `module` applies on `device` now, with a fresh seed drawn
+/// from the device's generator (seeded per step by the trainer): `None` outside training
+/// (a device without autodiff, a frozen module, probability 0).
+#[must_use]
+pub fn training_dropout(module: &burn::nn::Dropout, device: &Device) -> Option<Dropout> {
+    let training = module.training.is_enabled() && device.is_autodiff();
+    (training && module.prob > 0.0).then(|| Dropout {
+        prob: module.prob as f32,
+        seed: draw_seed(device),
+    })
 }
 
 /// The epsilon of every layer norm in this crate's models (`LayerNormConfig`'s default).
@@ -266,17 +271,6 @@ pub fn dropout<const D: usize>(module: &burn::nn::Dropout, x: Tensor<D>) -> Tens
     ))
 }
 
-/// The attention-weight dropout a module applies to `x`'s device now: `module.prob` while
-/// training (autodiff device, module not frozen), else 0.
-#[must_use]
-pub fn training_dropout(module: &burn::nn::Dropout, device: &Device) -> f32 {
-    if module.training.is_enabled() && device.is_autodiff() {
-        module.prob as f32
-    } else {
-        0.0
-    }
-}
-
 /// Per-row cross entropy of `logits` `[n, v]` against `targets` `[n]`, with label smoothing
 /// `smoothing`: `(1 − ε)·(−log p(target)) + ε·mean_c(−log p(c))` `[n]`, fused where the
 /// backend has a kernel (no `[n, v]` log-probabilities are kept for the backward).
@@ -297,14 +291,16 @@ pub fn token_nll(logits: Tensor<2>, targets: Tensor<1, Int>, smoothing: f32) -> 
 /// `linear.forward(x)`, fused where the backend has a kernel: for many rows the output
 /// starts as the bias rows and one product accumulates onto it (the backward runs three
 /// products, one per gradient); for a decoding step's few rows, column blocks of the weight
-/// stream once on parallel tasks, read in f32 or in f16 (a weight stored in half precision
-/// by [`crate::Transformer::with_half_weights`] is widened as it is read).
+/// stream once on parallel tasks, read in f32, f16 or int8 (a decoding copy from
+/// [`crate::Transformer::with_weights`] is widened as it is read).
 ///
 /// Shapes: `[..., d_in]` → `[..., d_out]`.
 #[must_use]
 pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor<D> {
     let device = x.device();
-    if !fused(&device) || x.dtype() != burn::tensor::DType::F32 {
+    let quantized = matches!(linear.weight.val().dtype(), burn::tensor::DType::QFloat(_));
+    let inference = !device.is_autodiff();
+    if !fused(&device) || x.dtype() != burn::tensor::DType::F32 || (quantized && !inference) {
         return crate::project::generic_project(linear, x);
     }
     let dims = x.dims();
@@ -316,11 +312,16 @@ pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor
         Some(bias) => bias.val(),
         None => Tensor::empty([0], &device),
     };
-    let y = <Dispatch as AurlOps>::fused_linear(
-        x.reshape([rows, d_in]).into_dispatch(),
-        weight.into_dispatch(),
-        bias.into_dispatch(),
-    );
+    let x = x.reshape([rows, d_in]).into_dispatch();
+    let y = if quantized {
+        <Dispatch as AurlOps>::fused_linear_quantized(
+            x,
+            weight.into_dispatch(),
+            bias.into_dispatch(),
+        )
+    } else {
+        <Dispatch as AurlOps>::fused_linear(x, weight.into_dispatch(), bias.into_dispatch())
+    };
     let mut out = dims;
     out[D - 1] = d_out;
     Tensor::<2>::from_dispatch(y).reshape(out)

@@ -1,8 +1,9 @@
 //! The backend extension trait: every fused operation with a default body built from Burn's
 //! generic backend operations ([`super::reference`]), so any backend runs it unchanged.
 
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
 use burn::backend::{Backend, backend_extension};
+use burn::tensor::FloatDType;
 
 use super::reference;
 use super::{AttentionOptions, Dropout};
@@ -150,5 +151,16 @@ pub trait AurlOps: Backend {
     /// `bias`.
     fn fused_linear_bias_grad(grad: FloatTensor<Self>) -> FloatTensor<Self> {
         reference::linear_bias_grad::<Self>(grad)
+    }
+
+    /// `x · w + bias` for a quantized weight `w` `[d_in, d_out]` (a decoding copy from
+    /// [`crate::Transformer::with_weights`]); no gradient.
+    fn fused_linear_quantized(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let weight = Self::dequantize(weight, FloatDType::F32);
+        reference::linear::<Self>(x, weight, reference::bias::<Self>(bias))
     }
 }

@@ -560,3 +560,41 @@ fn few_row_linear_kernel_reads_f32_and_f16_weights_as_the_generic_projection() {
         }
     }
 }
+
+#[test]
+fn few_row_int8_kernel_equals_the_product_with_the_dequantized_weight() {
+    use burn::module::{Module, Param};
+    use burn::nn::{Linear, LinearConfig};
+    use burn::tensor::DType;
+    let device = Device::flex();
+    device.seed(21);
+    for (d_in, d_out) in [(64, 64), (256, 1024), (96, 100)] {
+        let linear = LinearConfig::new(d_in, d_out).init(&device);
+        let quantized = linear
+            .clone()
+            .map(&mut crate::project::Int8LinearWeights::default());
+        let dtype = quantized.weight.val().dtype();
+        // Widths off the 32-column blocks fall back to f16.
+        assert_eq!(
+            matches!(dtype, DType::QFloat(_)),
+            d_out % 32 == 0,
+            "{dtype:?}"
+        );
+        let widened = Linear {
+            weight: Param::from_tensor(
+                quantized
+                    .weight
+                    .val()
+                    .dequantize()
+                    .cast(burn::tensor::FloatDType::F32),
+            ),
+            bias: quantized.bias.clone(),
+        };
+        for rows in [1, 3, 16, 32, 40] {
+            let x = random([rows, d_in], &device);
+            let fused = super::linear(&quantized, x.clone());
+            let oracle = crate::project::generic_project(&widened, x.clone());
+            assert_close(fused, oracle, &format!("int8 {rows}×{d_in}→{d_out}"));
+        }
+    }
+}

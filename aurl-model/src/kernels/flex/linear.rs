@@ -7,11 +7,12 @@
 
 use std::mem::MaybeUninit;
 
-use burn::backend::flex::FlexTensor;
+use burn::backend::flex::{FlexQTensor, FlexTensor};
 use burn::tensor::{DType, f16};
 
 use super::simd::vectorized;
 use super::{SharedMut, contiguous, filled, run, tensor, worth_parallel};
+use crate::project::INT8_BLOCK;
 
 /// Products below this many multiply-adds run on one thread (gemm's own threshold for
 /// splitting work is about the same).
@@ -97,6 +98,85 @@ pub(super) fn few_rows(
         });
     });
     tensor(y, [rows, d_out])
+}
+
+/// [`few_rows`] for a weight quantized by [`crate::project::Int8LinearWeights`]: int8
+/// values with an f32 scale per run of [`INT8_BLOCK`] columns of each row, widened and
+/// scaled as each weight row is read.
+pub(super) fn few_rows_int8(
+    x: &FlexTensor,
+    weight: &FlexQTensor,
+    bias: Option<&FlexTensor>,
+) -> FlexTensor {
+    let (rows, d_in) = dims2(x);
+    let values = weight.tensor().to_contiguous();
+    let d_out = dims2(&values).1;
+    let scales = weight.scales();
+    let x = contiguous(x);
+    let bias = bias.map(contiguous);
+    let work = rows * d_in * d_out;
+    let strips = if worth_parallel(work) { 2 } else { 1 };
+    let width = d_out
+        .div_ceil(strips)
+        .next_multiple_of(INT8_BLOCK)
+        .min(d_out.max(1));
+    let y = filled(rows * d_out, |y| {
+        let y = SharedMut(y.as_mut_ptr().cast());
+        let spans: Vec<usize> = (0..d_out.div_ceil(width.max(1))).collect();
+        run(spans, work, Vec::new, |acc: &mut Vec<f32>, _, strip| {
+            let j0 = strip * width;
+            let cols = width.min(d_out - j0);
+            acc.clear();
+            match &bias {
+                Some(bias) => (0..rows).for_each(|_| acc.extend_from_slice(&bias[j0..j0 + cols])),
+                None => acc.resize(rows * cols, 0.0),
+            }
+            let shape = (d_in, d_out, j0, cols);
+            accumulate_int8(&x, (values.storage::<i8>(), scales), shape, acc);
+            for r in 0..rows {
+                for c in 0..cols {
+                    // SAFETY: columns j0.. of every row belong to this task alone.
+                    unsafe { y.write(r * d_out + j0 + c, acc[r * cols + c]) };
+                }
+            }
+        });
+    });
+    tensor(y, [rows, d_out])
+}
+
+vectorized! {
+    /// [`accumulate_f32`] with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
+    /// (`j0` and `cols` whole blocks, or `cols` up to the row's end).
+    fn accumulate_int8(
+        x: &[f32],
+        quantized: (&[i8], &[f32]),
+        shape: (usize, usize, usize, usize),
+        acc: &mut [f32],
+    ) {
+        let (q, scales) = quantized;
+        let (d_in, d_out, j0, cols) = shape;
+        let per_row = d_out / INT8_BLOCK;
+        let mut row = vec![0f32; cols];
+        for i in 0..d_in {
+            let q = &q[i * d_out + j0..i * d_out + j0 + cols];
+            let scales = &scales[i * per_row + j0 / INT8_BLOCK..];
+            for ((wide, q), &s) in row
+                .chunks_mut(INT8_BLOCK)
+                .zip(q.chunks(INT8_BLOCK))
+                .zip(scales)
+            {
+                for (w, &v) in wide.iter_mut().zip(q) {
+                    *w = f32::from(v) * s;
+                }
+            }
+            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
+                let a = x[r * d_in + i];
+                for (acc, &w) in acc.iter_mut().zip(&row) {
+                    *acc += a * w;
+                }
+            }
+        }
+    }
 }
 
 /// `(wᵀ·xᵀ)ᵀ + bias` by gemm, the weight as the left operand read in place.

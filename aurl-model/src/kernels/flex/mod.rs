@@ -12,9 +12,13 @@ pub(crate) mod math;
 mod rows;
 mod simd;
 
+use burn::backend::TensorMetadata;
 use burn::backend::flex::{Flex, FlexTensor, Layout};
-use burn::backend::ops::FloatTensorOps;
-use burn::backend::tensor::{FloatTensor, IntTensor};
+use burn::backend::ops::{FloatTensorOps, QTensorOps};
+use burn::tensor::quantization::QuantStore;
+
+use crate::project::int8_scheme;
+use burn::backend::tensor::{FloatTensor, IntTensor, QuantizedTensor};
 use burn::tensor::{DType, FloatDType, Shape, TensorData};
 use rayon::prelude::*;
 
@@ -177,6 +181,27 @@ impl AurlOps for Flex {
             return reference::linear_bias_grad::<Self>(grad);
         }
         linear::bias_grad(&grad)
+    }
+
+    fn fused_linear_quantized(
+        x: FloatTensor<Self>,
+        weight: QuantizedTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        let bias = reference::bias::<Self>(bias);
+        let rows = x.layout().shape()[0];
+        let kernel = DType::QFloat(int8_scheme().with_store(QuantStore::Native));
+        let floats =
+            x.dtype() == DType::F32 && bias.as_ref().is_none_or(|b| b.dtype() == DType::F32);
+        if floats && rows <= linear::FEW_ROWS && weight.dtype() == kernel {
+            return linear::few_rows_int8(&x, &weight, bias.as_ref());
+        }
+        let weight = <Self as QTensorOps<Self>>::dequantize(weight, FloatDType::F32);
+        match (floats, rows <= linear::FEW_ROWS) {
+            (true, true) => linear::few_rows(&x, &weight, bias.as_ref()),
+            (true, false) => linear::forward(&x, &weight, bias.as_ref()),
+            _ => reference::linear::<Self>(x, weight, bias),
+        }
     }
 }
 
