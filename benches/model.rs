@@ -3,7 +3,8 @@
 //!
 //! - `model/train_step/small_b8x512`: forward + backward + Adam step at batch 8 × 512
 //!   (elem/s = training tokens/s), dropout 0.1; `…_attention_dropout0` the same with the
-//!   attention weights' dropout off (`TransformerConfig::attention_dropout`);
+//!   attention weights' dropout off (`TransformerConfig::attention_dropout`); `…_dropout0`
+//!   with no dropout at all, as PyTorch's reference script (`../shared/bench-ref`) trains;
 //! - `model/decode_step`: one cached decoding step (B = 1) with 128, 1024 and 4096 positions
 //!   already in the cache (time per token);
 //! - `model/generate`: a 16-token prompt then 512 greedy tokens through the cache, B = 1 and
@@ -65,14 +66,16 @@ fn bench_train(c: &mut Criterion) {
     let mut group = c.benchmark_group("model");
     samples(&mut group);
     group.throughput(Throughput::Elements((b * t) as u64));
-    // `small()` as is (dropout 0.1 everywhere), and with the attention weights' dropout
-    // off (their random masks are most of the random numbers a step draws).
-    for (name, attention_dropout) in [
-        ("train_step/small_b8x512", None),
-        ("train_step/small_b8x512_attention_dropout0", Some(0.0)),
+    // `small()` as is (dropout 0.1 everywhere), with the attention weights' dropout off,
+    // and with no dropout at all (the configuration of PyTorch's reference script).
+    for (name, dropout, attention_dropout) in [
+        ("train_step/small_b8x512", 0.1, None),
+        ("train_step/small_b8x512_attention_dropout0", 0.1, Some(0.0)),
+        ("train_step/small_b8x512_dropout0", 0.0, Some(0.0)),
     ] {
         device.seed(1);
         let config = TransformerConfig {
+            dropout,
             attention_dropout,
             ..TransformerConfig::small(VOCAB)
         };

@@ -189,6 +189,46 @@ impl<B: AurlOps, C: CheckpointStrategy> AurlOps for Autodiff<B, C> {
         }
     }
 
+    fn fused_residual(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        dropout: Option<Dropout>,
+    ) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct Residual;
+
+        impl<B: AurlOps> Backward<B, 2> for Residual {
+            type State = Option<Dropout>;
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let [node_x, node_a] = ops.parents;
+                let grad = grads.consume::<B>(&ops.node);
+                if let Some(node) = node_a {
+                    let da = match ops.state {
+                        Some(dropout) => B::fused_dropout(grad.clone(), dropout),
+                        None => grad.clone(),
+                    };
+                    grads.register::<B>(node.id, da);
+                }
+                if let Some(node) = node_x {
+                    grads.register::<B>(node.id, grad);
+                }
+            }
+        }
+
+        let nodes = [x.node(), a.node()];
+        let y = B::fused_residual(x.into_primitive(), a.into_primitive(), dropout);
+        match Residual.prepare::<C>(nodes).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(dropout, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
     fn fused_token_nll(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,

@@ -271,6 +271,33 @@ pub fn dropout<const D: usize>(module: &burn::nn::Dropout, x: Tensor<D>) -> Tens
     ))
 }
 
+/// The residual connection `x + module.forward(a)` for a [`burn::nn::Dropout`] `module`, in
+/// one pass where the backend has a kernel (the sum and the dropout mask fused; the
+/// backward hands the gradient to `x` and its masked copy to `a`).
+///
+/// Shapes: `x` and `a` the same.
+#[must_use]
+pub fn residual<const D: usize>(
+    module: &burn::nn::Dropout,
+    x: Tensor<D>,
+    a: Tensor<D>,
+) -> Tensor<D> {
+    let device = x.device();
+    if !fused(&device) || x.dims() != a.dims() {
+        return x + module.forward(a);
+    }
+    let training = module.prob > 0.0 && module.training.is_enabled() && device.is_autodiff();
+    let dropout = training.then(|| Dropout {
+        prob: module.prob as f32,
+        seed: draw_seed(&device),
+    });
+    Tensor::from_dispatch(<Dispatch as AurlOps>::fused_residual(
+        x.into_dispatch(),
+        a.into_dispatch(),
+        dropout,
+    ))
+}
+
 /// Per-row cross entropy of `logits` `[n, v]` against `targets` `[n]`, with label smoothing
 /// `smoothing`: `(1 − ε)·(−log p(target)) + ε·mean_c(−log p(c))` `[n]`, fused where the
 /// backend has a kernel (no `[n, v]` log-probabilities are kept for the backward).

@@ -98,6 +98,16 @@ pub trait AurlOps: Backend {
         reference::dropout::<Self>(x, dropout)
     }
 
+    /// `x + dropout(a)` (a residual connection), with `dropout` applied as
+    /// [`AurlOps::fused_dropout`] does, or `x + a` without.
+    fn fused_residual(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        dropout: Option<Dropout>,
+    ) -> FloatTensor<Self> {
+        reference::residual::<Self>(x, a, dropout)
+    }
+
     /// Per-row cross entropy of `logits` `[n, v]` against `targets` `[n]` with label
     /// smoothing `smoothing`: `(1 − ε)·(−log p(target)) + ε·mean_c(−log p(c))`; returns the
     /// losses `[n]` and the log-sum-exp of every row `[n]`.

@@ -284,6 +284,18 @@ pub(crate) fn dropout<B: Backend>(x: FloatTensor<B>, dropout: Dropout) -> FloatT
     B::float_mul(x, keep)
 }
 
+/// Generic [`AurlOps::fused_residual`](super::AurlOps::fused_residual).
+pub(crate) fn residual<B: Backend>(
+    x: FloatTensor<B>,
+    a: FloatTensor<B>,
+    dropout_: Option<Dropout>,
+) -> FloatTensor<B> {
+    match dropout_ {
+        Some(d) => B::float_add(x, dropout::<B>(a, d)),
+        None => B::float_add(x, a),
+    }
+}
+
 /// Generic [`AurlOps::fused_token_nll`](super::AurlOps::token_nll).
 pub(crate) fn token_nll<B: Backend>(
     logits: FloatTensor<B>,

@@ -598,3 +598,37 @@ fn few_row_int8_kernel_equals_the_product_with_the_dequantized_weight() {
         }
     }
 }
+
+#[test]
+fn residual_kernel_equals_the_generic_body() {
+    let device = Device::flex().autodiff();
+    device.seed(22);
+    let x = random([3, 77, 64], &device).require_grad();
+    let a = random([3, 77, 64], &device).require_grad();
+    let weight = random([3, 77, 64], &device);
+    for dropout in [None, Some(Dropout { prob: 0.2, seed: 5 })] {
+        let run = |fused: bool| {
+            let y = if fused {
+                <Dispatch as AurlOps>::fused_residual(
+                    x.clone().into_dispatch(),
+                    a.clone().into_dispatch(),
+                    dropout,
+                )
+            } else {
+                reference::residual::<Dispatch>(
+                    x.clone().into_dispatch(),
+                    a.clone().into_dispatch(),
+                    dropout,
+                )
+            };
+            let y = Tensor::<3>::from_dispatch(y);
+            let grads = (y.clone() * weight.clone()).sum().backward();
+            let grad = |t: &Tensor<3>| t.grad(&grads).expect("tracked");
+            (y.inner(), grad(&x), grad(&a))
+        };
+        let ((y, dx, da), (ry, rdx, rda)) = (run(true), run(false));
+        assert_close(y, ry, &format!("residual {dropout:?}"));
+        assert_close(dx, rdx, &format!("residual dx {dropout:?}"));
+        assert_close(da, rda, &format!("residual da {dropout:?}"));
+    }
+}

@@ -77,6 +77,47 @@ pub(super) fn gelu_backward(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
     tensor(out, x.layout().shape().clone())
 }
 
+vectorized! {
+    fn residual_chunk(x: &[f32], a: &[f32], y: &mut [MaybeUninit<f32>]) {
+        for ((y, &x), &a) in y.iter_mut().zip(x).zip(a) {
+            *y = MaybeUninit::new(x + a);
+        }
+    }
+}
+
+vectorized! {
+    fn residual_dropout_chunk(
+        x: &[f32],
+        a: &[f32],
+        y: &mut [MaybeUninit<f32>],
+        mask: ((u32, u32), u32, u32, f32),
+    ) {
+        let (keys, first, t, scale) = mask;
+        for (j, ((y, &x), &a)) in y.iter_mut().zip(x).zip(a).enumerate() {
+            let kept = bits(keys, first.wrapping_add(j as u32)) >= t;
+            *y = MaybeUninit::new(x + a * if kept { scale } else { 0.0 });
+        }
+    }
+}
+
+/// `x + dropout(a)` in one pass (`x + a` without dropout): the mask is the one
+/// [`dropout`] draws for `a`.
+pub(super) fn residual(x: &FlexTensor, a: &FlexTensor, dropout: Option<Dropout>) -> FlexTensor {
+    let (data, added) = (contiguous(x), contiguous(a));
+    let out = map_chunks(&data, |offset, x, y| {
+        let a = &added[offset..offset + x.len()];
+        match dropout {
+            Some(d) => {
+                let keys = stream_keys(d.seed, (offset as u64) >> 32);
+                let mask = (keys, offset as u32, threshold(d.prob), 1.0 / (1.0 - d.prob));
+                residual_dropout_chunk(x, a, y, mask);
+            }
+            None => residual_chunk(x, a, y),
+        }
+    });
+    tensor(out, x.layout().shape().clone())
+}
+
 /// `x` with the elements the mask drops set to 0, the others scaled by `1 / (1 − p)`.
 pub(super) fn dropout(x: &FlexTensor, dropout: Dropout) -> FlexTensor {
     let data = contiguous(x);

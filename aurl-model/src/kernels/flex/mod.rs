@@ -109,6 +109,17 @@ impl AurlOps for Flex {
         elementwise::dropout(&x, dropout)
     }
 
+    fn fused_residual(
+        x: FloatTensor<Self>,
+        a: FloatTensor<Self>,
+        dropout: Option<Dropout>,
+    ) -> FloatTensor<Self> {
+        if !all_f32(&[&x, &a]) || x.layout().shape() != a.layout().shape() {
+            return reference::residual::<Self>(x, a, dropout);
+        }
+        elementwise::residual(&x, &a, dropout)
+    }
+
     fn fused_token_nll(
         logits: FloatTensor<Self>,
         targets: IntTensor<Self>,
