@@ -144,38 +144,188 @@ pub(super) fn few_rows_int8(
     tensor(y, [rows, d_out])
 }
 
-vectorized! {
-    /// [`accumulate_f32`] with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
-    /// (`j0` and `cols` whole blocks, or `cols` up to the row's end).
-    fn accumulate_int8(
-        x: &[f32],
-        quantized: (&[i8], &[f32]),
-        shape: (usize, usize, usize, usize),
-        acc: &mut [f32],
-    ) {
-        let (q, scales) = quantized;
-        let (d_in, d_out, j0, cols) = shape;
-        let per_row = d_out / INT8_BLOCK;
-        let mut row = vec![0f32; cols];
+/// Weight rows widened per block before a gemm call in the several-row paths.
+const WIDEN_ROWS: usize = 64;
+
+/// [`accumulate_f32`] with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
+/// (`j0` and `cols` whole blocks, or `cols` up to the row's end). One input row: each
+/// weight row is widened, scaled and accumulated in one pass; several: blocks of weight
+/// rows are widened into f32 and multiplied by gemm.
+fn accumulate_int8(
+    x: &[f32],
+    (q, scales): (&[i8], &[f32]),
+    shape: (usize, usize, usize, usize),
+    acc: &mut [f32],
+) {
+    let (d_in, d_out, j0, cols) = shape;
+    let per_row = d_out / INT8_BLOCK;
+    let rows = acc.len() / cols.max(1);
+    if rows == 1 {
         for i in 0..d_in {
             let q = &q[i * d_out + j0..i * d_out + j0 + cols];
             let scales = &scales[i * per_row + j0 / INT8_BLOCK..];
-            for ((wide, q), &s) in row
-                .chunks_mut(INT8_BLOCK)
-                .zip(q.chunks(INT8_BLOCK))
-                .zip(scales)
-            {
-                for (w, &v) in wide.iter_mut().zip(q) {
-                    *w = f32::from(v) * s;
-                }
-            }
-            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
-                let a = x[r * d_in + i];
-                for (acc, &w) in acc.iter_mut().zip(&row) {
-                    *acc += a * w;
-                }
-            }
+            axpy_int8(x[i], q, scales, acc);
         }
+        return;
+    }
+    widened_products(x, (d_in, cols), acc, |i, row| {
+        let q = &q[i * d_out + j0..i * d_out + j0 + cols];
+        let scales = &scales[i * per_row + j0 / INT8_BLOCK..];
+        widen_int8(q, scales, row);
+    });
+}
+
+/// [`accumulate_f32`] with the weight in IEEE half precision, widened as it is read (one
+/// pass per weight row for one input row, gemm over widened blocks for several).
+fn accumulate_f16(x: &[f32], w: &[f16], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+    let (d_in, d_out, j0, cols) = shape;
+    let rows = acc.len() / cols.max(1);
+    if rows == 1 {
+        for i in 0..d_in {
+            axpy_f16(x[i], &w[i * d_out + j0..i * d_out + j0 + cols], acc);
+        }
+        return;
+    }
+    widened_products(x, (d_in, cols), acc, |i, row| {
+        widen(&w[i * d_out + j0..i * d_out + j0 + cols], row);
+    });
+}
+
+/// `acc [rows, cols] += x [rows, d_in] · w` where `widen_row(i, out)` writes row `i` of `w`
+/// in f32: [`WIDEN_ROWS`] rows at a time into a scratch block, multiplied by gemm.
+fn widened_products(
+    x: &[f32],
+    (d_in, cols): (usize, usize),
+    acc: &mut [f32],
+    widen_row: impl Fn(usize, &mut [f32]),
+) {
+    let rows = acc.len() / cols.max(1);
+    let mut block = vec![0f32; WIDEN_ROWS * cols];
+    for i0 in (0..d_in).step_by(WIDEN_ROWS) {
+        let k = WIDEN_ROWS.min(d_in - i0);
+        for (r, out) in block.chunks_exact_mut(cols).take(k).enumerate() {
+            widen_row(i0 + r, out);
+        }
+        // SAFETY: acc is rows × cols, x rows × d_in (columns i0..i0 + k), block k × cols,
+        // all row-major.
+        unsafe {
+            gemm::gemm(
+                rows,
+                cols,
+                k,
+                acc.as_mut_ptr(),
+                1,
+                cols as isize,
+                true,
+                x.as_ptr().add(i0),
+                1,
+                d_in as isize,
+                block.as_ptr(),
+                1,
+                cols as isize,
+                1.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+}
+
+/// `out = q · scale` for int8 values with a scale per [`INT8_BLOCK`] values.
+fn widen_int8(q: &[i8], scales: &[f32], out: &mut [f32]) {
+    for ((out, q), &s) in out
+        .chunks_mut(INT8_BLOCK)
+        .zip(q.chunks(INT8_BLOCK))
+        .zip(scales)
+    {
+        for (o, &v) in out.iter_mut().zip(q) {
+            *o = f32::from(v) * s;
+        }
+    }
+}
+
+/// `acc += a · w` for a half-precision `w`, widened in registers (`vcvtph2ps`) where the CPU
+/// has AVX-512.
+fn axpy_f16(a: f32, w: &[f16], acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { axpy_f16_avx512(a, w, acc) };
+    }
+    for (acc, w) in acc.iter_mut().zip(w) {
+        *acc += a * f16_to_f32(w.to_bits());
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn axpy_f16_avx512(a: f32, w: &[f16], acc: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m256i, _mm256_loadu_si256, _mm512_cvtph_ps, _mm512_fmadd_ps, _mm512_loadu_ps,
+        _mm512_set1_ps, _mm512_storeu_ps,
+    };
+    let n = w.len().min(acc.len());
+    let factor = _mm512_set1_ps(a);
+    let mut j = 0;
+    while j + 16 <= n {
+        // SAFETY: elements j..j + 16 lie inside both slices.
+        unsafe {
+            let wide = _mm512_cvtph_ps(_mm256_loadu_si256(w.as_ptr().add(j).cast::<__m256i>()));
+            let sum = _mm512_fmadd_ps(factor, wide, _mm512_loadu_ps(acc.as_ptr().add(j)));
+            _mm512_storeu_ps(acc.as_mut_ptr().add(j), sum);
+        }
+        j += 16;
+    }
+    for k in j..n {
+        acc[k] += a * f16_to_f32(w[k].to_bits());
+    }
+}
+
+/// `acc += a · q · scale` for int8 values with a scale per [`INT8_BLOCK`] values, widened in
+/// registers where the CPU has AVX-512.
+fn axpy_int8(a: f32, q: &[i8], scales: &[f32], acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F.
+        return unsafe { axpy_int8_avx512(a, q, scales, acc) };
+    }
+    for ((acc, q), &s) in acc
+        .chunks_mut(INT8_BLOCK)
+        .zip(q.chunks(INT8_BLOCK))
+        .zip(scales)
+    {
+        for (acc, &v) in acc.iter_mut().zip(q) {
+            *acc += a * s * f32::from(v);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn axpy_int8_avx512(a: f32, q: &[i8], scales: &[f32], acc: &mut [f32]) {
+    use std::arch::x86_64::{
+        __m128i, _mm_loadu_si128, _mm512_cvtepi8_epi32, _mm512_cvtepi32_ps, _mm512_fmadd_ps,
+        _mm512_loadu_ps, _mm512_set1_ps, _mm512_storeu_ps,
+    };
+    let n = q.len().min(acc.len());
+    let mut j = 0;
+    while j + 16 <= n {
+        let factor = _mm512_set1_ps(a * scales[j / INT8_BLOCK]);
+        // SAFETY: elements j..j + 16 lie inside both slices (16 divides INT8_BLOCK, so they
+        // share one scale).
+        unsafe {
+            let bytes = _mm_loadu_si128(q.as_ptr().add(j).cast::<__m128i>());
+            let wide = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(bytes));
+            let sum = _mm512_fmadd_ps(factor, wide, _mm512_loadu_ps(acc.as_ptr().add(j)));
+            _mm512_storeu_ps(acc.as_mut_ptr().add(j), sum);
+        }
+        j += 16;
+    }
+    for k in j..n {
+        acc[k] += a * scales[k / INT8_BLOCK] * f32::from(q[k]);
     }
 }
 
@@ -230,24 +380,6 @@ vectorized! {
             for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
                 let a = x[r * d_in + i];
                 for (acc, &w) in acc.iter_mut().zip(w) {
-                    *acc += a * w;
-                }
-            }
-        }
-    }
-}
-
-vectorized! {
-    /// [`accumulate_f32`] with the weight in IEEE half precision, widened as it is read.
-    fn accumulate_f16(x: &[f32], w: &[f16], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
-        let (d_in, d_out, j0, cols) = shape;
-        let mut row = vec![0f32; cols];
-        for i in 0..d_in {
-            let w = &w[i * d_out + j0..i * d_out + j0 + cols];
-            widen(w, &mut row);
-            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
-                let a = x[r * d_in + i];
-                for (acc, &w) in acc.iter_mut().zip(&row) {
                     *acc += a * w;
                 }
             }
