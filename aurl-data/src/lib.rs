@@ -38,6 +38,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod audio;
 pub mod audit;
 pub mod augment;
 pub mod cache;
