@@ -1,7 +1,7 @@
 //! Fused kernels through Burn's backend extensions, called by model code written once.
 //!
-//! Model code calls the functions of this module ([`attention`], [`layer_norm`], [`gelu`],
-//! [`dropout`], [`token_nll`]); each runs
+//! Model code calls the functions of this module ([`attention`], [`linear`], [`layer_norm`],
+//! [`gelu`], [`dropout`], [`residual`], [`token_nll`]); each runs
 //!
 //! - on `Flex` (Burn's CPU backend, with this crate's `flex` feature): a specialised kernel
 //!   with a hand-written backward pass ([`AurlOps`], `kernels/flex/`);
@@ -10,16 +10,24 @@
 //!   autodiff. The same bodies are the default methods of [`AurlOps`] and the oracle of the
 //!   kernels' tests (values and gradients).
 //!
-//! What each kernel replaces and what it gains, measured on `model/train_step/small_b8x512`
-//! (forward + backward + Adam, B8 × 512, flex, 2 threads) — see `BENCHMARKS` in the README:
+//! What each kernel replaces, and what it gains forward + backward at the shapes of a
+//! `small()` B8 × 512 training step (`cargo bench --bench kernels`, flex, 2 threads,
+//! 2026-12-05; each time includes the weighted sum that drives the backward):
 //!
-//! | kernel | replaces | gain |
-//! |---|---|---|
-//! | [`attention`] | `q·kᵀ`, mask and bias adds, softmax, dropout and `p·v` on `[b, h, t, t]` tensors, and their autodiff graph | FlashAttention-2-style tiles with an online softmax, tiles past the causal diagonal or outside the window skipped, no `[b, h, t, t]` tensor; the backward recomputes probabilities per tile from the log-sum-exp |
-//! | [`layer_norm`] | mean, variance, normalise, scale, shift and their ten-op backward | one pass forward, two backward |
-//! | [`gelu`] | `erf` through libm, one element at a time | a vectorised erf |
-//! | [`dropout`] | a ChaCha draw per element and a mask tensor | a counter-based hash, recomputed in the backward |
-//! | [`token_nll`] | log-softmax, gather, mean and their backward over `[n, vocab]` | one pass forward, one backward |
+//! | kernel | replaces | fused | generic |
+//! |---|---|---|---|
+//! | [`attention`] | `q·kᵀ`, mask and bias adds, softmax, dropout and `p·v` on `[b, h, t, t]` tensors and their autodiff graph, by FlashAttention-2-style tiles: an online softmax, tiles past the causal diagonal or outside the window skipped, the backward recomputing probabilities per tile from the log-sum-exp | 40 ms (dropout 0.1: 42 ms) | 250 ms (437 ms) |
+//! | [`linear`] | a broadcast batched matmul plus a one-core bias add, by one gemm call onto the bias rows (and for a decoding step's few rows, one streaming pass over an f32, f16 or int8 weight) | 46 ms | 71 ms |
+//! | [`layer_norm`] | mean, variance, normalise, scale, shift and their backward | 3.2 ms | 9.4 ms |
+//! | [`gelu`] | `erf` through libm, one element at a time, by a vectorised erf | 22 ms | 146 ms |
+//! | [`dropout`], [`residual`] | a ChaCha draw per element and a mask tensor, by a counter-based hash recomputed in the backward | 3.8 ms | 25 ms |
+//! | [`token_nll`] | log-softmax, gather, mean and their backward over `[n, vocab]` | 2.7 ms | 27 ms |
+//!
+//! Fused attention serves full and sliding-window attention, causal or bidirectional, with
+//! padding, rotary positions (applied before), dropout on the weights, a chunk of queries
+//! after cached keys and single-query steps over the KV cache; relative positions (Music
+//! Transformer), hierarchical and multi-scale attention, and several queries over a wrapped
+//! sliding-window ring run the generic path.
 //!
 //! `AURL_KERNELS=generic` in the environment (read once) or [`set_kernel_mode`] forces the
 //! generic bodies everywhere, for comparisons and bug reports.
