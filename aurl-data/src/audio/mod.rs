@@ -15,11 +15,12 @@
 //! ```no_run
 //! use aurl_data::audio::{RenderOptions, SoundFont, render};
 //! use aurl_data::{Mode, read_midi_file};
+//! use std::path::Path;
 //!
-//! let (score, _) = read_midi_file("piece.mid".as_ref(), Mode::Lenient)?;
+//! let (score, _) = read_midi_file(Path::new("piece.mid"), Mode::Lenient)?;
 //! if let Some(font) = SoundFont::locate(None)? {
 //!     let audio = render(&score, &font, &RenderOptions::default())?;
-//!     audio.write_wav("piece.wav".as_ref())?;
+//!     audio.write_wav(Path::new("piece.wav"))?;
 //! }
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
