@@ -21,15 +21,28 @@ use crate::model::train::TrainConfig;
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
 
+mod bundled;
 mod data;
 mod model;
 
+pub use bundled::{BundledCorpus, bundled_chorales};
 pub use data::RunData;
 pub use model::{ModelConfig, ModelMode, Preset, VaeSection};
 
 /// A configuration problem, naming the file or field.
 #[derive(Debug, thiserror::Error)]
 pub enum RunConfigError {
+    /// The corpus bundled with a checkout of Aurl is not there (an installed crate ships
+    /// without it): training needs a folder of MIDI files instead.
+    #[error(
+        "the bundled Bach chorales are not at {} (a packaged crate has none): pass --data DIR \
+         with a folder of MIDI files",
+        path.display()
+    )]
+    MissingCorpus {
+        /// Where they were looked for.
+        path: PathBuf,
+    },
     /// A file could not be read.
     #[error("{path}: {message}")]
     Io {
