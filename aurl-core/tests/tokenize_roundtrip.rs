@@ -92,21 +92,33 @@ fn configs() -> impl Strategy<Value = TokenizerConfig> {
         any::<bool>(),
         any::<bool>(),
         prop::option::of(1u8..=4),
+        prop_oneof![3 => Just(0u8), 1 => 1u8..=4],
     )
         .prop_map(
-            |(programs, tempos, sigs, triplets, drums, chords, bends, rests)| TokenizerConfig {
-                use_rests: rests.is_some(),
-                max_rest: rests.unwrap_or(8),
-                use_pitch_bends: bends,
-                use_chords: chords,
-                use_programs: programs,
-                use_tempos: tempos,
-                use_time_signatures: sigs,
-                triplets,
-                use_drums: drums,
-                ..TokenizerConfig::default()
+            |(programs, tempos, sigs, triplets, drums, chords, bends, rests, voices)| {
+                TokenizerConfig {
+                    voices,
+                    use_rests: rests.is_some(),
+                    max_rest: rests.unwrap_or(8),
+                    use_pitch_bends: bends,
+                    use_chords: chords,
+                    use_programs: programs,
+                    use_tempos: tempos,
+                    use_time_signatures: sigs,
+                    triplets,
+                    use_drums: drums,
+                    ..TokenizerConfig::default()
+                }
             },
         )
+}
+
+/// The schemes `config` applies to (the event scheme has no voices).
+fn schemes(config: &TokenizerConfig) -> impl Iterator<Item = &'static str> {
+    let voices = config.voices > 0;
+    SCHEMES
+        .into_iter()
+        .filter(move |&s| !(voices && s == "event"))
 }
 
 proptest! {
@@ -114,7 +126,7 @@ proptest! {
 
     #[test]
     fn decode_of_encode_is_the_quantized_score(s in score(), config in configs()) {
-        for scheme in SCHEMES {
+        for scheme in schemes(&config) {
             let tokenizer = by_name(scheme, &config).unwrap();
             let tokens = tokenizer.encode(&s).unwrap();
             let (back, report) = tokenizer.decode(&tokens.ids);
@@ -125,7 +137,7 @@ proptest! {
 
     #[test]
     fn one_sequence_per_stream_round_trips_and_each_is_grammar_valid(s in score(), config in configs()) {
-        for scheme in SCHEMES {
+        for scheme in schemes(&config) {
             let tokenizer = by_name(scheme, &config).unwrap();
             let grammar = Grammar::new(tokenizer.vocab());
             let streams = tokenizer.encode_streams(&s).unwrap();
@@ -172,7 +184,7 @@ proptest! {
 
     #[test]
     fn the_grammar_recovers_the_encoders_bar_starts(s in score(), config in configs()) {
-        for scheme in SCHEMES {
+        for scheme in schemes(&config) {
             let tokenizer = by_name(scheme, &config).unwrap();
             let tokens = tokenizer.encode(&s).unwrap();
             let grammar = Grammar::new(tokenizer.vocab());
@@ -217,7 +229,7 @@ proptest! {
 
     #[test]
     fn every_encoding_is_grammar_valid(s in score(), config in configs()) {
-        for scheme in SCHEMES {
+        for scheme in schemes(&config) {
             let tokenizer = by_name(scheme, &config).unwrap();
             let grammar = Grammar::new(tokenizer.vocab());
             let report = grammar.validate(&tokenizer.encode(&s).unwrap().ids);
@@ -229,6 +241,7 @@ proptest! {
     #[test]
     fn walks_through_allowed_sets_always_decode_cleanly(config in configs(), seed in any::<u64>(), steps in 1usize..400,
                                                         scheme in prop::sample::select(SCHEMES.to_vec())) {
+        prop_assume!(config.voices == 0 || scheme != "event");
         let remi = by_name(scheme, &config).unwrap();
         let grammar = Grammar::new(remi.vocab());
         let mut state = grammar.start();
@@ -424,5 +437,91 @@ fn rests_mark_silences_and_round_trip() {
             (with.quantize(&s), 0),
             "{scheme}"
         );
+    }
+}
+
+#[test]
+fn voices_keep_the_parts_of_one_program_apart() {
+    // Four parts on one program, as the chorales are written: soprano, alto, tenor, bass,
+    // with the alto and tenor crossing on one beat.
+    let mut s = Score::new(480);
+    for (i, pitches) in [[72u8, 74], [67, 60], [64, 62], [48, 43]]
+        .iter()
+        .enumerate()
+    {
+        s.tracks.push(Track {
+            program: Program::new(52).unwrap(),
+            channel: Channel::new(i as u8).unwrap(),
+            notes: pitches
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| {
+                    Note::new(
+                        Pitch::new(p).unwrap(),
+                        Velocity::new(80).unwrap(),
+                        k as u64 * 480,
+                        480,
+                    )
+                })
+                .collect(),
+            ..Track::default()
+        });
+    }
+    for scheme in ["remi", "tsd"] {
+        let merged = by_name(scheme, &TokenizerConfig::default()).unwrap();
+        assert_eq!(
+            merged
+                .decode(&merged.encode(&s).unwrap().ids)
+                .0
+                .tracks
+                .len(),
+            1
+        );
+        let config = TokenizerConfig {
+            voices: 4,
+            ..TokenizerConfig::default()
+        };
+        let voiced = by_name(scheme, &config).unwrap();
+        let tokens = voiced.encode(&s).unwrap();
+        let names: Vec<String> = tokens
+            .ids
+            .iter()
+            .map(|&id| voiced.vocab().name(id))
+            .collect();
+        let at = names.iter().position(|n| n == "Program_52").unwrap();
+        assert_eq!(names[at + 1], "Voice_0", "{names:?}");
+        let (back, report) = voiced.decode(&tokens.ids);
+        assert_eq!(report.skipped(), 0);
+        let parts: Vec<Vec<u8>> = back
+            .tracks
+            .iter()
+            .map(|t| t.notes.iter().map(|n| n.pitch.get()).collect())
+            .collect();
+        assert_eq!(parts, [[72, 74], [67, 60], [64, 62], [48, 43]], "{scheme}");
+        assert!(back.tracks.iter().all(|t| t.program.get() == 52));
+        let channels: Vec<u8> = back.tracks.iter().map(|t| t.channel.get()).collect();
+        assert_eq!(channels, [0, 1, 2, 3]);
+        // Two voices: the tenor and bass share the last one.
+        let two = by_name(
+            scheme,
+            &TokenizerConfig {
+                voices: 2,
+                ..config.clone()
+            },
+        )
+        .unwrap();
+        let (back, _) = two.decode(&two.encode(&s).unwrap().ids);
+        let counts: Vec<usize> = back.tracks.iter().map(|t| t.notes.len()).collect();
+        assert_eq!(counts, [2, 6]);
+        let grammar = Grammar::new(voiced.vocab());
+        assert_eq!(grammar.validate(&tokens.ids).error_count(), 0);
+        // A program without its voice is refused.
+        let without: Vec<TokenId> = tokens
+            .ids
+            .iter()
+            .copied()
+            .filter(|&id| !voiced.vocab().name(id).starts_with("Voice"))
+            .collect();
+        assert!(grammar.validate(&without).error_count() > 0);
     }
 }

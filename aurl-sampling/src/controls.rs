@@ -34,14 +34,15 @@ impl BarControl {
                             | Token::Chord(_)
                             | Token::Program(_)
                             | Token::Drums
+                            | Token::Voice(_)
                     )
                 );
                 if !ok {
                     return Err(SamplingError::InvalidConfig {
                         field: "controls".into(),
                         reason: format!(
-                            "bar {}: id {id} ({}) is not a tempo, time signature, chord or \
-                             program token",
+                            "bar {}: id {id} ({}) is not a tempo, time signature, chord, \
+                             program or voice token",
                             c.bar,
                             vocabulary.name(id)
                         ),

@@ -14,6 +14,9 @@ pub struct StreamNote {
     /// General MIDI program (0 = piano when the vocabulary has no programs); `None` for
     /// drums.
     pub program: Option<u8>,
+    /// Voice of the program (0 unless the vocabulary keeps voices apart: then the track the
+    /// note is written to).
+    pub voice: u8,
     /// Bar of the onset (0-based, as the grammar counts bars).
     pub bar: u64,
     /// Onset from the start of the piece in seconds, following the Tempo tokens (120 BPM
@@ -30,6 +33,7 @@ pub struct StreamNote {
 pub(crate) struct NoteFollower {
     program: u8,
     drums: bool,
+    voice: u8,
     pitch: Option<u8>,
     velocity: Option<u8>,
     /// Event scheme: the velocity in force, and the sounding notes in onset order.
@@ -60,8 +64,13 @@ impl NoteFollower {
             Token::Program(p) => {
                 self.program = p;
                 self.drums = false;
+                self.voice = 0;
             }
-            Token::Drums => self.drums = true,
+            Token::Drums => {
+                self.drums = true;
+                self.voice = 0;
+            }
+            Token::Voice(v) => self.voice = v,
             Token::Pitch(p) => {
                 self.pitch = Some(p);
                 self.velocity = None;
@@ -81,6 +90,7 @@ impl NoteFollower {
                     pitch,
                     velocity,
                     program,
+                    voice: self.voice,
                     bar,
                     start_seconds: seconds,
                     duration_seconds: f64::from(steps) * seconds_per_step,
@@ -97,6 +107,7 @@ impl NoteFollower {
                     pitch,
                     velocity,
                     program,
+                    voice: 0,
                     bar,
                     start_seconds: start,
                     duration_seconds: seconds - start,

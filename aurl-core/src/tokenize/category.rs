@@ -45,7 +45,8 @@ impl Token {
             | Token::Tempo(_)
             | Token::Chord(_)
             | Token::Program(_)
-            | Token::Drums => TokenGroup::Structure,
+            | Token::Drums
+            | Token::Voice(_) => TokenGroup::Structure,
         }
     }
 }

@@ -42,6 +42,14 @@ pub struct TokenizerConfig {
     pub num_velocities: u8,
     /// Put a program token before every note and keep instruments apart when decoding.
     pub use_programs: bool,
+    /// Keep the voices of one instrument apart: with `voices = n` (1..=16), every note's
+    /// program token is followed by a `Voice_k` token, k being the index of its track among
+    /// the tracks of the same program (soprano, alto, tenor and bass of a chorale are voices
+    /// 0–3 of one program; tracks beyond the n-th share voice n − 1), and decoding writes one
+    /// track per (program, voice). 0, the default, leaves voices out (vocabularies and
+    /// sequences are as without the field). REMI and TSD only.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub voices: u8,
     /// Keep drum tracks (as the drum "program").
     pub use_drums: bool,
     /// Encode tempo changes.
@@ -110,6 +118,7 @@ impl Default for TokenizerConfig {
             triplets: false,
             num_velocities: 32,
             use_programs: true,
+            voices: 0,
             use_drums: true,
             use_tempos: true,
             num_tempos: 32,
@@ -124,6 +133,14 @@ impl Default for TokenizerConfig {
             max_rest: 12,
         }
     }
+}
+
+/// Most voices per program [`TokenizerConfig::voices`] may ask for.
+pub const MAX_VOICES: u8 = 16;
+
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_zero(n: &u8) -> bool {
+    *n == 0
 }
 
 fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Error {
@@ -223,6 +240,12 @@ impl TokenizerConfig {
                     ));
                 }
             }
+        }
+        if self.voices > MAX_VOICES {
+            return Err(invalid(
+                "voices",
+                format!("{} voices: at most {MAX_VOICES}", self.voices),
+            ));
         }
         if self.use_rests && self.max_rest == 0 {
             return Err(invalid("max_rest", "must be at least 1"));

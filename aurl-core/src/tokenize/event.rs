@@ -167,6 +167,8 @@ impl Event {
                 Token::Tempo(t) => push_change(&mut piece.tempos, now, t),
                 Token::Program(p) => key = Some(p),
                 Token::Drums => key = Some(DRUMS),
+                // Not in an event vocabulary (it has no voices).
+                Token::Voice(_) => report.misplaced += 1,
                 Token::PitchBend(b) => match key {
                     Some(k) => bends.push(now, k, b),
                     None => report.misplaced += 1,
@@ -184,6 +186,7 @@ impl Event {
                         piece.notes.push(GridNote {
                             start: now,
                             key: k,
+                            voice: 0,
                             pitch: p,
                             duration: 0,
                             velocity: v,

@@ -19,6 +19,8 @@ pub(crate) const DRUMS: StreamKey = 128;
 pub(crate) struct GridNote {
     pub start: u64,
     pub key: StreamKey,
+    /// Index among the tracks of the same stream key (0 unless the config keeps voices).
+    pub voice: u8,
     pub pitch: u8,
     /// Length in grid steps (an allowed duration, except after FIFO re-pairing).
     pub duration: u32,
@@ -28,7 +30,7 @@ pub(crate) struct GridNote {
 /// A piece in the tokenizers' normal form.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct Piece {
-    /// Sorted by (start, key, pitch, duration, velocity).
+    /// Sorted by (start, key, voice, pitch, duration, velocity).
     pub notes: Vec<GridNote>,
     /// (step, tempo bin): the first at step 0, then only changes, ascending.
     pub tempos: Vec<(u64, u8)>,
@@ -50,6 +52,8 @@ impl Piece {
         let tpq = score.ticks_per_quarter;
         let mut notes = Vec::with_capacity(score.note_count());
         let mut pedalled = Track::default();
+        // Voices handed out so far per stream key (tracks with a note in range count).
+        let mut voices_used = [0u8; DRUMS as usize + 1];
         for track in &score.tracks {
             if track.is_drum && !config.use_drums {
                 continue;
@@ -72,6 +76,18 @@ impl Piece {
                 (true, true) => DRUMS,
                 (true, false) => track.program.get(),
             };
+            let voice = if config.voices > 0
+                && track
+                    .notes
+                    .iter()
+                    .any(|n| (lo..=hi).contains(&n.pitch.get()))
+            {
+                let used = &mut voices_used[usize::from(key)];
+                *used = used.saturating_add(1);
+                (*used - 1).min(config.voices - 1)
+            } else {
+                0
+            };
             for n in &track.notes {
                 let pitch = n.pitch.get();
                 if pitch < lo || pitch > hi {
@@ -82,6 +98,7 @@ impl Piece {
                 notes.push(GridNote {
                     start,
                     key,
+                    voice,
                     pitch,
                     duration: grid.durations[grid.duration_index(end - start)],
                     velocity: grid.velocity_index(n.velocity.get()) as u8,
@@ -149,8 +166,8 @@ impl Piece {
     }
 
     /// The score this piece stands for: resolution = grid steps per quarter, one track per
-    /// stream (programs ascending, drums last) with channels allocated in that order, no
-    /// names, controllers or text.
+    /// stream and voice (programs ascending, drums last) with channels allocated in that
+    /// order, no names, controllers or text; a stream's pitch bends go to its first voice.
     pub fn to_score(&self, vocab: &Vocabulary) -> Score {
         let config = vocab.config();
         let grid = vocab.grid();
@@ -179,16 +196,8 @@ impl Piece {
                 })
                 .collect();
         }
-        let mut keys: Vec<StreamKey> = self
-            .notes
-            .iter()
-            .map(|n| n.key)
-            .chain(self.bends.iter().map(|b| b.1))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
         let mut melodic = 0;
-        for key in keys {
+        for (key, voice, first_voice) in self.voices() {
             let channel = if key == DRUMS {
                 Channel::DRUMS
             } else {
@@ -198,7 +207,7 @@ impl Piece {
             let notes = self
                 .notes
                 .iter()
-                .filter(|n| n.key == key)
+                .filter(|n| (n.key, n.voice) == (key, voice))
                 .map(|n| {
                     Note::new(
                         Pitch::saturating(n.pitch),
@@ -216,7 +225,7 @@ impl Piece {
                 pitch_bends: self
                     .bends
                     .iter()
-                    .filter(|b| b.1 == key)
+                    .filter(|b| first_voice && b.1 == key)
                     .map(|&(step, _, bin)| PitchBend {
                         tick: step,
                         value: grid.pitch_bends[usize::from(bin)],
@@ -226,6 +235,57 @@ impl Piece {
             });
         }
         score
+    }
+}
+
+impl Piece {
+    /// Every (stream, voice) with a note, plus voice 0 of a stream with only pitch bends,
+    /// ascending, each with whether it is its stream's first voice (which carries the bends).
+    fn voices(&self) -> Vec<(StreamKey, u8, bool)> {
+        let mut voices: Vec<(StreamKey, u8)> = self
+            .notes
+            .iter()
+            .map(|n| (n.key, n.voice))
+            .chain(self.bends.iter().map(|b| (b.1, 0)))
+            .collect();
+        voices.sort_unstable();
+        voices.dedup();
+        // A bends-only voice 0 is dropped when the stream has notes in another voice.
+        let has_notes =
+            |key: StreamKey, voice: u8| self.notes.iter().any(|n| (n.key, n.voice) == (key, voice));
+        let mut out: Vec<(StreamKey, u8, bool)> = Vec::with_capacity(voices.len());
+        for (i, &(key, voice)) in voices.iter().enumerate() {
+            let later_voice = voices.get(i + 1).is_some_and(|v| v.0 == key);
+            if voice == 0 && later_voice && !has_notes(key, 0) {
+                continue;
+            }
+            let first = out.last().is_none_or(|v| v.0 != key);
+            out.push((key, voice, first));
+        }
+        out
+    }
+}
+
+/// Writes the `[Program|Drums] [Voice]` tokens that open a note or a pitch bend of stream
+/// `key`, voice `voice` (each only when the vocabulary has the family).
+pub(crate) fn write_stream(
+    key: StreamKey,
+    voice: u8,
+    vocab: &Vocabulary,
+    out: &mut Vec<super::TokenId>,
+) {
+    use super::Token;
+    let config = vocab.config();
+    if config.use_programs {
+        let program = if key == DRUMS {
+            Token::Drums
+        } else {
+            Token::Program(key)
+        };
+        out.extend(vocab.id(program));
+    }
+    if config.voices > 0 {
+        out.extend(vocab.id(Token::Voice(voice)));
     }
 }
 
@@ -288,6 +348,7 @@ fn bar_structure(score: &Score, vocab: &Vocabulary, content_end: u64) -> Vec<(u6
 /// shared by every scheme that writes notes this way.
 pub(crate) struct NoteReader {
     key: Option<StreamKey>,
+    voice: u8,
     pitch: Option<u8>,
     velocity: Option<u8>,
     bends: BendList,
@@ -298,6 +359,7 @@ impl NoteReader {
     pub fn new(use_programs: bool, grid: &super::Grid) -> Self {
         Self {
             key: (!use_programs).then_some(0),
+            voice: 0,
             pitch: None,
             velocity: None,
             bends: BendList::new(grid),
@@ -325,12 +387,19 @@ impl NoteReader {
     ) -> bool {
         use super::Token;
         match token {
-            Token::Program(p) => self.key = Some(p),
+            Token::Program(p) => {
+                self.key = Some(p);
+                self.voice = 0;
+            }
+            Token::Voice(v) => self.voice = v,
             Token::PitchBend(b) => match (onset, self.key) {
                 (Some(step), Some(key)) => self.bends.push(step, key, b),
                 _ => report.misplaced += 1,
             },
-            Token::Drums => self.key = Some(DRUMS),
+            Token::Drums => {
+                self.key = Some(DRUMS);
+                self.voice = 0;
+            }
             Token::Pitch(p) => {
                 if onset.is_some() && self.key.is_some() {
                     self.pitch = Some(p);
@@ -351,6 +420,7 @@ impl NoteReader {
                         piece.notes.push(GridNote {
                             start,
                             key,
+                            voice: self.voice,
                             pitch,
                             duration: grid.durations[usize::from(d)],
                             velocity,
@@ -382,10 +452,10 @@ impl Piece {
     /// gets the k-th earliest end), as note-on/note-off schemes read them back, and restores
     /// the sort order. Lengths stay at least one step.
     pub fn pair_fifo(&mut self) {
-        let mut groups: std::collections::HashMap<(StreamKey, u8), Vec<usize>> =
+        let mut groups: std::collections::HashMap<(StreamKey, u8, u8), Vec<usize>> =
             std::collections::HashMap::new();
         for (i, n) in self.notes.iter().enumerate() {
-            groups.entry((n.key, n.pitch)).or_default().push(i);
+            groups.entry((n.key, n.voice, n.pitch)).or_default().push(i);
         }
         let mut ends: Vec<u64> = Vec::new();
         for indices in groups.values().filter(|v| v.len() > 1) {
@@ -466,7 +536,7 @@ impl Piece {
         notes.max(tempos).max(bends)
     }
 
-    /// Writes `[Program|Drums] PitchBend` for every bend at `step`, from `*next` on.
+    /// Writes `[Program|Drums] [Voice_0] PitchBend` for every bend at `step`, from `*next` on.
     pub fn write_bends(
         &self,
         next: &mut usize,
@@ -474,16 +544,8 @@ impl Piece {
         vocab: &Vocabulary,
         out: &mut Vec<super::TokenId>,
     ) {
-        let programs = vocab.config().use_programs;
         while let Some(&(_, key, bin)) = self.bends.get(*next).filter(|b| b.0 == step) {
-            if programs {
-                let program = if key == DRUMS {
-                    super::Token::Drums
-                } else {
-                    super::Token::Program(key)
-                };
-                out.extend(vocab.id(program));
-            }
+            write_stream(key, 0, vocab, out);
             out.extend(vocab.id(super::Token::PitchBend(bin)));
             *next += 1;
         }
@@ -491,31 +553,31 @@ impl Piece {
 }
 
 impl Piece {
-    /// One piece per stream (programs ascending, drums last), each with all tempo and
-    /// time-signature changes; a piece with no stream stays whole.
+    /// One piece per stream and voice (programs ascending, drums last), each with all tempo
+    /// and time-signature changes (a stream's bends with its first voice); a piece with no
+    /// stream stays whole.
     pub fn split_streams(&self) -> Vec<Piece> {
-        let mut keys: Vec<StreamKey> = self
-            .notes
-            .iter()
-            .map(|n| n.key)
-            .chain(self.bends.iter().map(|b| b.1))
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        if keys.is_empty() {
+        let voices = self.voices();
+        if voices.is_empty() {
             return vec![self.clone()];
         }
-        keys.into_iter()
-            .map(|key| Piece {
+        voices
+            .into_iter()
+            .map(|(key, voice, first)| Piece {
                 notes: self
                     .notes
                     .iter()
-                    .filter(|n| n.key == key)
+                    .filter(|n| (n.key, n.voice) == (key, voice))
                     .copied()
                     .collect(),
                 tempos: self.tempos.clone(),
                 time_signatures: self.time_signatures.clone(),
-                bends: self.bends.iter().filter(|b| b.1 == key).copied().collect(),
+                bends: self
+                    .bends
+                    .iter()
+                    .filter(|b| first && b.1 == key)
+                    .copied()
+                    .collect(),
             })
             .collect()
     }

@@ -3,7 +3,7 @@
 //! `Bar [TimeSig] (Position [Tempo] ([Program] Pitch Velocity Duration)*)* Rest*`, where the
 //! optional `Rest_k` tokens stand for the next k bars having no onset and nothing sounding.
 
-use super::piece::{DRUMS, NoteReader, Piece, push_change};
+use super::piece::{DRUMS, NoteReader, Piece, push_change, write_stream};
 use super::{
     BarStart, DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary,
 };
@@ -141,13 +141,7 @@ impl Remi {
                 }
                 piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
                 while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
-                    if config.use_programs {
-                        out.ids.push(self.id(if n.key == DRUMS {
-                            Token::Drums
-                        } else {
-                            Token::Program(n.key)
-                        }));
-                    }
+                    write_stream(n.key, n.voice, &self.vocab, &mut out.ids);
                     out.ids.push(self.id(Token::Pitch(n.pitch)));
                     out.ids.push(self.id(Token::Velocity(n.velocity)));
                     let duration = grid.duration_index(u64::from(n.duration));

@@ -5,7 +5,7 @@
 //! whole quarter notes during which nothing sounds.
 //! Time signatures only change at bar starts, so bars stay recoverable without bar tokens.
 
-use super::piece::{DRUMS, NoteReader, Piece, push_change};
+use super::piece::{NoteReader, Piece, push_change, write_stream};
 use super::timeline::Timeline;
 use super::{DecodeReport, Token, TokenId, TokenSequence, Tokenizer, TokenizerConfig, Vocabulary};
 use crate::{Error, Score};
@@ -35,7 +35,6 @@ impl Tsd {
     }
 
     fn encode_piece(&self, piece: &Piece) -> Result<TokenSequence, Error> {
-        let config = self.vocab.config();
         let grid = self.vocab.grid();
         let last = piece.last_event();
         let mut time = Timeline::new(&self.vocab, piece, last)?;
@@ -60,13 +59,7 @@ impl Tsd {
             time.advance_to(step, busy, &mut out);
             piece.write_bends(&mut bends, step, &self.vocab, &mut out.ids);
             while let Some(n) = piece.notes.get(notes).filter(|n| n.start == step) {
-                if config.use_programs {
-                    out.ids.push(self.id(if n.key == DRUMS {
-                        Token::Drums
-                    } else {
-                        Token::Program(n.key)
-                    }));
-                }
+                write_stream(n.key, n.voice, &self.vocab, &mut out.ids);
                 out.ids.push(self.id(Token::Pitch(n.pitch)));
                 out.ids.push(self.id(Token::Velocity(n.velocity)));
                 let duration = grid.duration_index(u64::from(n.duration));

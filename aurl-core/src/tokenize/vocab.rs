@@ -39,6 +39,9 @@ pub enum Token {
     Program(u8),
     /// The notes that follow are drums.
     Drums,
+    /// Voice (0-based) of the program just named: keeps the parts of one instrument apart
+    /// ([`TokenizerConfig::voices`]).
+    Voice(u8),
     /// Note pitch.
     Pitch(u8),
     /// A note of this pitch starts (event scheme).
@@ -66,6 +69,7 @@ struct Layout {
     chord: u16,
     program: u16,
     drums: u16,
+    voice: u16,
     pitch: u16,
     note_on: u16,
     note_off: u16,
@@ -189,6 +193,16 @@ impl Vocabulary {
         if config.use_programs && config.use_drums {
             tokens.push(Token::Drums);
         }
+        layout.voice = mark(&tokens);
+        if config.voices > 0 {
+            if events {
+                return Err(Error::InvalidConfig {
+                    field: "voices".into(),
+                    reason: "the event scheme has no voices (use remi or tsd)".into(),
+                });
+            }
+            tokens.extend((0..config.voices).map(Token::Voice));
+        }
         let (lo, hi) = config.token_pitch_range();
         layout.pitch = mark(&tokens);
         if !events {
@@ -289,7 +303,8 @@ impl Vocabulary {
             Token::Tempo(i) => within(l.tempo, l.chord, u32::from(i)),
             Token::Chord(i) => within(l.chord, l.program, u32::from(i)),
             Token::Program(p) => within(l.program, l.drums, u32::from(p)),
-            Token::Drums => within(l.drums, l.pitch, 0),
+            Token::Drums => within(l.drums, l.voice, 0),
+            Token::Voice(v) => within(l.voice, l.pitch, u32::from(v)),
             Token::Pitch(p) => p
                 .checked_sub(self.pitch_low)
                 .and_then(|o| within(l.pitch, l.note_on, u32::from(o))),
@@ -344,6 +359,7 @@ impl Vocabulary {
                 },
                 Token::Program(p) => format!("Program_{p}"),
                 Token::Drums => "Program_Drums".into(),
+                Token::Voice(v) => format!("Voice_{v}"),
                 Token::Pitch(p) => format!("Pitch_{p}"),
                 Token::NoteOn(p) => format!("NoteOn_{p}"),
                 Token::NoteOff(p) => format!("NoteOff_{p}"),
@@ -510,6 +526,35 @@ mod tests {
         assert_eq!(back, v);
         let tampered = json.replace("Pitch_60", "Pitch_61");
         assert!(serde_json::from_str::<Vocabulary>(&tampered).is_err());
+    }
+
+    #[test]
+    fn voices_are_a_family_after_the_programs_and_absent_by_default() {
+        let plain = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
+        assert_eq!(plain.id(Token::Voice(0)), None);
+        let config = TokenizerConfig {
+            voices: 4,
+            ..TokenizerConfig::default()
+        };
+        let v = Vocabulary::remi(&config).unwrap();
+        assert_eq!(v.len(), plain.len() + 4);
+        let first = v.id(Token::Voice(0)).unwrap();
+        assert_eq!(v.id(Token::Drums), Some(first - 1));
+        assert_eq!(v.name(first + 3), "Voice_3");
+        assert_eq!(v.id(Token::Voice(4)), None);
+        for id in 0..v.len() as TokenId {
+            assert_eq!(v.id(v.token(id).unwrap()), Some(id));
+        }
+        let back: Vocabulary = serde_json::from_str(&serde_json::to_string(&v).unwrap()).unwrap();
+        assert_eq!(back, v);
+        // A vocabulary without voices serialises as before the field existed.
+        assert!(!serde_json::to_string(&plain).unwrap().contains("voices"));
+        assert!(Vocabulary::event(&config).is_err());
+        let too_many = TokenizerConfig {
+            voices: 17,
+            ..TokenizerConfig::default()
+        };
+        assert!(Vocabulary::tsd(&too_many).is_err());
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! REMI sequences follow
 //! `[BOS] Bar TimeSig Position_0 Tempo Body* (Bar [TimeSig] Body*)* [EOS] PAD*`
-//! where `Body = Position [Tempo] ([Program|Drums] Pitch Velocity Duration)*`, positions
+//! where `Body = Position [Tempo] ([Program|Drums] [Voice] Pitch Velocity Duration)*`, positions
 //! strictly increase within a bar and stay inside it, and families turned off in the config
 //! are simply absent. TSD sequences follow
 //! `[BOS] [TimeSig] [Tempo] (TimeShift* [TimeSig] [Tempo] Note*)* [EOS] PAD*`, where a time
@@ -60,7 +60,11 @@ impl GrammarState {
     pub fn at_boundary(&self) -> bool {
         !matches!(
             self.phase,
-            Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity | Phase::AfterNoteOn
+            Phase::AfterProgram
+                | Phase::NeedVoice
+                | Phase::AfterPitch
+                | Phase::AfterVelocity
+                | Phase::AfterNoteOn
         )
     }
 
@@ -196,6 +200,8 @@ pub struct Grammar {
     use_time_signatures: bool,
     use_tempos: bool,
     use_programs: bool,
+    /// Whether a Voice token follows every Program/Drums (or opens every note without them).
+    voices: bool,
     /// Whether the scheme has Bar/Position tokens (REMI) or moves by TimeShift (TSD, event).
     bars: bool,
     /// Whether notes are NoteOn/NoteOff pairs (event scheme).
@@ -256,6 +262,7 @@ impl Grammar {
             use_time_signatures: config.use_time_signatures,
             use_tempos: config.use_tempos,
             use_programs: config.use_programs,
+            voices: vocab.id(Token::Voice(0)).is_some(),
             tokens,
         };
         g.masks = PHASES
@@ -433,7 +440,10 @@ impl Grammar {
             (_, Token::Eos) if family_allowed && self.events => EndWhileSounding,
             (_, Token::Rest(_)) if family_allowed => RestWhileSounding,
             (Phase::NeedTimeSig | Phase::NeedFirstPosition | Phase::NeedTempo, _) => MissingHeader,
-            (Phase::AfterProgram | Phase::AfterPitch | Phase::AfterVelocity, _) => IncompleteNote,
+            (
+                Phase::AfterProgram | Phase::NeedVoice | Phase::AfterPitch | Phase::AfterVelocity,
+                _,
+            ) => IncompleteNote,
             (_, Token::Position(p)) if u32::from(p) >= state.bar_steps => PositionBeyondBar,
             (Phase::AfterTempo | Phase::AfterNote, Token::Position(_)) => PositionNotIncreasing,
             _ => Misplaced,
@@ -492,9 +502,12 @@ impl Grammar {
             let before = state.phase;
             match self.advance(&mut state, id) {
                 Ok(()) => {
-                    let starts_note = matches!(state.phase, Phase::AfterProgram)
-                        || (matches!(state.phase, Phase::AfterPitch | Phase::AfterNoteOn)
-                            && before != Phase::AfterProgram);
+                    let starts_note = match state.phase {
+                        Phase::NeedVoice => true,
+                        Phase::AfterProgram => before != Phase::NeedVoice,
+                        Phase::AfterPitch | Phase::AfterNoteOn => before != Phase::AfterProgram,
+                        _ => false,
+                    };
                     if starts_note {
                         note_start = Some(out.len());
                     } else if state.at_boundary() {

@@ -44,9 +44,12 @@ pub(super) enum Phase {
     AfterChord,
     /// REMI: after a Rest (a Bar, another Rest or EOS follows).
     AfterRest,
+    /// After Program/Drums when voices are on: the Voice must follow.
+    NeedVoice,
 }
 
-pub(super) const PHASES: [Phase; 18] = [
+/// Every phase, in discriminant order (the masks are indexed by `phase as usize`).
+pub(super) const PHASES: [Phase; 19] = [
     Phase::Start,
     Phase::NeedTimeSig,
     Phase::NeedFirstPosition,
@@ -65,6 +68,7 @@ pub(super) const PHASES: [Phase; 18] = [
     Phase::AfterNoteOn,
     Phase::AfterChord,
     Phase::AfterRest,
+    Phase::NeedVoice,
 ];
 
 /// Which positions a phase allows.
@@ -168,11 +172,12 @@ impl Grammar {
     fn next_phase_shifts(&self, phase: Phase, token: Token) -> Option<Phase> {
         use Phase::*;
         let note_start = match token {
-            Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
-            Token::Pitch(_) if !self.use_programs && !self.events => Some(AfterPitch),
-            Token::NoteOn(_) if !self.use_programs => Some(AfterNoteOn),
-            Token::NoteOff(_) if !self.use_programs => Some(AfterNote),
-            Token::PitchBend(_) if !self.use_programs => Some(AfterNote),
+            Token::Program(_) | Token::Drums if self.use_programs => Some(self.after_program()),
+            Token::Voice(_) if !self.use_programs => Some(AfterProgram),
+            _ if self.use_programs || self.voices => None,
+            Token::Pitch(_) if !self.events => Some(AfterPitch),
+            Token::NoteOn(_) => Some(AfterNoteOn),
+            Token::NoteOff(_) | Token::PitchBend(_) => Some(AfterNote),
             _ => None,
         };
         // Without a header to wait for, the start behaves like any step.
@@ -206,6 +211,7 @@ impl Grammar {
             (Step | StepAfterTimeSig | AfterTempo | AfterNote, _) if note_start.is_some() => {
                 note_start
             }
+            (NeedVoice, Token::Voice(_)) => Some(AfterProgram),
             (AfterProgram, Token::Pitch(_)) if !self.events => Some(AfterPitch),
             (AfterProgram, Token::NoteOn(_)) => Some(AfterNoteOn),
             (AfterProgram, Token::NoteOff(_)) => Some(AfterNote),
@@ -221,9 +227,11 @@ impl Grammar {
     fn next_phase_bars(&self, phase: Phase, token: Token) -> Option<Phase> {
         use Phase::*;
         let note_start = match token {
-            Token::Program(_) | Token::Drums if self.use_programs => Some(AfterProgram),
-            Token::Pitch(_) if !self.use_programs => Some(AfterPitch),
-            Token::PitchBend(_) if !self.use_programs => Some(AfterNote),
+            Token::Program(_) | Token::Drums if self.use_programs => Some(self.after_program()),
+            Token::Voice(_) if !self.use_programs => Some(AfterProgram),
+            _ if self.use_programs || self.voices => None,
+            Token::Pitch(_) => Some(AfterPitch),
+            Token::PitchBend(_) => Some(AfterNote),
             _ => None,
         };
         let first_bar = if self.use_time_signatures {
@@ -250,6 +258,7 @@ impl Grammar {
             (AfterPosition | AfterTempo | AfterNote | AfterChord, _) if note_start.is_some() => {
                 note_start
             }
+            (NeedVoice, Token::Voice(_)) => Some(AfterProgram),
             (AfterProgram, Token::Pitch(_)) => Some(AfterPitch),
             (AfterProgram, Token::PitchBend(_)) => Some(AfterNote),
             (AfterPitch, Token::Velocity(_)) => Some(AfterVelocity),
@@ -265,6 +274,15 @@ impl Grammar {
             }
             (AfterRest, Token::Eos) => Some(Ended),
             _ => None,
+        }
+    }
+
+    /// Where Program/Drums lead: to the voice when voices are on, else to the note.
+    fn after_program(&self) -> Phase {
+        if self.voices {
+            Phase::NeedVoice
+        } else {
+            Phase::AfterProgram
         }
     }
 
