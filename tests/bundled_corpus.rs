@@ -35,7 +35,10 @@ fn the_bundled_chorales_are_found_from_any_working_directory_and_split() {
     }
     assert_eq!((train, valid), (379, 30));
     // Files are small and readable as written.
-    let total: u64 = files.iter().map(|f| f.metadata().map_or(0, |m| m.len())).sum();
+    let total: u64 = files
+        .iter()
+        .map(|f| f.metadata().map_or(0, |m| m.len()))
+        .sum();
     assert!(total <= 1_500_000, "{total} bytes");
     let bytes = std::fs::read(&files[0]).expect("readable");
     let (score, report) = read_midi(&bytes, Mode::Strict).expect("strictly valid");
