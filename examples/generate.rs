@@ -19,6 +19,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use aurl::core::tokenize::{Token, Vocabulary, by_name};
+use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::data::{Mode, read_midi_file};
 use aurl::model::vae::{LatentRng, Vae, interpolate};
 use aurl::model::weights::{
@@ -128,6 +129,13 @@ struct Args {
     /// Print every note as soon as its last token is generated (onset, pitch, velocity).
     #[arg(long)]
     stream: bool,
+    /// Also render every piece to a WAV file beside its MIDI file, with a General MIDI
+    /// SoundFont (`--soundfont`, else `AURL_SOUNDFONT`, else the usual system files).
+    #[arg(long)]
+    wav: bool,
+    /// The SoundFont (.sf2) `--wav` renders with (implies `--wav`).
+    #[arg(long)]
+    soundfont: Option<PathBuf>,
     /// Threads decoding at once (default: the cores on a CPU backend, 1 on a GPU).
     #[arg(long)]
     workers: Option<usize>,
@@ -314,19 +322,40 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&args.out)?;
     let mut summaries = Vec::new();
     let mut new_tokens = 0;
+    // Asked for audio: a missing or unreadable SoundFont is an error before anything is
+    // written, not a silent omission.
+    let font = if args.wav || args.soundfont.is_some() {
+        match SoundFont::locate(args.soundfont.as_deref())? {
+            Some(font) => Some(font),
+            None => return Err(SOUNDFONT_HINT.into()),
+        }
+    } else {
+        None
+    };
     for (i, piece) in pieces.iter().enumerate() {
         let path = args.out.join(format!("piece_{i:02}.mid"));
         let summary = write_piece(piece, tokenizer.as_ref(), &path)?;
         new_tokens += summary.new_tokens;
+        let wav = match &font {
+            Some(font) => {
+                let wav = path.with_extension("wav");
+                let (score, _) = tokenizer.decode(&piece.tokens);
+                render(&score, font, &RenderOptions::default())?.write_wav(&wav)?;
+                Some(wav)
+            }
+            None => None,
+        };
         eprintln!(
-            "wrote {} ({} tokens, {} notes, {:.1} s, {} grammar errors)",
+            "wrote {} ({} tokens, {} notes in {} tracks, {:.1} s, {} grammar errors){}",
             path.display(),
             summary.tokens,
             summary.notes,
+            summary.tracks,
             summary.seconds,
-            summary.grammar_errors
+            summary.grammar_errors,
+            if wav.is_some() { ", .wav" } else { "" }
         );
-        summaries.push(json!({ "file": path, "summary": summary }));
+        summaries.push(json!({ "file": path, "audio": wav, "summary": summary }));
     }
     let summary = json!({
         "checkpoint": dir,

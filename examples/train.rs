@@ -1,8 +1,11 @@
 //! Train a model on a folder of MIDI files and write generated pieces.
 //!
-//! With no arguments it trains the `tiny` model on the bundled `fixtures/` on the default
-//! CPU backend and writes `runs/<name>/`: `config.toml`, `vocab.json`, `model/` (weights with
-//! their config and vocabulary), `metrics.jsonl`, `report.json` and `samples/*.mid`.
+//! With no arguments it trains the `small` model on the bundled Bach chorales (`corpus/`,
+//! found from the `aurl` package's directory, so any working directory will do) for about
+//! five minutes (`--minutes N` to change it) with the config of `configs/chorales.toml`, and
+//! writes `runs/<name>/`: `config.toml`, `vocab.json`, `model/` (weights with their config
+//! and vocabulary), `metrics.jsonl`, `loss.png`, `report.json`, and per sample a MIDI file,
+//! a piano roll (`.png`) and, when a General MIDI SoundFont is installed, a WAV rendering.
 //!
 //! A run writes a checkpoint every `train.checkpoint_every` steps; `--resume runs/<name>`
 //! continues a killed run exactly where its latest checkpoint left it.
@@ -12,6 +15,7 @@
 //!
 //! ```text
 //! cargo run --release --example train
+//! cargo run --release --example train -- --minutes 30
 //! cargo run --release --example train -- --data ~/midi --config configs/small.toml \
 //!     --set train.steps=20000 --set train.learning_rate=5e-4 --backend flex
 //! ```
@@ -25,6 +29,7 @@ use aurl::burn::prelude::Device;
 use aurl::core::metrics::NgramModel;
 use aurl::core::tokenize::by_name;
 use aurl::core::tokenize::{Grammar, Vocabulary};
+use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::model::Transformer;
 use aurl::model::VaeGan;
 use aurl::model::train::{
@@ -33,7 +38,7 @@ use aurl::model::train::{
 };
 use aurl::model::vae::{LatentRng, Vae};
 use aurl::model::weights::save_model_as;
-use aurl::run::{ModelMode, RunConfig, RunData};
+use aurl::run::{ModelMode, RunConfig, RunData, bundled_chorales};
 use aurl::sampling::{Generated, GenerationConfig, Generator, Request, write_piece};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -49,12 +54,24 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[derive(Parser)]
 #[command(version, about)]
 struct Args {
-    /// Run configuration (TOML); defaults give the tiny model on `fixtures/`.
+    /// Run configuration (TOML); by default `configs/chorales.toml` (compiled in): the
+    /// small model with voices kept apart, on the bundled chorales.
     #[arg(long)]
     config: Option<PathBuf>,
-    /// Folders or files of MIDI to train on (replaces `data.paths`).
+    /// Folders or files of MIDI to train on (replaces `data.paths`; by default, with no
+    /// `--config`, the bundled chorales and their split).
     #[arg(long)]
     data: Vec<PathBuf>,
+    /// Time budget in minutes, from start to the last file written: `train.steps` is planned
+    /// from the speed of a few probe steps (the learning-rate schedule follows it) and
+    /// training stops at the budget. 5 by default when neither `--config`, `--resume`,
+    /// `--steps` nor `--epochs` is given; otherwise the config's steps rule.
+    #[arg(long, conflicts_with_all = ["steps", "epochs", "resume"])]
+    minutes: Option<f64>,
+    /// SoundFont (.sf2) the samples are rendered with (default: `AURL_SOUNDFONT`, then the
+    /// usual system files); without one, no WAV is written.
+    #[arg(long)]
+    soundfont: Option<PathBuf>,
     /// Where run directories are created.
     #[arg(long, default_value = "runs")]
     out: PathBuf,
@@ -94,7 +111,25 @@ fn main() -> ExitCode {
     }
 }
 
+/// The main job's config (`configs/chorales.toml`), compiled in so the example finds it
+/// from any working directory.
+const MAIN_JOB: &str = include_str!("../configs/chorales.toml");
+
+/// The main job's default time budget in minutes.
+const DEFAULT_MINUTES: f64 = 5.0;
+
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
+    let started = std::time::Instant::now();
+    // The main job: no config file of the user's (the compiled-in chorales config).
+    let main_job = args.config.is_none() && args.resume.is_none();
+    let minutes = args.minutes.or_else(|| {
+        (main_job && args.steps.is_none() && args.epochs.is_none()).then_some(DEFAULT_MINUTES)
+    });
+    if let Some(m) = minutes
+        && !(m.is_finite() && m > 0.0)
+    {
+        return Err(format!("--minutes {m}: must be a positive number").into());
+    }
     let mut overrides = args.overrides.clone();
     if let Some(steps) = args.steps {
         overrides.push(format!("train.steps={steps}"));
@@ -105,10 +140,15 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let mut config = match (&args.resume, &args.config) {
         (Some(run), _) => RunConfig::from_file(&run.join("config.toml"), &overrides)?,
         (None, Some(path)) => RunConfig::from_file(path, &overrides)?,
-        (None, None) => RunConfig::from_toml_str("", &overrides)?,
+        (None, None) => RunConfig::from_toml_str(MAIN_JOB, &overrides)?,
     };
     if !args.data.is_empty() {
         config.data.paths.clone_from(&args.data);
+    } else if config.data.paths.is_empty() {
+        // No paths (the main job's config): the bundled chorales, with their split.
+        let corpus = bundled_chorales()?;
+        config.data.paths = vec![corpus.root];
+        config.data.split_file.get_or_insert(corpus.split_file);
     }
     let device = match &args.backend {
         Some(name) => aurl::backend::device(name)?,
@@ -195,6 +235,35 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         data.failed.len()
     );
 
+    if let Some(minutes) = minutes {
+        let deadline = started + std::time::Duration::from_secs_f64(minutes * 60.0);
+        let probe = Probe {
+            config: &config,
+            vocab: &vocab,
+            train: &train_windows,
+            valid: &valid_windows,
+            device: &device,
+        };
+        let step = match config.model.mode {
+            ModelMode::Transformer => probe.step_seconds::<Transformer>(&model_config)?,
+            ModelMode::Vae => probe.step_seconds::<Vae>(&config.model.resolve_vae(&vocab)?)?,
+            ModelMode::VaeGan => {
+                probe.step_seconds::<VaeGan>(&config.model.resolve_vae_gan(&vocab)?)?
+            }
+        };
+        let plan = plan_budget(&config, deadline, step, valid_windows.count());
+        eprintln!(
+            "{minutes} minute budget: {} steps of {:.2} s planned ({:.0} s of training, the \
+             rest for validation, samples and audio)",
+            plan.steps, step, plan.train_seconds
+        );
+        config.train.steps = plan.steps;
+        config.train.max_seconds = Some(plan.train_seconds);
+        if config.train.eval_every > plan.steps {
+            config.train.eval_every = 0;
+        }
+    }
+
     let fit = Fit {
         args,
         config: &config,
@@ -209,6 +278,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         strategy: config.sample.strategy.clone(),
         constrained: config.sample.constrained,
         batch_size: config.sample.count.max(1),
+        min_new_tokens: config.sample.min_tokens,
+        // Pieces longer than a training window slide it, as the model was trained.
+        context: (config.model.mode == ModelMode::Transformer).then_some(seq_len),
         workers: aurl::backend::decode_workers(args.backend.as_deref()),
         ..GenerationConfig::default()
     };
@@ -216,6 +288,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| Request {
             prompt: vec![],
             max_new_tokens: config.sample.tokens,
+            max_bars: config.sample.bars,
             seed: config.train.seed.wrapping_add(i),
             ..Request::default()
         })
@@ -295,18 +368,48 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let samples_dir = dir.join("samples");
     std::fs::create_dir_all(&samples_dir)?;
+    // A SoundFont problem costs the audio, never the run.
+    let font = SoundFont::locate(args.soundfont.as_deref()).unwrap_or_else(|e| {
+        eprintln!("warning: {e}: no audio");
+        None
+    });
+    if font.is_none() {
+        eprintln!("{SOUNDFONT_HINT}");
+    }
     let mut summaries = Vec::new();
     for (i, piece) in pieces.iter().enumerate() {
         let path = samples_dir.join(format!("sample_{i:02}.mid"));
         let summary = write_piece(piece, tokenizer.as_ref(), &path)?;
+        let (score, _) = tokenizer.decode(&piece.tokens);
+        let roll = path.with_extension("png");
+        let title = format!(
+            "sample {i}: {} notes, {} tracks",
+            summary.notes, summary.tracks
+        );
+        aurl::evaluate::plot::piano_roll_png(&roll, &title, &score, 64)?;
+        let wav = match &font {
+            Some(font) => {
+                let wav = path.with_extension("wav");
+                render(&score, font, &RenderOptions::default())?.write_wav(&wav)?;
+                Some(wav)
+            }
+            None => None,
+        };
         eprintln!(
-            "wrote {} ({} notes, {:.1} s, {} grammar errors)",
+            "wrote {} ({} notes in {} tracks, {:.1} s, {} grammar errors){}",
             path.display(),
             summary.notes,
+            summary.tracks,
             summary.seconds,
-            summary.grammar_errors
+            summary.grammar_errors,
+            if wav.is_some() {
+                ", .png, .wav"
+            } else {
+                ", .png"
+            }
         );
-        summaries.push(json!({ "file": path, "summary": summary }));
+        summaries
+            .push(json!({ "file": path, "piano_roll": roll, "audio": wav, "summary": summary }));
     }
     // Bits per note: total validation NLL in bits over the notes of the validation files
     // (tokenization-independent, so schemes and tools compare).
@@ -383,6 +486,86 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         dir.display()
     );
     Ok(())
+}
+
+/// Optimizer steps timed by [`Probe::step_seconds`] (the first, which warms caches and
+/// allocators, is not counted).
+const PROBE_STEPS: usize = 5;
+
+/// What a few probe steps need, to time a step before the budget is planned.
+struct Probe<'a> {
+    config: &'a RunConfig,
+    vocab: &'a Vocabulary,
+    train: &'a TokenWindows,
+    valid: &'a TokenWindows,
+    device: &'a Device,
+}
+
+impl Probe<'_> {
+    /// Seconds per optimizer step of a model of kind `M`, measured on a throwaway copy (the
+    /// run then builds its model afresh from the seed, so the probe changes nothing).
+    fn step_seconds<M: TrainModel>(
+        &self,
+        model_config: &M::Config,
+    ) -> Result<f64, Box<dyn std::error::Error>> {
+        let device = self.device.clone().autodiff();
+        device.seed(self.config.train.seed);
+        let model = M::build(model_config, &device)?;
+        let config = aurl::model::train::TrainConfig {
+            steps: PROBE_STEPS,
+            eval_every: 0,
+            sample_every: 0,
+            max_seconds: None,
+            ..self.config.train.clone()
+        };
+        let started = std::time::Instant::now();
+        let mut at = Vec::with_capacity(PROBE_STEPS);
+        // The last step also validates: steps 1..PROBE_STEPS-1 are timed.
+        Trainer::new(&config, self.train, self.valid)
+            .with_grammar(self.vocab)
+            .run_sampled(model, None, |_| at.push(started.elapsed()), |_| None)?;
+        let (Some(first), Some(last)) = (at.first(), at.get(PROBE_STEPS - 2)) else {
+            return Err("the probe steps stopped early (see train.log)".into());
+        };
+        let timed = (PROBE_STEPS - 2) as f64;
+        Ok((last.saturating_sub(*first).as_secs_f64() / timed).max(1e-3))
+    }
+}
+
+/// Steps and training seconds that fit a budget.
+struct Plan {
+    steps: usize,
+    train_seconds: f64,
+}
+
+/// Plans the steps that fit before `deadline` at `step` seconds each, keeping time for the
+/// validation passes (`valid_tokens` each, forward only: about a third of a training token's
+/// cost), the final validation, the samples and their audio.
+#[allow(clippy::cast_precision_loss)]
+fn plan_budget(
+    config: &RunConfig,
+    deadline: std::time::Instant,
+    step: f64,
+    valid_windows: usize,
+) -> Plan {
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .as_secs_f64();
+    let windows_per_step = (config.train.batch_size * config.train.grad_accumulation).max(1);
+    // A validation pass is forward only: about a third of a training window's cost.
+    let valid_pass = valid_windows as f64 / windows_per_step as f64 * step / 3.0;
+    // Samples: their tokens at a few hundred per second per piece, decoded as one batch.
+    let samples = config.sample.tokens.min(2048) as f64 / 300.0 + 5.0;
+    let fixed = valid_pass + samples;
+    let per_step = match config.train.eval_every {
+        0 => step,
+        every => step + valid_pass / every as f64,
+    };
+    let train_seconds = ((left - fixed) * 0.97).max(step);
+    Plan {
+        steps: ((train_seconds / per_step).floor() as usize).max(1),
+        train_seconds,
+    }
 }
 
 /// Everything a training run needs besides the model's kind and config.

@@ -17,6 +17,9 @@ pub struct PieceSummary {
     pub new_tokens: usize,
     /// Notes in the written file.
     pub notes: usize,
+    /// Tracks with notes in the written file (one per program, or per voice of a program
+    /// when the vocabulary keeps voices).
+    pub tracks: usize,
     /// Length of the piece in seconds.
     pub seconds: f64,
     /// Tokens the grammar refused.
@@ -44,6 +47,7 @@ pub fn write_piece(
         tokens: piece.tokens.len(),
         new_tokens: piece.tokens.len() - piece.prompt_len,
         notes: score.note_count(),
+        tracks: score.tracks.iter().filter(|t| !t.notes.is_empty()).count(),
         seconds: score.duration_seconds(),
         grammar_errors: piece.grammar.error_count(),
         decode_skipped: report.skipped(),

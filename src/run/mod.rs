@@ -65,7 +65,8 @@ pub enum RunConfigError {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
-    /// Files or folders of MIDI files (folders are walked recursively).
+    /// Files or folders of MIDI files (folders are walked recursively). Empty in the main
+    /// job's config: the `train` example then uses [`bundled_chorales`] and their split.
     pub paths: Vec<PathBuf>,
     /// Percentage of files held out for validation (by a hash of their relative path).
     pub valid_percent: u8,
@@ -157,6 +158,11 @@ pub struct SampleConfig {
     pub count: usize,
     /// Tokens per piece.
     pub tokens: usize,
+    /// Stop each piece at the end of this many bars, on a bar line (`tokens` still caps
+    /// it); none by default.
+    pub bars: Option<usize>,
+    /// No EOS before this many new tokens (pieces of a guaranteed length; 0 = none).
+    pub min_tokens: usize,
     /// Constrain sampling by the token grammar.
     pub constrained: bool,
     /// How tokens are chosen.
@@ -168,6 +174,8 @@ impl Default for SampleConfig {
         Self {
             count: 4,
             tokens: 256,
+            bars: None,
+            min_tokens: 0,
             constrained: true,
             strategy: Strategy::default(),
         }
