@@ -499,6 +499,21 @@ mod tests {
     }
 
     #[test]
+    fn the_main_jobs_config_reads_and_keeps_the_voices_apart() {
+        // The `train` example compiles this file in: it must parse without `extends`.
+        let text = include_str!("../../configs/chorales.toml");
+        let config = RunConfig::from_toml_str(text, &[]).unwrap();
+        assert!(config.data.paths.is_empty(), "empty: the bundled chorales");
+        assert_eq!(config.tokenizer.voices, 4);
+        assert_eq!(config.model.preset, Preset::Small);
+        assert_eq!(config.sample.bars, Some(16));
+        assert!(config.sample.min_tokens > 0 && config.sample.constrained);
+        // Written back to a run directory and read again, it is the same config.
+        let again = RunConfig::from_toml_str(&config.to_toml().unwrap(), &[]).unwrap();
+        assert_eq!(again, config);
+    }
+
+    #[test]
     fn bad_values_name_their_field() {
         let err = RunConfig::from_toml_str("", &["train.batch_size=0".into()]).unwrap_err();
         assert!(err.to_string().contains("train.batch_size"), "{err}");
