@@ -387,14 +387,18 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             summary.notes, summary.tracks
         );
         aurl::evaluate::plot::piano_roll_png(&roll, &title, &score, 64)?;
-        let wav = match &font {
-            Some(font) => {
-                let wav = path.with_extension("wav");
-                render(&score, font, &RenderOptions::default())?.write_wav(&wav)?;
-                Some(wav)
+        let wav = font.as_ref().and_then(|font| {
+            let wav = path.with_extension("wav");
+            let written = render(&score, font, &RenderOptions::default())
+                .and_then(|audio| audio.write_wav(&wav));
+            match written {
+                Ok(()) => Some(wav),
+                Err(e) => {
+                    eprintln!("warning: {}: {e}", wav.display());
+                    None
+                }
             }
-            None => None,
-        };
+        });
         eprintln!(
             "wrote {} ({} notes in {} tracks, {:.1} s, {} grammar errors){}",
             path.display(),
