@@ -6,9 +6,12 @@
 //! - `kernels/attention_dropout/{fused,generic}`: the same with dropout 0.1 on the weights;
 //! - `kernels/linear/{fused,generic}`: `[4096, 256] → 1024` with bias;
 //! - `kernels/layer_norm/…`: `[4096, 256]`; `kernels/gelu/…`: `[4096, 1024]`;
-//!   `kernels/dropout/…`: `[4096, 256]` at 0.1; `kernels/token_nll/…`: `[4096, 431]`.
+//!   `kernels/dropout/…`: `[4096, 256]` at 0.1; `kernels/token_nll/…`: `[4096, 431]`;
+//! - `kernels/adam/…`: one AdamW update (decay 0.01) of every parameter tensor of `small()`
+//!   (3.5 M values in 41 tensors).
 //!
-//! One iteration = forward, then backward of a weighted sum of the output. `AURL_BENCH_QUICK=1`
+//! One iteration = forward, then backward of a weighted sum of the output (for `adam`: the
+//! update of every tensor). `AURL_BENCH_QUICK=1`
 //! runs fewer samples.
 
 use std::time::Duration;
@@ -106,6 +109,72 @@ fn bench_kernels(c: &mut Criterion) {
         let _ = kernels::token_nll(logits.clone(), targets.clone(), 0.0)
             .sum()
             .backward();
+    });
+    bench_adam(c);
+}
+
+/// The parameter shapes of `TransformerConfig::small(431)`: embedding and head, and per
+/// layer the attention and feed-forward projections with their biases and two layer norms.
+fn small_parameter_shapes() -> Vec<Vec<usize>> {
+    let mut shapes = vec![
+        vec![431, 256],
+        vec![256, 431],
+        vec![431],
+        vec![256],
+        vec![256],
+    ];
+    for _ in 0..4 {
+        shapes.extend([
+            vec![256, 768],
+            vec![768],
+            vec![256, 256],
+            vec![256],
+            vec![256, 1024],
+            vec![1024],
+            vec![1024, 256],
+            vec![256],
+        ]);
+        shapes.extend([vec![256], vec![256], vec![256], vec![256]]);
+    }
+    shapes
+}
+
+fn bench_adam(c: &mut Criterion) {
+    let device = Device::flex();
+    device.seed(5);
+    let grads: Vec<Tensor<1>> = small_parameter_shapes()
+        .iter()
+        .map(|shape| random([shape.iter().product()], &device))
+        .collect();
+    let mut state: Option<Vec<[Tensor<1>; 3]>> = Some(
+        grads
+            .iter()
+            .map(|g| [g.clone() * 0.1, g.zeros_like(), g.zeros_like()])
+            .collect(),
+    );
+    let mut time = 0;
+    both(c, "adam", || {
+        time += 1;
+        let step = kernels::AdamStep {
+            lr: 3e-4,
+            beta_1: 0.9,
+            beta_2: 0.999,
+            epsilon: 1e-5,
+            decay: 0.01,
+            penalty: 0.0,
+            time,
+        };
+        let tensors = state.take().unwrap_or_default();
+        state = Some(
+            tensors
+                .into_iter()
+                .zip(&grads)
+                .map(|([p, m, v], g)| {
+                    let (p, m, v) = kernels::adam(p, g.clone(), m, v, &step);
+                    [p, m, v]
+                })
+                .collect(),
+        );
     });
 }
 

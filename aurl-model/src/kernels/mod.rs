@@ -1,7 +1,7 @@
 //! Fused kernels through Burn's backend extensions, called by model code written once.
 //!
 //! Model code calls the functions of this module ([`attention`], [`linear`], [`layer_norm`],
-//! [`gelu`], [`dropout`], [`residual`], [`token_nll`]); each runs
+//! [`gelu`], [`dropout`], [`residual`], [`token_nll`]; optimizers call [`adam`]); each runs
 //!
 //! - on `Flex` (Burn's CPU backend, with this crate's `flex` feature): a specialised kernel
 //!   with a hand-written backward pass ([`AurlOps`], `kernels/flex/`);
@@ -22,6 +22,7 @@
 //! | [`gelu`] | `erf` through libm, one element at a time, by a vectorised erf | 22 ms | 146 ms |
 //! | [`dropout`], [`residual`] | a ChaCha draw per element and a mask tensor, by a counter-based hash recomputed in the backward | 3.8 ms | 25 ms |
 //! | [`token_nll`] | log-softmax, gather, mean and their backward over `[n, vocab]` | 2.7 ms | 27 ms |
+//! | [`adam`] | Burn's `Adam`/`AdamW` update, about 12 one-core tensor operations per parameter, by one pass over parameter, gradient and moments, in place, on both cores (all 41 tensors of `small()`, 2026-12-06) | 2.2 ms | 16 ms |
 //!
 //! Fused attention serves full and sliding-window attention, causal or bidirectional, with
 //! padding, rotary positions (applied before), dropout on the weights, a chunk of queries
@@ -360,4 +361,102 @@ pub fn linear<const D: usize>(linear: &burn::nn::Linear, x: Tensor<D>) -> Tensor
     let mut out = dims;
     out[D - 1] = d_out;
     Tensor::<2>::from_dispatch(y).reshape(out)
+}
+
+/// One Adam(W) update's settings, for [`adam`].
+///
+/// The update, with `g = grad + penalty·p`, `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g²`:
+/// `p ← (1 − lr·decay)·p − lr·m̂ / (√v̂ + ε)`, `m̂` and `v̂` the bias-corrected moments — Burn's
+/// `Adam` (`penalty`, an L2 term) and `AdamW` (`decay`, decoupled) in one formula.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AdamStep {
+    /// Learning rate of this step.
+    pub lr: f64,
+    /// Decay of the first moment (Burn's and PyTorch's default 0.9).
+    pub beta_1: f32,
+    /// Decay of the second moment (default 0.999).
+    pub beta_2: f32,
+    /// Added to `√v̂` (Burn's default 1e-5).
+    pub epsilon: f32,
+    /// Decoupled weight decay (AdamW): the parameter is scaled by `1 − lr·decay` first.
+    pub decay: f32,
+    /// L2 penalty (Adam): `penalty·p` is added to the gradient.
+    pub penalty: f32,
+    /// This step's number, from 1: the exponent of the bias corrections.
+    pub time: usize,
+}
+
+/// [`AdamStep`] folded into the four constants of the update
+/// `p ← keep·p − rate·m / (√v + epsilon)` (plus the L2 `penalty`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AdamScalars {
+    pub(crate) penalty: f32,
+    pub(crate) keep: f32,
+    pub(crate) rate: f32,
+    pub(crate) epsilon: f32,
+}
+
+impl AdamStep {
+    /// The constants of the update; `m̂/(√v̂ + ε) = m·(√c₂/c₁)/(√v + ε·√c₂)` with
+    /// `cᵢ = 1 − βᵢᵗ`, computed in f32 as Burn's optimizers do.
+    pub(crate) fn scalars(&self) -> AdamScalars {
+        let time = i32::try_from(self.time.max(1)).unwrap_or(i32::MAX);
+        let correction_1 = 1.0 - self.beta_1.powi(time);
+        let correction_2_sqrt = (1.0 - self.beta_2.powi(time)).sqrt();
+        AdamScalars {
+            penalty: self.penalty,
+            keep: (1.0 - self.lr * f64::from(self.decay)) as f32,
+            rate: (self.lr * f64::from(correction_2_sqrt / correction_1)) as f32,
+            epsilon: self.epsilon * correction_2_sqrt,
+        }
+    }
+}
+
+/// One Adam(W) update of `param` from `grad` and the moments `moment_1`, `moment_2` (all the
+/// same shape, tensors of a device without autodiff, as optimizers see them): returns the
+/// parameter and both moments after the step. Where the backend has a kernel this is one
+/// pass over the four tensors, in place where they are not shared, on every core (the
+/// generic body runs about 12 one-core operations, each allocating its result).
+///
+/// ```
+/// use aurl_model::burn::prelude::*;
+/// use aurl_model::kernels::{AdamStep, adam};
+///
+/// let device = Device::default();
+/// let p = Tensor::<1>::from_floats([1.0, -2.0], &device);
+/// let g = Tensor::<1>::from_floats([0.5, 0.5], &device);
+/// let step = AdamStep {
+///     lr: 0.1, beta_1: 0.9, beta_2: 0.999, epsilon: 1e-8, decay: 0.0, penalty: 0.0, time: 1,
+/// };
+/// let (p, m, v) = adam(p, g.clone(), g.zeros_like(), g.zeros_like(), &step);
+/// // The first step moves each parameter by lr against its gradient's sign.
+/// let p: Vec<f32> = p.into_data().try_to_vec().unwrap();
+/// assert!((p[0] - 0.9).abs() < 1e-5 && (p[1] + 2.1).abs() < 1e-5);
+/// # let _ = (m, v);
+/// ```
+#[must_use]
+pub fn adam<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    moment_1: Tensor<D>,
+    moment_2: Tensor<D>,
+    step: &AdamStep,
+) -> (Tensor<D>, Tensor<D>, Tensor<D>) {
+    let fused = fused(&param.device());
+    let (param, grad, moment_1, moment_2) = (
+        param.into_dispatch(),
+        grad.into_dispatch(),
+        moment_1.into_dispatch(),
+        moment_2.into_dispatch(),
+    );
+    let (p, m, v) = if fused {
+        <Dispatch as AurlOps>::fused_adam(param, grad, moment_1, moment_2, *step)
+    } else {
+        reference::adam::<Dispatch>(param, grad, moment_1, moment_2, step)
+    };
+    (
+        Tensor::from_dispatch(p),
+        Tensor::from_dispatch(m),
+        Tensor::from_dispatch(v),
+    )
 }

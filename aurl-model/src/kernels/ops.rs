@@ -6,7 +6,7 @@ use burn::backend::{Backend, backend_extension};
 use burn::tensor::FloatDType;
 
 use super::reference;
-use super::{AttentionOptions, Dropout};
+use super::{AdamStep, AttentionOptions, Dropout};
 
 /// Fused operations of Aurl's models.
 ///
@@ -172,5 +172,18 @@ pub trait AurlOps: Backend {
     ) -> FloatTensor<Self> {
         let weight = Self::dequantize(weight, FloatDType::F32);
         reference::linear::<Self>(x, weight, reference::bias::<Self>(bias))
+    }
+
+    /// One Adam(W) update of a parameter from its gradient and both moments (see
+    /// [`AdamStep`]); returns the parameter and the moments after the step. Not
+    /// differentiable: optimizers call it on the inner backend's tensors.
+    fn fused_adam(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        reference::adam::<Self>(param, grad, moment_1, moment_2, &step)
     }
 }

@@ -11,7 +11,7 @@ use burn::backend::{Backend, TensorMetadata};
 use burn::tensor::{FloatDType, IntDType, Shape, TensorData};
 
 use super::random::{bits, stream_keys, threshold};
-use super::{AttentionOptions, Dropout};
+use super::{AdamStep, AttentionOptions, Dropout};
 
 /// `key_bias` unless it is empty (how [`AurlOps`](super::AurlOps) passes "no bias").
 pub(crate) fn bias<B: Backend>(key_bias: FloatTensor<B>) -> Option<FloatTensor<B>> {
@@ -404,4 +404,36 @@ pub(crate) fn linear_weight_grad<B: Backend>(
 pub(crate) fn linear_bias_grad<B: Backend>(grad: FloatTensor<B>) -> FloatTensor<B> {
     let d = grad.shape()[1];
     B::float_reshape(B::float_sum_dim(grad, 0), Shape::from([d]))
+}
+
+/// Generic [`AurlOps::fused_adam`](super::AurlOps::fused_adam): with `g = grad + penalty·p`,
+/// `m ← β₁·m + (1 − β₁)·g`, `v ← β₂·v + (1 − β₂)·g²`, `p ← keep·p − rate·m / (√v + ε′)`
+/// (the constants of [`AdamStep`]'s bias corrections and decay folded in).
+pub(crate) fn adam<B: Backend>(
+    param: FloatTensor<B>,
+    grad: FloatTensor<B>,
+    moment_1: FloatTensor<B>,
+    moment_2: FloatTensor<B>,
+    step: &AdamStep,
+) -> (FloatTensor<B>, FloatTensor<B>, FloatTensor<B>) {
+    let s = step.scalars();
+    let scale = |t: FloatTensor<B>, by: f32| B::float_mul_scalar(t, f64::from(by).into());
+    let grad = if s.penalty == 0.0 {
+        grad
+    } else {
+        B::float_add(grad, scale(param.clone(), s.penalty))
+    };
+    let moment_1 = B::float_add(
+        scale(moment_1, step.beta_1),
+        scale(grad.clone(), 1.0 - step.beta_1),
+    );
+    let moment_2 = B::float_add(
+        scale(moment_2, step.beta_2),
+        scale(B::float_mul(grad.clone(), grad), 1.0 - step.beta_2),
+    );
+    let denominator =
+        B::float_add_scalar(B::float_sqrt(moment_2.clone()), f64::from(s.epsilon).into());
+    let delta = B::float_div(scale(moment_1.clone(), s.rate), denominator);
+    let param = B::float_sub(scale(param, s.keep), delta);
+    (param, moment_1, moment_2)
 }

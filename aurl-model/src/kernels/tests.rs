@@ -10,7 +10,7 @@ use burn::backend::Dispatch;
 use burn::prelude::*;
 use burn::tensor::Distribution;
 
-use super::{AttentionOptions, AurlOps, Dropout, reference};
+use super::{AdamStep, AttentionOptions, AurlOps, Dropout, reference};
 
 /// Passes when `max |a − b| ≤ 1e-4 · max |b| + 1e-6`.
 fn assert_close<const D: usize>(a: Tensor<D>, b: Tensor<D>, what: &str) {
@@ -630,5 +630,67 @@ fn residual_kernel_equals_the_generic_body() {
         assert_close(y, ry, &format!("residual {dropout:?}"));
         assert_close(dx, rdx, &format!("residual dx {dropout:?}"));
         assert_close(da, rda, &format!("residual da {dropout:?}"));
+    }
+}
+
+/// The Adam kernel takes the generic body's step (several steps in a row, an L2 penalty and
+/// a decoupled decay, large tensors split over tasks and a transposed gradient), and never
+/// writes into a tensor another owner still holds.
+#[test]
+fn adam_kernel_equals_the_generic_body_and_leaves_shared_tensors_alone() {
+    let device = Device::flex();
+    device.seed(21);
+    for (shape, decay, penalty) in [
+        ([3, 70], 0.0, 0.0),
+        ([300, 400], 0.1, 0.0),
+        ([64, 9], 0.0, 0.05),
+    ] {
+        let param = random(shape, &device);
+        let snapshot: Vec<f32> = param.clone().into_data().try_to_vec().unwrap_or_default();
+        let (mut p, mut m, mut v) = (param.clone(), param.zeros_like(), param.zeros_like());
+        let (mut rp, mut rm, mut rv) = (p.clone(), m.clone(), v.clone());
+        for time in 1..=4 {
+            let [rows, cols] = shape;
+            let grad = random([cols, rows], &device).transpose();
+            let step = AdamStep {
+                lr: 1e-2,
+                beta_1: 0.9,
+                beta_2: 0.999,
+                epsilon: 1e-5,
+                decay,
+                penalty,
+                time,
+            };
+            let (a, b, c) = <Dispatch as AurlOps>::fused_adam(
+                p.into_dispatch(),
+                grad.clone().into_dispatch(),
+                m.into_dispatch(),
+                v.into_dispatch(),
+                step,
+            );
+            (p, m, v) = (
+                Tensor::from_dispatch(a),
+                Tensor::from_dispatch(b),
+                Tensor::from_dispatch(c),
+            );
+            let (a, b, c) = reference::adam::<Dispatch>(
+                rp.into_dispatch(),
+                grad.into_dispatch(),
+                rm.into_dispatch(),
+                rv.into_dispatch(),
+                &step,
+            );
+            (rp, rm, rv) = (
+                Tensor::from_dispatch(a),
+                Tensor::from_dispatch(b),
+                Tensor::from_dispatch(c),
+            );
+            assert_close(p.clone(), rp.clone(), "adam parameter");
+            assert_close(m.clone(), rm.clone(), "adam first moment");
+            assert_close(v.clone(), rv.clone(), "adam second moment");
+        }
+        // `param` shared its storage with the first step's input: the kernel copied it.
+        let after: Vec<f32> = param.into_data().try_to_vec().unwrap_or_default();
+        assert_eq!(after, snapshot, "a shared parameter was written in place");
     }
 }

@@ -2,6 +2,7 @@
 //! learning rate, clipping by the global gradient norm, skipping of non-finite steps, and
 //! validation NLL per token, and checkpoints that resume a run exactly.
 
+mod adam;
 mod adversary;
 mod checkpoint;
 mod clip;
@@ -19,6 +20,7 @@ use burn::module::Module;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+pub use adam::{FusedAdam, FusedAdamW};
 pub use adversary::AdversaryTraining;
 pub use checkpoint::{
     Checkpointing, Resume, Resumed, TrainState, latest_checkpoint, load_checkpoint,
@@ -39,7 +41,8 @@ use crate::Transformer;
 use crate::error::{ModelError, invalid};
 use crate::loss::TokenLoss;
 
-/// Which optimizer updates the weights (Burn's implementations).
+/// Which optimizer updates the weights: Adam and AdamW through the fused
+/// [`crate::kernels::adam`] update ([`FusedAdam`], [`FusedAdamW`]), Lion Burn's own.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum OptimizerKind {
@@ -59,15 +62,10 @@ impl OptimizerKind {
     /// A fresh optimizer of this kind with `weight_decay`.
     #[must_use]
     pub fn init(self, weight_decay: f32) -> burn::optim::ModuleOptimizer {
-        use burn::optim::decay::WeightDecayConfig;
-        use burn::optim::{AdamConfig, AdamWConfig, LionConfig};
+        use burn::optim::LionConfig;
         match self {
-            Self::AdamW => AdamWConfig::new().with_weight_decay(weight_decay).init(),
-            Self::Adam => AdamConfig::new()
-                .with_weight_decay(
-                    (weight_decay > 0.0).then(|| WeightDecayConfig::new(weight_decay)),
-                )
-                .init(),
+            Self::AdamW => FusedAdamW::new(weight_decay).into(),
+            Self::Adam => FusedAdam::new(weight_decay).into(),
             Self::Lion => LionConfig::new().with_weight_decay(weight_decay).init(),
         }
     }

@@ -9,6 +9,7 @@ mod attention;
 mod elementwise;
 mod linear;
 pub(crate) mod math;
+mod optim;
 mod rows;
 mod simd;
 
@@ -23,9 +24,33 @@ use burn::tensor::{DType, FloatDType, Shape, TensorData};
 use rayon::prelude::*;
 
 use super::reference;
-use super::{AttentionOptions, AurlOps, Dropout};
+use super::{AdamStep, AttentionOptions, AurlOps, Dropout};
 
 impl AurlOps for Flex {
+    fn fused_adam(
+        param: FloatTensor<Self>,
+        grad: FloatTensor<Self>,
+        moment_1: FloatTensor<Self>,
+        moment_2: FloatTensor<Self>,
+        step: AdamStep,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>) {
+        let shape = param.layout().shape();
+        let same = [&grad, &moment_1, &moment_2]
+            .iter()
+            .all(|t| t.layout().shape() == shape);
+        if !all_f32(&[&param, &grad, &moment_1, &moment_2]) || !same {
+            return reference::adam::<Self>(param, grad, moment_1, moment_2, &step);
+        }
+        let mut param = optim::writable(param);
+        let mut moment_1 = optim::writable(moment_1);
+        let mut moment_2 = optim::writable(moment_2);
+        if optim::adam(&mut param, &grad, &mut moment_1, &mut moment_2, &step) {
+            (param, moment_1, moment_2)
+        } else {
+            reference::adam::<Self>(param, grad, moment_1, moment_2, &step)
+        }
+    }
+
     fn fused_attention(
         q: FloatTensor<Self>,
         k: FloatTensor<Self>,
