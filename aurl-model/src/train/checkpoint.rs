@@ -83,6 +83,30 @@ pub struct TrainState {
     pub adversary_optimizer: Option<super::OptimizerKind>,
 }
 
+impl TrainState {
+    /// The state of a run of `config` that has taken no step yet (`adversary`: whether the
+    /// model has a second player with its own optimizer).
+    pub(crate) fn new(config: &super::TrainConfig, adversary: bool) -> Self {
+        Self {
+            step: 0,
+            tokens: 0,
+            skipped: 0,
+            last_loss: f64::NAN,
+            valid_nll: None,
+            seed: config.seed,
+            best_valid_nll: None,
+            best_step: None,
+            evals_since_best: 0,
+            data: None,
+            lr_scale: 1.0,
+            plateau_evals: 0,
+            rollbacks: 0,
+            optimizer: config.optimizer,
+            adversary_optimizer: adversary.then_some(config.discriminator.optimizer),
+        }
+    }
+}
+
 /// Where a resumed run picks up: the optimizers' states and the loop's position.
 #[derive(Debug)]
 pub struct Resume {

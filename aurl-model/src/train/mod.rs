@@ -7,12 +7,14 @@ mod adversary;
 mod checkpoint;
 mod clip;
 mod dataset;
+mod gradients;
 mod likelihood;
 mod metrics;
 mod objective;
 mod order;
 mod samples;
 mod schedule;
+mod session;
 mod trainer;
 mod windows;
 
