@@ -111,7 +111,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => None,
     };
     let tokenizer: Box<dyn Tokenizer + Send + Sync> = match &saved {
-        Some(s) => by_name(s.vocabulary.scheme(), s.vocabulary.config())?,
+        Some(s) => s.vocabulary.scheme().tokenizer(s.vocabulary.config())?,
         None => by_name(&args.scheme, &TokenizerConfig::default())?,
     };
     let eval = evaluate_sets(&generated, &reference, tokenizer.as_ref());

@@ -18,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use aurl::core::tokenize::{Token, Vocabulary, by_name};
+use aurl::core::tokenize::{Token, Vocabulary};
 use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::data::{Mode, read_midi_file};
 use aurl::model::vae::{LatentRng, Vae, interpolate};
@@ -185,7 +185,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         (_, Some(v)) => (v.vocabulary.clone(), v.config.decoder.max_seq_len),
         _ => unreachable!("one of the two was loaded"),
     };
-    let tokenizer = by_name(vocabulary.scheme(), vocabulary.config())?;
+    let tokenizer = vocabulary.scheme().tokenizer(vocabulary.config())?;
     let encode = |path: &PathBuf, limit: usize| -> Result<Vec<u16>, Box<dyn std::error::Error>> {
         let (score, _) =
             read_midi_file(path, Mode::Lenient).map_err(|e| format!("{}: {e}", path.display()))?;

@@ -27,7 +27,6 @@ use std::process::ExitCode;
 use aurl::burn::module::Module;
 use aurl::burn::prelude::Device;
 use aurl::core::metrics::NgramModel;
-use aurl::core::tokenize::by_name;
 use aurl::core::tokenize::{Grammar, Vocabulary};
 use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::model::Transformer;
@@ -155,7 +154,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => aurl::backend::default_device(),
     };
 
-    let tokenizer = by_name(config.scheme.name(), &config.tokenizer)?;
+    let tokenizer = config.scheme.tokenizer(&config.tokenizer)?;
     let vocab = tokenizer.vocab().clone();
     eprintln!("reading and tokenizing {:?} ...", config.data.paths);
     // Tokens come from the token cache, read on demand, when the config names one (memory

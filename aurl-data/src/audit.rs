@@ -202,7 +202,7 @@ pub fn audit_bytes(file: String, bytes: &[u8], checks: &[TokenizerCheck]) -> Fil
                 error: None,
                 tokenizers: checks
                     .iter()
-                    .map(|c| (c.tokenizer.vocab().scheme(), c.check(&score)))
+                    .map(|c| (c.tokenizer.vocab().scheme().name(), c.check(&score)))
                     .collect(),
             }
         }
@@ -308,7 +308,7 @@ impl AuditSummary {
                 .map(|c| {
                     let v = c.tokenizer.vocab();
                     (
-                        v.scheme(),
+                        v.scheme().name(),
                         TokenizerSummary {
                             vocab_size: v.len(),
                             ..TokenizerSummary::default()

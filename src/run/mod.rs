@@ -204,30 +204,8 @@ pub struct RunConfig {
     pub sample: SampleConfig,
 }
 
-/// A tokenization scheme name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Scheme {
-    /// REMI / REMI+.
-    #[default]
-    Remi,
-    /// Time-Shift-Duration.
-    Tsd,
-    /// MIDI-like note-on/note-off.
-    Event,
-}
-
-impl Scheme {
-    /// The name [`crate::core::tokenize::by_name`] takes.
-    #[must_use]
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Remi => "remi",
-            Self::Tsd => "tsd",
-            Self::Event => "event",
-        }
-    }
-}
+/// A tokenization scheme (aurl-core's, re-exported where run configs name it).
+pub use crate::core::tokenize::Scheme;
 
 /// How deep `extends` chains may go.
 const MAX_EXTENDS: usize = 8;

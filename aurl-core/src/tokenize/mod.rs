@@ -34,6 +34,7 @@ mod grid;
 mod mask;
 mod piece;
 mod remi;
+mod scheme;
 mod source;
 mod timeline;
 mod tsd;
@@ -48,6 +49,7 @@ pub use grammar::{
 pub use grid::Grid;
 pub use mask::TokenMask;
 pub use remi::Remi;
+pub use scheme::Scheme;
 pub use source::SequenceSource;
 pub use tsd::Tsd;
 pub use vocab::{Token, TokenId, Vocabulary};
@@ -162,10 +164,12 @@ pub trait Tokenizer {
     fn decode_streams(&self, sequences: &[Vec<TokenId>]) -> (Score, DecodeReport);
 }
 
-/// The names of the schemes this version implements, for command-line choices.
+/// The names of the schemes this version implements, for command-line choices
+/// ([`Scheme::ALL`]'s names).
 pub const SCHEMES: [&str; 3] = ["remi", "tsd", "event"];
 
-/// A tokenizer by scheme name (one of [`SCHEMES`]).
+/// A tokenizer by scheme name (one of [`SCHEMES`]); [`Scheme::tokenizer`] when the scheme is
+/// already known.
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for an unknown name (field `scheme`) or an invalid config.
@@ -173,18 +177,7 @@ pub fn by_name(
     scheme: &str,
     config: &TokenizerConfig,
 ) -> Result<Box<dyn Tokenizer + Send + Sync>, Error> {
-    match scheme {
-        "remi" => Ok(Box::new(Remi::new(config)?)),
-        "tsd" => Ok(Box::new(Tsd::new(config)?)),
-        "event" => Ok(Box::new(Event::new(config)?)),
-        other => Err(Error::InvalidConfig {
-            field: "scheme".into(),
-            reason: format!(
-                "unknown scheme `{other}` (available: {})",
-                SCHEMES.join(", ")
-            ),
-        }),
-    }
+    scheme.parse::<Scheme>()?.tokenizer(config)
 }
 
 /// The normal form shared by the schemes (what [`Tokenizer::quantize`] returns for REMI and

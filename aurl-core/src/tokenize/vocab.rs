@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{Grid, TokenizerConfig};
+use super::{Grid, Scheme, TokenizerConfig};
 use crate::Error;
 
 /// A token id. Vocabularies stay below 65,536 tokens.
@@ -88,7 +88,7 @@ struct Layout {
 #[derive(Clone, PartialEq, Serialize)]
 #[serde(into = "VocabularyFile")]
 pub struct Vocabulary {
-    scheme: &'static str,
+    scheme: Scheme,
     config: TokenizerConfig,
     grid: Grid,
     pitch_low: u8,
@@ -128,7 +128,7 @@ impl Vocabulary {
     /// # Errors
     /// [`Error::InvalidConfig`] if the config does not validate or needs more than 65,535 ids.
     pub fn remi(config: &TokenizerConfig) -> Result<Self, Error> {
-        Self::build("remi", config)
+        Self::build(Scheme::Remi, config)
     }
 
     /// The event vocabulary (MIDI-like, as in Performance RNN and MidiTok's MIDILike):
@@ -139,7 +139,7 @@ impl Vocabulary {
     /// # Errors
     /// As [`Vocabulary::remi`].
     pub fn event(config: &TokenizerConfig) -> Result<Self, Error> {
-        Self::build("event", config)
+        Self::build(Scheme::Event, config)
     }
 
     /// The TSD vocabulary (MidiTok's Time-Shift-Duration): specials, TimeShift, TimeSig,
@@ -148,14 +148,14 @@ impl Vocabulary {
     /// # Errors
     /// As [`Vocabulary::remi`].
     pub fn tsd(config: &TokenizerConfig) -> Result<Self, Error> {
-        Self::build("tsd", config)
+        Self::build(Scheme::Tsd, config)
     }
 
-    fn build(scheme: &'static str, config: &TokenizerConfig) -> Result<Self, Error> {
+    fn build(scheme: Scheme, config: &TokenizerConfig) -> Result<Self, Error> {
         config.validate()?;
         let grid = Grid::new(config);
-        let bars = scheme == "remi";
-        let events = scheme == "event";
+        let bars = scheme.has_bars();
+        let events = scheme == Scheme::Event;
         let mut tokens = vec![Token::Pad, Token::Bos, Token::Eos, Token::Mask];
         let mut layout = Layout::default();
         let mark = |tokens: &Vec<Token>| u16::try_from(tokens.len()).unwrap_or(u16::MAX);
@@ -256,9 +256,9 @@ impl Vocabulary {
         self.tokens.is_empty()
     }
 
-    /// The scheme name (`"remi"`, `"tsd"`, `"event"`).
+    /// The scheme whose tokens these are.
     #[must_use]
-    pub fn scheme(&self) -> &'static str {
+    pub fn scheme(&self) -> Scheme {
         self.scheme
     }
 
@@ -343,7 +343,7 @@ impl Vocabulary {
                         g.resolution
                     )
                 }
-                Token::Rest(k) if self.scheme == "remi" => format!("Rest_{k}bar"),
+                Token::Rest(k) if self.scheme.has_bars() => format!("Rest_{k}bar"),
                 Token::Rest(k) => format!("Rest_{k}.0.{}", g.resolution),
                 Token::TimeSig(i) => {
                     let (n, d) = g.time_signatures[usize::from(i)];
@@ -395,7 +395,7 @@ impl Vocabulary {
                 h = h.wrapping_mul(0x0000_0100_0000_01b3);
             }
         };
-        eat(self.scheme.as_bytes());
+        eat(self.scheme.name().as_bytes());
         for name in self.names() {
             eat(b"\n");
             eat(name.as_bytes());
@@ -423,7 +423,7 @@ impl From<Vocabulary> for VocabularyFile {
     fn from(v: Vocabulary) -> Self {
         Self {
             version: VERSION,
-            scheme: v.scheme.to_owned(),
+            scheme: v.scheme.name().to_owned(),
             hash: format!("{:016x}", v.hash()),
             names: v.names(),
             config: v.config,
@@ -447,17 +447,7 @@ impl TryFrom<VocabularyFile> for Vocabulary {
                 found: format!("format version {}", f.version),
             });
         }
-        let v = match f.scheme.as_str() {
-            "remi" => Vocabulary::remi(&f.config)?,
-            "tsd" => Vocabulary::tsd(&f.config)?,
-            "event" => Vocabulary::event(&f.config)?,
-            other => {
-                return Err(Error::InvalidConfig {
-                    field: "scheme".into(),
-                    reason: format!("unknown scheme `{other}`"),
-                });
-            }
-        };
+        let v = Vocabulary::build(f.scheme.parse()?, &f.config)?;
         let hash = format!("{:016x}", v.hash());
         if hash != f.hash || v.names() != f.names {
             return Err(Error::VocabularyMismatch {

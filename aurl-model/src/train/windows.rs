@@ -360,7 +360,7 @@ pub fn header_at(s: &TokenSequence, start: usize, vocab: &Vocabulary) -> (Vec<To
         // The header state in force: the last bar starting at or before the window.
         let bar: Option<&BarStart> = s.bars.iter().take_while(|b| b.token_index <= start).last();
         let (ts, tempo) = bar.map_or((None, None), |b| (b.time_signature, b.tempo));
-        if vocab.scheme() == "remi" {
+        if vocab.scheme().has_bars() {
             header.extend(vocab.id(Token::Bar));
             header.extend(ts);
             header.extend(vocab.id(Token::Position(0)));
