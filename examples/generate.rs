@@ -192,7 +192,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         // Pieces start with BOS in training, so a prompt does too.
         let mut ids = tokenizer.encode(&score)?.framed(&vocabulary).ids;
         ids.truncate(limit.max(1));
-        ids.pop_if(|&mut last| Some(last) == vocabulary.id(Token::Eos));
+        ids.pop_if(|&mut last| last == vocabulary.eos());
         Ok(ids)
     };
     let prompt = match &args.prompt {

@@ -140,7 +140,6 @@ impl<'a> Generator<'a> {
             .into_iter()
             .next()
             .ok_or_else(|| SamplingError::Model("the model has no device".into()))?;
-        let id = |t| vocab.id(t).unwrap_or(0);
         let model =
             if config.weights != WeightFormat::F32 && model.weight_format() != config.weights {
                 Cow::Owned(model.clone().with_weights(config.weights))
@@ -153,9 +152,9 @@ impl<'a> Generator<'a> {
             grammar: Grammar::new(vocab),
             vocab: vocab.clone(),
             config,
-            pad: id(Token::Pad),
-            bos: id(Token::Bos),
-            eos: id(Token::Eos),
+            pad: vocab.pad(),
+            bos: vocab.bos(),
+            eos: vocab.eos(),
             device,
         })
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::core::tokenize::{SequenceSource, Token, TokenSequence, Tokenizer, Vocabulary};
+use crate::core::tokenize::{SequenceSource, TokenSequence, Tokenizer, Vocabulary};
 use crate::data::cache::{CacheOptions, CacheReport, build_cache};
 use crate::data::corpus::{ScoreCorpus, read_corpus};
 use crate::model::train::TokenWindows;
@@ -108,7 +108,7 @@ impl RunData {
     /// Validation windows: every token predicted once (see [`TokenWindows::contiguous`]).
     #[must_use]
     pub fn valid_windows(&self, len: usize, vocab: &Vocabulary) -> TokenWindows {
-        let pad = vocab.id(Token::Pad).unwrap_or(0);
+        let pad = vocab.pad();
         TokenWindows::lazy_contiguous(Arc::clone(&self.valid), len, pad)
     }
 
@@ -155,10 +155,7 @@ mod tests {
         for i in 0..memory.train.count() {
             assert_eq!(mapped.train.sequence(i), memory.train.sequence(i));
         }
-        assert_eq!(
-            memory.train.sequence(0).ids.first(),
-            vocab.id(Token::Bos).as_ref()
-        );
+        assert_eq!(memory.train.sequence(0).ids.first(), Some(&vocab.bos()));
         let (a, b) = (
             mapped.train_windows(32, 16, vocab),
             memory.train_windows(32, 16, vocab),

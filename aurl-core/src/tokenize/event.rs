@@ -153,8 +153,8 @@ impl Event {
             match token {
                 Token::Pad | Token::Bos | Token::Mask => {}
                 Token::Eos => {
-                    let pad = self.vocab.id(Token::Pad);
-                    report.after_eos += ids[i + 1..].iter().filter(|&&id| Some(id) != pad).count();
+                    let pad = self.vocab.pad();
+                    report.after_eos += ids[i + 1..].iter().filter(|&&id| id != pad).count();
                     break;
                 }
                 Token::TimeShift(s) => {

@@ -81,11 +81,8 @@ impl TokenSequence {
     /// ```
     #[must_use]
     pub fn framed(mut self, vocab: &Vocabulary) -> Self {
-        let (Some(bos), Some(eos)) = (vocab.id(Token::Bos), vocab.id(Token::Eos)) else {
-            return self;
-        };
-        self.ids.insert(0, bos);
-        self.ids.push(eos);
+        self.ids.insert(0, vocab.bos());
+        self.ids.push(vocab.eos());
         for b in &mut self.bars {
             b.token_index += 1;
         }

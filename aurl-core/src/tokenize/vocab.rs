@@ -280,6 +280,24 @@ impl Vocabulary {
         self.tokens.get(usize::from(id)).copied()
     }
 
+    /// The padding id (every vocabulary has it, first).
+    #[must_use]
+    pub fn pad(&self) -> TokenId {
+        0
+    }
+
+    /// The begin-of-sequence id (every vocabulary has it).
+    #[must_use]
+    pub fn bos(&self) -> TokenId {
+        1
+    }
+
+    /// The end-of-sequence id (every vocabulary has it).
+    #[must_use]
+    pub fn eos(&self) -> TokenId {
+        2
+    }
+
     /// The id of `token`, or `None` if this vocabulary lacks it (e.g. a pitch out of range).
     #[must_use]
     pub fn id(&self, token: Token) -> Option<TokenId> {
@@ -289,9 +307,9 @@ impl Vocabulary {
             (id < u32::from(next)).then_some(id as TokenId)
         };
         match token {
-            Token::Pad => Some(0),
-            Token::Bos => Some(1),
-            Token::Eos => Some(2),
+            Token::Pad => Some(self.pad()),
+            Token::Bos => Some(self.bos()),
+            Token::Eos => Some(self.eos()),
             Token::Mask => Some(3),
             Token::Bar => within(l.bar, l.position, 0),
             Token::Position(p) => within(l.position, l.time_shift, u32::from(p)),
@@ -477,6 +495,9 @@ mod tests {
                 let t = v.token(id).unwrap();
                 assert_eq!(v.id(t), Some(id), "{}", v.name(id));
             }
+            assert_eq!(v.token(v.pad()), Some(Token::Pad));
+            assert_eq!(v.token(v.bos()), Some(Token::Bos));
+            assert_eq!(v.token(v.eos()), Some(Token::Eos));
         }
         assert_eq!(tsd.id(Token::Bar), None);
         assert_eq!(tsd.id(Token::Position(0)), None);

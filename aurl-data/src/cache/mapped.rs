@@ -3,7 +3,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use aurl_core::tokenize::{BarStart, SequenceSource, Token, TokenId, TokenSequence, Vocabulary};
+use aurl_core::tokenize::{BarStart, SequenceSource, TokenId, TokenSequence, Vocabulary};
 
 use super::TokenCache;
 
@@ -48,7 +48,7 @@ impl MappedSequences {
             .filter_map(|&k| cache.sizes(k))
             .map(|(_, notes)| notes)
             .sum();
-        let frame = framed.and_then(|v| Some((v.id(Token::Bos)?, v.id(Token::Eos)?)));
+        let frame = framed.map(|v| (v.bos(), v.eos()));
         Self {
             cache,
             keys,

@@ -4,7 +4,7 @@
 use super::{TokenWindows, evaluate};
 use crate::weights::SavedModel;
 use aurl_core::Score;
-use aurl_core::tokenize::{Token, TokenSequence, Tokenizer};
+use aurl_core::tokenize::{TokenSequence, Tokenizer};
 use serde::Serialize;
 
 /// How likely a model finds some pieces.
@@ -44,7 +44,7 @@ pub fn negative_log_likelihood(
         })
         .collect();
     let seq_len = seq_len.clamp(1, saved.config.max_positions);
-    let windows = TokenWindows::contiguous(&sequences, seq_len, vocab.id(Token::Pad).unwrap_or(0));
+    let windows = TokenWindows::contiguous(&sequences, seq_len, vocab.pad());
     let all: Vec<usize> = (0..windows.count()).collect();
     let tokens = windows.target_tokens(&all);
     let nats = evaluate(&saved.model, &windows, batch_size)?;

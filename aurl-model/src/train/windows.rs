@@ -81,7 +81,7 @@ impl TokenWindows {
                     .map(|s| (i as u32, s as u32)),
             );
         }
-        let pad = headers.map_or(pad, |v| v.id(Token::Pad).unwrap_or(0));
+        let pad = headers.map_or(pad, Vocabulary::pad);
         Self {
             store: Store::Cut {
                 source,
@@ -164,7 +164,7 @@ impl TokenWindows {
         stride: usize,
         vocab: &Vocabulary,
     ) -> Self {
-        let pad = vocab.id(Token::Pad).unwrap_or(0);
+        let pad = vocab.pad();
         let len = len.max(1);
         let grammar = Grammar::new(vocab);
         let mut windows = Vec::new();

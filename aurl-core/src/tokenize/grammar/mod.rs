@@ -246,7 +246,7 @@ impl Grammar {
                 .id(Token::NoteOff(config.token_pitch_range().0))
                 .map_or(0, usize::from),
             pitch_low: config.token_pitch_range().0,
-            eos: vocab.id(Token::Eos).map_or(0, usize::from),
+            eos: usize::from(vocab.eos()),
             time_sig_ids,
             time_shifts: grid.time_shifts.clone(),
             durations: grid.durations.clone(),
