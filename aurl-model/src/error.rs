@@ -1,7 +1,10 @@
 //! Errors of model construction and use.
 
 /// What went wrong building or running a model.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+///
+/// Errors compare equal by variant and fields; an [`ModelError::Io`] by path and error kind.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ModelError {
     /// A configuration value is out of range or inconsistent; `field` names it.
     #[error("invalid model config `{field}`: {reason}")]
@@ -23,12 +26,13 @@ pub enum ModelError {
     #[error("shape mismatch: {0}")]
     Shape(String),
     /// Reading or writing a file failed.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Io {
         /// The file.
         path: std::path::PathBuf,
-        /// What failed.
-        message: String,
+        /// What failed (shared, so the error stays cheap to clone).
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
     },
     /// A saved model or checkpoint is unreadable or does not match what it is loaded into.
     #[error("checkpoint {path}: {message}")]
@@ -46,10 +50,55 @@ pub enum ModelError {
     Training(String),
 }
 
-pub(crate) fn io_error(path: &std::path::Path, e: impl std::fmt::Display) -> ModelError {
+impl PartialEq for ModelError {
+    fn eq(&self, other: &Self) -> bool {
+        use ModelError as E;
+        match (self, other) {
+            (
+                E::InvalidConfig { field, reason },
+                E::InvalidConfig {
+                    field: f,
+                    reason: r,
+                },
+            ) => field == f && reason == r,
+            (
+                E::PositionOutOfRange { position, max },
+                E::PositionOutOfRange {
+                    position: p,
+                    max: m,
+                },
+            ) => position == p && max == m,
+            (E::Shape(a), E::Shape(b)) | (E::Training(a), E::Training(b)) => a == b,
+            (E::Io { path, source }, E::Io { path: p, source: s }) => {
+                path == p && source.kind() == s.kind()
+            }
+            (
+                E::Checkpoint { path, message },
+                E::Checkpoint {
+                    path: p,
+                    message: m,
+                },
+            ) => path == p && message == m,
+            (E::Vocabulary(a), E::Vocabulary(b)) => a == b,
+            _ => false,
+        }
+    }
+}
+
+/// [`ModelError::Io`] for `path`, keeping `e` as the source: an `io::Error` as it is, any
+/// other error (e.g. `aurl_data::Error` from an atomic write) wrapped in one.
+pub(crate) fn io_error<E>(path: &std::path::Path, e: E) -> ModelError
+where
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let boxed: Box<dyn std::error::Error + Send + Sync> = e.into();
+    let source = match boxed.downcast::<std::io::Error>() {
+        Ok(io) => *io,
+        Err(other) => std::io::Error::other(other),
+    };
     ModelError::Io {
         path: path.to_owned(),
-        message: e.to_string(),
+        source: std::sync::Arc::new(source),
     }
 }
 

@@ -285,7 +285,7 @@ impl VaeGan {
             for fake in &fakes {
                 let judged = critic.forward(fake.clone());
                 let a = sum_scales(&judged, |l| self.gan.loss.generator(l));
-                let m = feature_matching(&real_features, &judged.features);
+                let m = feature_matching(&real_features, &judged.features)?;
                 adversarial = Some(add(adversarial, a));
                 matching = Some(add(matching, m));
             }

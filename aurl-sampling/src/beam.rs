@@ -93,7 +93,6 @@ impl Generator<'_> {
                 })?;
             }
         }
-        let model_err = |e: aurl_model::ModelError| SamplingError::Model(e.to_string());
         let vocab_size = self.model.vocab_size();
         let mut cache = self.model.new_cache(1);
         let flat = prompt.iter().map(|&x| i64::from(x)).collect();
@@ -112,7 +111,7 @@ impl Generator<'_> {
             let data = logits.reshape([beams.len(), vocab_size]).into_data();
             let values = data
                 .as_slice::<f32>()
-                .map_err(|e| SamplingError::Model(format!("{e:?}")))?;
+                .map_err(|e| SamplingError::Output(format!("{e:?}")))?;
             candidates.clear();
             for (b, hyp) in beams.iter().enumerate() {
                 let row = &values[b * vocab_size..(b + 1) * vocab_size];
@@ -163,7 +162,7 @@ impl Generator<'_> {
             if beams.is_empty() || position + 1 >= limit || finished.len() >= beam.width {
                 break;
             }
-            cache.reorder(&parents).map_err(model_err)?;
+            cache.reorder(&parents).map_err(SamplingError::Model)?;
             let last: Vec<i64> = beams
                 .iter()
                 .map(|h| i64::from(*h.tokens.last().unwrap_or(&self.bos)))
@@ -173,7 +172,7 @@ impl Generator<'_> {
             logits = self
                 .model
                 .forward(input, position, Some(&mut cache))
-                .map_err(model_err)?;
+                .map_err(SamplingError::Model)?;
             position += 1;
         }
         finished.extend(beams.into_iter().map(|h| (h, false)));
@@ -184,7 +183,7 @@ impl Generator<'_> {
         let (best, ended) = finished
             .into_iter()
             .max_by(|a, b| score(&a.0).total_cmp(&score(&b.0)))
-            .ok_or_else(|| SamplingError::Model("no hypothesis survived".into()))?;
+            .ok_or(SamplingError::NoHypothesis)?;
         Ok(self.finish(best.tokens, p, ended))
     }
 }

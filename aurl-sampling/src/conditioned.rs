@@ -71,7 +71,7 @@ impl<'a> Generator<'a> {
         };
         self.model
             .forward_conditioned(input, offset, cache, condition)
-            .map_err(|e| SamplingError::Model(e.to_string()))
+            .map_err(SamplingError::Model)
     }
 
     /// The logits after the last of `tokens` (`[b, t]`, row-major), `[b, 1, vocab]`, from

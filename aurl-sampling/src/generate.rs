@@ -135,11 +135,15 @@ impl<'a> Generator<'a> {
                 ),
             });
         }
-        let device = model
-            .devices()
-            .into_iter()
-            .next()
-            .ok_or_else(|| SamplingError::Model("the model has no device".into()))?;
+        let device =
+            model
+                .devices()
+                .into_iter()
+                .next()
+                .ok_or_else(|| SamplingError::InvalidConfig {
+                    field: "model".into(),
+                    reason: "the model has no parameters, hence no device".into(),
+                })?;
         let model =
             if config.weights != WeightFormat::F32 && model.weight_format() != config.weights {
                 Cow::Owned(model.clone().with_weights(config.weights))
@@ -403,7 +407,7 @@ impl<'a> Generator<'a> {
             let data = logits.reshape([b, self.model.vocab_size()]).into_data();
             let values = data
                 .as_slice::<f32>()
-                .map_err(|e| SamplingError::Model(format!("{e:?}")))?;
+                .map_err(|e| SamplingError::Output(format!("{e:?}")))?;
             let mut sampled: Vec<(usize, TokenId, Option<StreamNote>)> = Vec::with_capacity(b);
             for r in 0..b {
                 next[r] = i64::from(self.pad);

@@ -43,6 +43,7 @@ pub use strategy::{Scratch, Strategy};
 
 /// What can go wrong while generating.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
 pub enum SamplingError {
     /// A configuration value is invalid; `field` names it.
     #[error("invalid generation config `{field}`: {reason}")]
@@ -60,9 +61,15 @@ pub enum SamplingError {
         /// Why.
         reason: String,
     },
-    /// The model failed.
+    /// The model failed (its error kept as the source).
     #[error("model: {0}")]
-    Model(String),
+    Model(#[from] aurl_model::ModelError),
+    /// The model's output is not what sampling reads (logits of another element type).
+    #[error("model output: {0}")]
+    Output(String),
+    /// Beam search ended without a single hypothesis.
+    #[error("beam search: no hypothesis survived")]
+    NoHypothesis,
     /// Writing the result failed.
     #[error("export: {0}")]
     Export(String),

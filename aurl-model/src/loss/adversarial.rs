@@ -4,6 +4,8 @@ use burn::prelude::*;
 use burn::tensor::activation::{relu, softplus};
 use serde::{Deserialize, Serialize};
 
+use crate::error::ModelError;
+
 /// Which adversarial objective the discriminator and the generator minimise. The inputs are
 /// raw discriminator outputs (logits, any shape); results are means, scalars `[1]`.
 ///
@@ -64,11 +66,19 @@ impl AdversarialLoss {
 /// (only their means meet) nor of the same size; each pair of layers must have the same
 /// shape past the batch dimension.
 ///
-/// # Panics
-/// If the two lists differ in length.
-#[must_use]
-pub fn feature_matching<const D: usize>(real: &[Tensor<D>], fake: &[Tensor<D>]) -> Tensor<1> {
-    assert_eq!(real.len(), fake.len(), "one generated feature per real one");
+/// # Errors
+/// [`ModelError::Shape`] when the two lists differ in length (two empty lists give 0).
+pub fn feature_matching<const D: usize>(
+    real: &[Tensor<D>],
+    fake: &[Tensor<D>],
+) -> Result<Tensor<1>, ModelError> {
+    if real.len() != fake.len() {
+        return Err(ModelError::Shape(format!(
+            "feature matching needs one generated feature per real one ({} real, {} generated)",
+            real.len(),
+            fake.len()
+        )));
+    }
     let mut total: Option<Tensor<1>> = None;
     for (r, f) in real.iter().zip(fake) {
         let gap = (r.clone().mean_dim(0) - f.clone().mean_dim(0))
@@ -79,10 +89,10 @@ pub fn feature_matching<const D: usize>(real: &[Tensor<D>], fake: &[Tensor<D>]) 
             None => gap,
         });
     }
-    total.unwrap_or_else(|| {
+    Ok(total.unwrap_or_else(|| {
         let device = real.first().map_or_else(Device::default, |t| t.device());
         Tensor::zeros([1], &device)
-    })
+    }))
 }
 
 #[cfg(test)]
@@ -126,9 +136,11 @@ mod tests {
         // Real batch mean (1, 2), generated mean (1, 4): ((0)² + (2)²)/2 = 2.
         let real = Tensor::<2>::from_data([[0.0f32, 1.0], [2.0, 3.0]], &device);
         let fake = Tensor::<2>::from_data([[1.0f32, 4.0]], &device);
-        let l = v(feature_matching(std::slice::from_ref(&real), &[fake]));
+        let l = v(feature_matching(std::slice::from_ref(&real), &[fake]).unwrap());
         assert!((l - 2.0).abs() < 1e-6, "{l}");
         let same = [real.clone(), real];
-        assert_eq!(v(feature_matching(&same[..1], &same[1..])), 0.0);
+        assert_eq!(v(feature_matching(&same[..1], &same[1..]).unwrap()), 0.0);
+        assert!(feature_matching(&same[..1], &same).is_err());
+        assert_eq!(v(feature_matching::<2>(&[], &[]).unwrap()), 0.0);
     }
 }

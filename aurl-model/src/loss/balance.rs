@@ -66,8 +66,6 @@ impl LossBalancer {
                 .reduce(|a, b| a + b)
                 .expect("at least one component")),
             Self::Uncertainty => learned
-                .filter(|u| u.len() == losses.len())
-                .map(|u| u.combine(losses))
                 .ok_or_else(|| {
                     invalid(
                         "balancer",
@@ -76,7 +74,8 @@ impl LossBalancer {
                             losses.len()
                         ),
                     )
-                }),
+                })?
+                .combine(losses),
         }
     }
 }
@@ -90,8 +89,9 @@ impl LossBalancer {
 /// let device = Device::flex();
 /// let u = UncertaintyWeights::new(2, &device);
 /// // sᵢ start at 0: every weight is 1.
-/// let l = u.combine(&[Tensor::from_data([2.0f32], &device), Tensor::from_data([3.0f32], &device)]);
+/// let l = u.combine(&[Tensor::from_data([2.0f32], &device), Tensor::from_data([3.0f32], &device)])?;
 /// assert_eq!(l.into_scalar::<f32>(), 5.0);
+/// # Ok::<(), aurl_model::ModelError>(())
 /// ```
 #[derive(Module, Debug)]
 pub struct UncertaintyWeights {
@@ -133,14 +133,19 @@ impl UncertaintyWeights {
 
     /// `Σ exp(−sᵢ)·Lᵢ + sᵢ`.
     ///
-    /// # Panics
-    /// If `losses` does not hold [`UncertaintyWeights::len`] scalars.
-    #[must_use]
-    pub fn combine(&self, losses: &[Tensor<1>]) -> Tensor<1> {
-        assert_eq!(losses.len(), self.len(), "one loss per learned weight");
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] (`balancer`) when `losses` does not hold
+    /// [`UncertaintyWeights::len`] scalars.
+    pub fn combine(&self, losses: &[Tensor<1>]) -> Result<Tensor<1>, ModelError> {
+        if losses.len() != self.len() {
+            return Err(invalid(
+                "balancer",
+                format!("{} losses for {} learned weights", losses.len(), self.len()),
+            ));
+        }
         let s = self.log_variances.val();
         let stacked = Tensor::cat(losses.to_vec(), 0);
-        (stacked * s.clone().neg().exp() + s).sum()
+        Ok((stacked * s.clone().neg().exp() + s).sum())
     }
 }
 
@@ -178,7 +183,9 @@ mod tests {
         let mut u = UncertaintyWeights::new(2, &device);
         let mut optim = SgdConfig::new().init();
         for _ in 0..400 {
-            let l = u.combine(&[scalar(4.0, &device), scalar(0.5, &device)]);
+            let l = u
+                .combine(&[scalar(4.0, &device), scalar(0.5, &device)])
+                .unwrap();
             let grads = GradientsParams::from_grads(l.backward(), &u);
             u = optim.step(0.05, u, grads);
         }

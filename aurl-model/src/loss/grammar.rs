@@ -7,26 +7,32 @@ use aurl_core::tokenize::{Grammar, TokenId, TokenMask, Vocabulary};
 use burn::prelude::*;
 use burn::tensor::activation::softmax;
 
+use crate::error::ModelError;
+
 /// Forbidden-token masks `[rows, t, vocab_size]` for next-token prediction over `rows` (each
 /// of `t` ids): entry `[r, i, v]` is 1 when the grammar, having read `rows[r][..=i]`,
 /// forbids `v` next, else 0. From the first id the grammar rejects (data it cannot follow,
 /// or padding) to the end of the row, and where it allows nothing, the rows are all 0: those
 /// positions are not judged.
 ///
-/// # Panics
-/// If the rows differ in length.
-#[must_use]
+/// # Errors
+/// [`ModelError::Shape`] when the rows differ in length.
 pub fn forbidden_masks(
     grammar: &Grammar,
     rows: &[Vec<TokenId>],
     vocab_size: usize,
     device: &Device,
-) -> Tensor<3> {
+) -> Result<Tensor<3>, ModelError> {
     let t = rows.first().map_or(0, Vec::len);
+    if let Some(row) = rows.iter().find(|r| r.len() != t) {
+        return Err(ModelError::Shape(format!(
+            "grammar masks need rows of one length ({t} and {})",
+            row.len()
+        )));
+    }
     let mut data = vec![0.0f32; rows.len() * t * vocab_size];
     let mut allowed = TokenMask::new(vocab_size);
     for (r, row) in rows.iter().enumerate() {
-        assert_eq!(row.len(), t, "rows of one batch have one length");
         let mut state = grammar.start();
         for (i, &id) in row.iter().enumerate() {
             if grammar.advance(&mut state, id).is_err() {
@@ -44,11 +50,10 @@ pub fn forbidden_masks(
             }
         }
     }
-    Tensor::<1>::from_data(TensorData::new(data, [rows.len() * t * vocab_size]), device).reshape([
-        rows.len(),
-        t,
-        vocab_size,
-    ])
+    Ok(
+        Tensor::<1>::from_data(TensorData::new(data, [rows.len() * t * vocab_size]), device)
+            .reshape([rows.len(), t, vocab_size]),
+    )
 }
 
 /// The grammar loss of one vocabulary: build masks for a batch with
@@ -62,13 +67,12 @@ pub fn forbidden_masks(
 /// let vocab = Vocabulary::remi(&TokenizerConfig::default())?;
 /// let loss = GrammarLoss::new(&vocab);
 /// let device = Device::flex();
-/// let bos = vocab.id(aurl_core::tokenize::Token::Bos).unwrap();
-/// let masks = loss.masks(&[vec![bos]], &device);
+/// let masks = loss.masks(&[vec![vocab.bos()]], &device)?;
 /// // Uniform logits after BOS: the forbidden share of the vocabulary is the loss.
 /// let logits = Tensor::<3>::zeros([1, 1, vocab.len()], &device);
 /// let mass = loss.forward(logits, masks).into_scalar::<f32>();
 /// assert!(mass > 0.9 && mass < 1.0);
-/// # Ok::<(), aurl_core::Error>(())
+/// # Ok::<(), aurl_model::ModelError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct GrammarLoss {
@@ -87,8 +91,10 @@ impl GrammarLoss {
     }
 
     /// [`forbidden_masks`] for a batch of input rows.
-    #[must_use]
-    pub fn masks(&self, rows: &[Vec<TokenId>], device: &Device) -> Tensor<3> {
+    ///
+    /// # Errors
+    /// As [`forbidden_masks`].
+    pub fn masks(&self, rows: &[Vec<TokenId>], device: &Device) -> Result<Tensor<3>, ModelError> {
         forbidden_masks(&self.grammar, rows, self.vocab_size, device)
     }
 
@@ -116,7 +122,12 @@ mod tests {
         let bos = id(Token::Bos);
         let pad = id(Token::Pad);
         let rows = vec![vec![bos, pad, bos]];
-        let masks = forbidden_masks(&grammar, &rows, vocab.len(), &device);
+        let ragged = vec![vec![bos, pad], vec![bos]];
+        assert!(matches!(
+            forbidden_masks(&grammar, &ragged, vocab.len(), &device),
+            Err(ModelError::Shape(_))
+        ));
+        let masks = forbidden_masks(&grammar, &rows, vocab.len(), &device).unwrap();
         let m = masks.into_data().try_to_vec::<f32>().unwrap();
         let v = vocab.len();
         // After BOS: exactly what the grammar allows is unmasked.

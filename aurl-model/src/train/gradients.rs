@@ -147,7 +147,7 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
                     .filter_map(|&i| b.rows.get(i))
                     .map(|w| w[..window_len].to_vec()),
             );
-            let mass = grammar.forward(logits, grammar.masks(&b.input_rows, &self.device));
+            let mass = grammar.forward(logits, grammar.masks(&b.input_rows, &self.device)?);
             *out.components.entry("grammar").or_insert(0.0) +=
                 share(f64::from(mass.clone().into_scalar::<f32>()));
             loss = loss + mass.mul_scalar(self.config.grammar_loss);
