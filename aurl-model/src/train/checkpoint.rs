@@ -222,6 +222,45 @@ const BEST: &str = "best";
 const OPTIMIZER_FILE: &str = "optimizer.bpk";
 const ADVERSARY_OPTIMIZER_FILE: &str = "optimizer-adversary.bpk";
 const STATE_FILE: &str = "state.json";
+/// Version of `state.json` (its `format` key; files without one, written before it was
+/// recorded, are version 1). A newer release reads every older version or refuses it with
+/// [`ModelError::Checkpoint`]; this one refuses newer versions the same way.
+const STATE_FORMAT: u64 = 1;
+
+/// `state` as the JSON of `state.json`, with its format version.
+fn state_json(state: &TrainState) -> Result<Vec<u8>, serde_json::Error> {
+    let mut value = serde_json::to_value(state)?;
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.insert("format".into(), STATE_FORMAT.into());
+    }
+    serde_json::to_vec_pretty(&value)
+}
+
+/// The loop state in the bytes of `state.json` at `path`.
+///
+/// # Errors
+/// [`ModelError::Checkpoint`] for unreadable JSON, a format this version does not read, or
+/// fields it does not know.
+fn parse_state(path: &Path, json: &[u8]) -> Result<TrainState, ModelError> {
+    let mut value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| checkpoint_error(path, e))?;
+    let format = match &mut value {
+        serde_json::Value::Object(fields) => fields.remove("format"),
+        _ => None,
+    };
+    let format = format.map_or(Some(1), |f| f.as_u64());
+    if format != Some(STATE_FORMAT) {
+        let found = format.map_or_else(
+            || "an unreadable format".to_owned(),
+            |f| format!("format {f}"),
+        );
+        return Err(checkpoint_error(
+            path,
+            format!("{found} (this version reads {STATE_FORMAT}; a newer Aurl wrote it?)"),
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| checkpoint_error(path, e))
+}
 
 impl<C: Clone> Checkpointing<'_, C> {
     /// Writes a checkpoint of `model`, `optimizer` (and the second player's `adversary`
@@ -256,7 +295,7 @@ impl<C: Clone> Checkpointing<'_, C> {
                     .map_err(|e| checkpoint_error(&tmp, e))?;
                 write(&tmp.join(ADVERSARY_OPTIMIZER_FILE), &bytes)?;
             }
-            let json = serde_json::to_vec_pretty(state).map_err(|e| checkpoint_error(&tmp, e))?;
+            let json = state_json(state).map_err(|e| checkpoint_error(&tmp, e))?;
             write(&tmp.join(STATE_FILE), &json)
         })();
         if let Err(e) = result {
@@ -358,8 +397,7 @@ pub fn load_checkpoint_as<M: ModelKind>(
     };
     let state_path = path.join(STATE_FILE);
     let json = std::fs::read(&state_path).map_err(|e| io_error(&state_path, e))?;
-    let state: TrainState =
-        serde_json::from_slice(&json).map_err(|e| checkpoint_error(&state_path, e))?;
+    let state = parse_state(&state_path, &json)?;
     Ok(Resumed {
         model: saved.model,
         config: saved.config,
@@ -374,4 +412,41 @@ pub fn load_checkpoint_as<M: ModelKind>(
 fn read_record(path: &Path) -> Result<OptimizerRecord, ModelError> {
     let bytes = std::fs::read(path).map_err(|e| io_error(path, e))?;
     OptimizerRecord::from_bytes(Bytes::from_bytes_vec(bytes)).map_err(|e| checkpoint_error(path, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{TrainState, parse_state, state_json};
+    use crate::error::ModelError;
+    use crate::train::TrainConfig;
+
+    #[test]
+    fn state_files_carry_their_format_and_older_ones_still_read() {
+        let path = Path::new("state.json");
+        let mut state = TrainState::new(&TrainConfig::default(), false);
+        state.step = 12;
+        state.last_loss = 2.5;
+        let json = state_json(&state).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&json).unwrap();
+        assert_eq!(value["format"], 1);
+        assert_eq!(parse_state(path, &json).unwrap(), state);
+
+        // Written before the format was recorded: version 1.
+        let older = serde_json::to_vec(&state).unwrap();
+        assert_eq!(parse_state(path, &older).unwrap(), state);
+
+        // From a newer release: refused, saying which format.
+        let mut newer = value.clone();
+        newer["format"] = 2.into();
+        let err = parse_state(path, &serde_json::to_vec(&newer).unwrap()).unwrap_err();
+        assert!(
+            matches!(&err, ModelError::Checkpoint { message, .. } if message.contains("format 2")),
+            "{err}"
+        );
+        newer["format"] = "two".into();
+        assert!(parse_state(path, &serde_json::to_vec(&newer).unwrap()).is_err());
+        assert!(parse_state(path, b"{not json").is_err());
+    }
 }
