@@ -1,5 +1,9 @@
 //! # aurl-data — from bytes and files to scores, and back
 //!
+//! This page is the guide: reading and writing MIDI, then what a training pipeline does
+//! with scores — preprocessing, augmentation, corpora and splits, the token cache — and the
+//! tools around them. Every module has its own examples.
+//!
 //! ## Reading MIDI
 //!
 //! [`read_midi`] turns Standard MIDI File bytes (formats 0, 1 and 2, RIFF `RMID` wrappers,
@@ -31,10 +35,28 @@
 //! it atomically. Reading back what was written gives the same score
 //! ([`aurl_core::Score::canonicalize`] describes the one normalisation MIDI imposes).
 //!
-//! ## Auditing a corpus
+//! ## Preprocessing and augmentation
+//!
+//! [`preprocess`] cleans a score before tokenization — sustain pedal, track filtering and
+//! merging, duplicate notes, pitch range, quantization, a polyphony limit, melody extraction,
+//! velocity normalisation — each step with a config and a report of what it changed.
+//! [`augment`] makes seeded variations (transposition, time stretch, velocity curves,
+//! instrument substitution, swing, humanization) as a pure function of (config, seed, epoch,
+//! sample): a resumed run sees exactly the data it would have seen.
+//!
+//! ## Corpora, splits and the token cache
+//!
+//! [`corpus`] reads a folder of MIDI files into scores or tokens with a deterministic
+//! train/valid split ([`corpus::SplitRule`]: by hash, or from a split file) and reports
+//! unreadable files instead of failing. [`cache`] stores tokenized files as compact ids in
+//! sharded, checksummed, memory-mapped files keyed by content, so a second run starts in
+//! seconds and an edited file is the only one tokenized again.
+//!
+//! ## Tools
 //!
 //! [`audit`] reads a folder tree of MIDI files in parallel and summarises what it found
-//! (the engine behind `cargo run --example audit`).
+//! (the engine behind `cargo run --example audit`); [`walk`] finds MIDI files; [`audio`]
+//! renders a score to WAV through a SoundFont.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -53,3 +75,8 @@ pub use midi::{
     Mode, ParseReport, Problem, ReadLimits, RepairKind, WriteOptions, allocate_channels, read_midi,
     read_midi_file, read_midi_with_limits, write_atomically, write_midi, write_midi_file,
 };
+
+/// The README's quick start, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
