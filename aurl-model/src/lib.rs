@@ -86,3 +86,8 @@ pub use vae_gan::{GanLossConfig, VaeGan, VaeGanConfig, VaeGanLoss};
 
 /// Burn, re-exported so users build devices and tensors with the exact version we use.
 pub use burn;
+
+/// The README's quick start, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

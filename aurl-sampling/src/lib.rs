@@ -74,3 +74,8 @@ pub enum SamplingError {
     #[error("export: {0}")]
     Export(String),
 }
+
+/// The README's quick start, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
