@@ -4,10 +4,10 @@ use burn::nn::{Dropout, DropoutConfig, LayerNorm, LayerNormConfig};
 use burn::prelude::*;
 
 use crate::attention::{AttentionContext, SelfAttention, SelfAttentionConfig};
-use crate::cache::KvCache;
 use crate::config::{AttentionKind, TransformerConfig};
 use crate::feed_forward::Mlp;
 use crate::kernels;
+use crate::kv_cache::KvCache;
 
 /// `x + drop(attn(norm(x)))`, then `x + drop(mlp(norm(x)))`.
 #[derive(Module, Debug)]

@@ -49,12 +49,12 @@
 
 mod attention;
 mod block;
-mod cache;
 mod config;
 mod discriminator;
 mod error;
 mod feed_forward;
 pub mod kernels;
+mod kv_cache;
 pub mod loss;
 mod mask;
 mod musical;
@@ -72,11 +72,11 @@ pub mod weights;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use block::Block;
-pub use cache::KvCache;
 pub use config::{AttentionKind, FeedForward, PositionEncoding, TransformerConfig, WeightFormat};
 pub use discriminator::{Discriminator, DiscriminatorConfig, Judgement, ScaleHead, soft_tokens};
 pub use error::ModelError;
 pub use feed_forward::Mlp;
+pub use kv_cache::KvCache;
 pub use musical::{MusicalPositionConfig, MusicalPositions};
 pub use positions::Positions;
 pub use relative::RelativePositions;

@@ -7,10 +7,10 @@ use burn::tensor::{DType, FloatDType};
 
 use crate::attention::{AttentionContext, StructuredMask, SummaryPlan};
 use crate::block::Block;
-use crate::cache::{KeyOrder, KvCache};
 use crate::config::{AttentionKind, TransformerConfig, WeightFormat};
 use crate::error::ModelError;
 use crate::kernels;
+use crate::kv_cache::{KeyOrder, KvCache};
 use crate::mask::{MASKED, causal_bias, combine, padding_bias};
 use crate::musical::MusicalPositions;
 use crate::positions::Positions;

@@ -37,9 +37,9 @@ pub use encoder::SequenceEncoder;
 pub use latent::{Latent, LatentRng, Posterior, attribute_vector, interpolate, slerp};
 pub use prior::{MixturePrior, PriorKind};
 
-use crate::cache::KvCache;
 use crate::config::TransformerConfig;
 use crate::error::{ModelError, invalid};
+use crate::kv_cache::KvCache;
 use crate::loss::{FreeBits, KlSchedule, TokenLoss, gaussian_kl};
 use crate::transformer::Transformer;
 use encoder::{masked_mean, segment_means, segment_of};

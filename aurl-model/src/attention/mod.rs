@@ -1,15 +1,18 @@
 //! Causal multi-head self-attention — full, sliding-window, hierarchical (local window plus
 //! block summaries) or a learned multi-scale mix of the three — with rotary or relative
-//! positions and the KV cache.
+//! positions and the KV cache. [`SelfAttention::forward`] picks one [`Variant`] per call;
+//! each variant has its file here.
+
+mod hierarchical;
+mod multi_scale;
+mod scores;
+mod structured;
 
 use burn::module::Param;
 use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, RotaryEncoding};
 use burn::prelude::*;
-use burn::tensor::activation::softmax;
 
-use crate::cache::{KvCache, block_means};
-use crate::kernels::{self, AttentionOptions};
-use crate::mask::summary_bias;
+use crate::kv_cache::KvCache;
 use crate::project::project;
 use crate::relative::RelativePositions;
 
@@ -78,6 +81,29 @@ impl SelfAttentionConfig {
     }
 }
 
+/// Which computation an attention call runs: chosen once per call from the layer (relative
+/// positions, a multi-scale mix) and its context (block summaries, a mask given as
+/// structure), then dispatched to the variant's file.
+// One value per call, moved straight into its arm: its size does not matter.
+#[allow(clippy::large_enum_variant)]
+enum Variant<'s> {
+    /// Full or sliding-window attention with the mask as structure and no relative
+    /// positions: [`crate::kernels::attention`], fused where the backend has a kernel
+    /// (`structured.rs`).
+    Structured(StructuredMask),
+    /// Full or sliding-window attention over dense scores and an additive mask tensor:
+    /// relative positions, or keys in a wrapped ring buffer (`scores.rs`).
+    Dense,
+    /// A local window plus one summary per earlier block of keys (`hierarchical.rs`).
+    Hierarchical(SummaryPlan),
+    /// Full, sliding and hierarchical scales mixed with learned per-head weights
+    /// (`multi_scale.rs`).
+    MultiScale {
+        mix: &'s Param<Tensor<2>>,
+        plan: Option<SummaryPlan>,
+    },
+}
+
 /// Everything an attention call needs besides its input.
 pub(crate) struct AttentionContext<'a> {
     /// Absolute position of the first input token.
@@ -96,12 +122,12 @@ pub(crate) struct AttentionContext<'a> {
     pub local_bias: Option<Tensor<4>>,
     /// The mask as structure rather than a tensor, when the keys are consecutive positions
     /// (or a single query sees every held key): full and sliding attention without relative
-    /// positions then run [`kernels::attention`] (fused on backends with a kernel) and
+    /// positions then run [`crate::kernels::attention`] (fused on backends with a kernel) and
     /// `bias` is not built.
     pub structured: Option<StructuredMask>,
 }
 
-/// Which keys each query sees, for [`kernels::attention`].
+/// Which keys each query sees, for [`crate::kernels::attention`].
 #[derive(Debug, Clone)]
 pub(crate) struct StructuredMask {
     /// Queries see only keys at or before their own position.
@@ -141,11 +167,16 @@ impl SelfAttention {
         self.relative.is_some()
     }
 
-    /// Whether this layer takes [`kernels::attention`] when the context allows it (full or
-    /// sliding attention without relative positions).
-    fn structured(&self, context: &AttentionContext<'_>) -> Option<StructuredMask> {
-        let plain = self.relative.is_none() && self.mix.is_none() && context.summaries.is_none();
-        context.structured.clone().filter(|_| plain)
+    /// The variant this layer runs in `context`.
+    fn variant<'s>(&'s self, context: &AttentionContext<'_>) -> Variant<'s> {
+        match (&self.mix, context.summaries) {
+            (Some(mix), plan) => Variant::MultiScale { mix, plan },
+            (None, Some(plan)) => Variant::Hierarchical(plan),
+            (None, None) => match context.structured.clone() {
+                Some(mask) if self.relative.is_none() => Variant::Structured(mask),
+                _ => Variant::Dense,
+            },
+        }
     }
 
     /// Attends from every input position; with a cache, the new keys and values are stored
@@ -164,113 +195,21 @@ impl SelfAttention {
             q = rotary.apply(q, context.offset);
             k = rotary.apply(k, context.offset);
         }
-        if let Some(mask) = self.structured(context) {
-            let (k, v) = match cache {
-                Some((cache, layer)) => cache.append(layer, k, v),
-                None => (k, v),
-            };
-            let options = AttentionOptions {
-                causal: mask.causal,
-                offset: mask.offset,
-                window: mask.window,
-                scale: (self.d_head as f32).sqrt().recip(),
-                dropout: kernels::training_dropout(&self.dropout, &q.device()),
-            };
-            let attended = kernels::attention(q, k, v, mask.key_bias, options);
-            return project(&self.output, attended.swap_dims(1, 2).reshape([b, t, d]));
-        }
-        let cached = cache.is_some();
-        let (k, v, summaries) = match cache {
-            Some((cache, layer)) => {
-                let summaries = context
-                    .summaries
-                    .and_then(|_| cache.append_summaries(layer, k.clone(), v.clone()));
-                let (k, v) = cache.append(layer, k, v);
-                (k, v, summaries)
+        let attended = match self.variant(context) {
+            Variant::Structured(mask) => self.structured(q, k, v, mask, cache),
+            Variant::Dense => {
+                let scores = self.scores((q, k, v), context, None, cache);
+                self.softmax_values(scores.biased(context.bias.as_ref()), &scores.values)
             }
-            None => {
-                let summaries = context.summaries.and_then(|plan| {
-                    let (sk, _) = block_means(k.clone(), plan.block);
-                    let (sv, _) = block_means(v.clone(), plan.block);
-                    sk.zip(sv)
-                });
-                (k, v, summaries)
+            Variant::Hierarchical(plan) => {
+                let scores = self.scores((q, k, v), context, Some(plan), cache);
+                self.hierarchical(scores.biased(context.bias.as_ref()), &scores)
+            }
+            Variant::MultiScale { mix, plan } => {
+                let scores = self.scores((q, k, v), context, plan, cache);
+                self.multi_scale(mix, &scores, context)
             }
         };
-        let scale = (self.d_head as f64).sqrt().recip();
-        let n = k.dims()[2];
-        let keys = k.swap_dims(2, 3);
-        let scores = match &self.relative {
-            None => q.clone().matmul(keys),
-            Some(relative) => {
-                let by_distance = match &context.ring {
-                    Some(positions) => relative.gathered(q.clone(), context.offset, positions),
-                    None => relative.skewed(q.clone(), n),
-                };
-                q.clone().matmul(keys) + by_distance
-            }
-        };
-        let scores = scores.mul_scalar(scale);
-        let biased = |bias: &Option<Tensor<4>>| match bias {
-            Some(bias) => scores.clone() + bias.clone(),
-            None => scores.clone(),
-        };
-        // The summaries' scores `[b, h, t, blocks]`, masked by block visibility (blocks
-        // count from the cache's start, or from the input's without a cache).
-        let summary_scores = summaries
-            .as_ref()
-            .zip(context.summaries)
-            .map(|((sk, _), plan)| {
-                let s = q
-                    .clone()
-                    .matmul(sk.clone().swap_dims(2, 3))
-                    .mul_scalar(scale);
-                let first = if cached { context.offset } else { 0 };
-                let blocks = sk.dims()[2];
-                match summary_bias(first, t, blocks, plan.block, plan.window, &s.device()) {
-                    Some(bias) => s + bias,
-                    None => s,
-                }
-            });
-        let hierarchical = |local: Tensor<4>| match (&summary_scores, &summaries) {
-            (Some(s), Some((_, sv))) => {
-                let weights = self
-                    .dropout
-                    .forward(softmax(Tensor::cat(vec![local, s.clone()], 3), 3));
-                weights.clone().narrow(3, 0, n).matmul(v.clone())
-                    + weights.narrow(3, n, sv.dims()[2]).matmul(sv.clone())
-            }
-            _ => self.dropout.forward(softmax(local, 3)).matmul(v.clone()),
-        };
-        let attended = match (&self.mix, context.summaries) {
-            // Multi-scale: full, sliding and hierarchical, mixed per head.
-            (Some(mix), _) => {
-                let local = biased(&context.local_bias);
-                let scales = [
-                    self.dropout
-                        .forward(softmax(biased(&context.bias), 3))
-                        .matmul(v.clone()),
-                    self.dropout
-                        .forward(softmax(local.clone(), 3))
-                        .matmul(v.clone()),
-                    hierarchical(local),
-                ];
-                let weights = softmax(mix.val(), 1);
-                let h = self.n_heads;
-                scales
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, out)| out * weights.clone().narrow(1, i, 1).reshape([1, h, 1, 1]))
-                    .reduce(|a, b| a + b)
-                    .expect("three scales")
-            }
-            (None, Some(_)) => hierarchical(biased(&context.bias)),
-            (None, None) => self
-                .dropout
-                .forward(softmax(biased(&context.bias), 3))
-                .matmul(v.clone()),
-        };
-        let context = attended.swap_dims(1, 2).reshape([b, t, d]);
-        project(&self.output, context)
+        project(&self.output, attended.swap_dims(1, 2).reshape([b, t, d]))
     }
 }
