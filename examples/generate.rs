@@ -21,11 +21,10 @@ use std::time::Instant;
 use aurl::core::tokenize::{Token, Vocabulary};
 use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::data::{Mode, read_midi_file};
-use aurl::model::vae::{LatentRng, Vae, interpolate};
-use aurl::model::weights::{
-    ModelKind, SavedModel, load_model, load_model_as, model_dir, saved_kind,
-};
-use aurl::model::{VaeGan, WeightFormat};
+use aurl::model::WeightFormat;
+use aurl::model::any::{Generative, load_any};
+use aurl::model::vae::{LatentRng, interpolate};
+use aurl::model::weights::model_dir;
 use aurl::sampling::{
     BarControl, BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece,
 };
@@ -165,26 +164,9 @@ fn main() -> ExitCode {
 fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let device = aurl::backend::device_or_default(args.backend.as_deref())?;
     let dir = model_dir(&args.checkpoint);
-    let kind = saved_kind(&dir)?;
-    let (transformer, vae) = if kind == "vae" {
-        (None, Some(load_model_as::<Vae>(&dir, &device)?))
-    } else if kind == VaeGan::KIND {
-        // Generation needs the generator only.
-        let saved = load_model_as::<VaeGan>(&dir, &device)?;
-        let vae = SavedModel {
-            model: saved.model.into_parts().0,
-            config: saved.config.vae,
-            vocabulary: saved.vocabulary,
-        };
-        (None, Some(vae))
-    } else {
-        (Some(load_model(&dir, &device)?), None)
-    };
-    let (vocabulary, max_seq_len) = match (&transformer, &vae) {
-        (Some(t), _) => (t.vocabulary.clone(), t.config.max_seq_len),
-        (_, Some(v)) => (v.vocabulary.clone(), v.config.decoder.max_seq_len),
-        _ => unreachable!("one of the two was loaded"),
-    };
+    // Generation needs the generator only (a VAE-GAN's VAE).
+    let model = load_any(&dir, &device)?.into_generative();
+    let (vocabulary, max_seq_len) = (model.vocabulary().clone(), model.max_seq_len());
     let tokenizer = vocabulary.scheme().tokenizer(vocabulary.config())?;
     let encode = |path: &PathBuf, limit: usize| -> Result<Vec<u16>, Box<dyn std::error::Error>> {
         let (score, _) =
@@ -229,14 +211,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             args.weights
         },
     };
-    let (generator, latents) = match (&transformer, &vae) {
-        (Some(t), _) => {
+    let (generator, latents) = match &model {
+        Generative::Transformer(t) => {
             if !args.interpolate.is_empty() {
                 return Err("--interpolate needs a VAE run".into());
             }
             (Generator::new(&t.model, &vocabulary, config)?, None)
         }
-        (_, Some(v)) => {
+        Generative::Vae(v) => {
             let latents = if args.interpolate.is_empty() {
                 let mut rng = LatentRng::new(args.seed);
                 v.model
@@ -266,7 +248,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 Some(latents),
             )
         }
-        _ => unreachable!("one of the two was loaded"),
     };
     let controls = parse_controls(&args.controls, &vocabulary)?;
     let requests: Vec<Request> = (0..args.count)

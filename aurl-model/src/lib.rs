@@ -47,6 +47,7 @@
 
 #![warn(missing_docs)]
 
+pub mod any;
 mod attention;
 mod block;
 mod config;
