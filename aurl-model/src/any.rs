@@ -12,6 +12,8 @@ use crate::weights::{MODEL_FILE, ModelKind, SavedModel, load_model_as, saved_kin
 use crate::{Transformer, VaeGan};
 
 /// A model loaded by what its `model.json` says it is.
+// Loaded once per tool and rarely moved: boxing the variants would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum AnyModel {
@@ -25,6 +27,7 @@ pub enum AnyModel {
 
 /// What generates tokens: a transformer, or a VAE's decoder conditioned on latent codes
 /// (a VAE-GAN generates with its VAE).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Generative {
     /// Next-token sampling from a transformer.
