@@ -37,6 +37,7 @@ use aurl::model::train::{
 };
 use aurl::model::vae::{LatentRng, Vae};
 use aurl::model::weights::save_model_as;
+use aurl::run::budget::{plan_budget, step_seconds};
 use aurl::run::{ModelMode, RunConfig, RunData, bundled_chorales};
 use aurl::sampling::{Generated, GenerationConfig, Generator, Request, write_piece};
 use clap::Parser;
@@ -236,21 +237,24 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     if let Some(minutes) = minutes {
         let deadline = started + std::time::Duration::from_secs_f64(minutes * 60.0);
-        let probe = Probe {
-            config: &config,
-            vocab: &vocab,
-            train: &train_windows,
-            valid: &valid_windows,
-            device: &device,
-        };
+        let windows = (&train_windows, &valid_windows);
         let step = match config.model.mode {
-            ModelMode::Transformer => probe.step_seconds::<Transformer>(&model_config)?,
-            ModelMode::Vae => probe.step_seconds::<Vae>(&config.model.resolve_vae(&vocab)?)?,
+            ModelMode::Transformer => {
+                step_seconds::<Transformer>(&config, &model_config, &vocab, windows, &device)?
+            }
+            ModelMode::Vae => {
+                let vae = config.model.resolve_vae(&vocab)?;
+                step_seconds::<Vae>(&config, &vae, &vocab, windows, &device)?
+            }
             ModelMode::VaeGan => {
-                probe.step_seconds::<VaeGan>(&config.model.resolve_vae_gan(&vocab)?)?
+                let vae_gan = config.model.resolve_vae_gan(&vocab)?;
+                step_seconds::<VaeGan>(&config, &vae_gan, &vocab, windows, &device)?
             }
         };
-        let plan = plan_budget(&config, deadline, step, valid_windows.count());
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_secs_f64();
+        let plan = plan_budget(&config, left, step, valid_windows.count());
         eprintln!(
             "{minutes} minute budget: {} steps of {:.2} s planned ({:.0} s of training, the \
              rest for validation, samples and audio)",
@@ -489,86 +493,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         dir.display()
     );
     Ok(())
-}
-
-/// Optimizer steps timed by [`Probe::step_seconds`] (the first, which warms caches and
-/// allocators, is not counted).
-const PROBE_STEPS: usize = 5;
-
-/// What a few probe steps need, to time a step before the budget is planned.
-struct Probe<'a> {
-    config: &'a RunConfig,
-    vocab: &'a Vocabulary,
-    train: &'a TokenWindows,
-    valid: &'a TokenWindows,
-    device: &'a Device,
-}
-
-impl Probe<'_> {
-    /// Seconds per optimizer step of a model of kind `M`, measured on a throwaway copy (the
-    /// run then builds its model afresh from the seed, so the probe changes nothing).
-    fn step_seconds<M: TrainModel>(
-        &self,
-        model_config: &M::Config,
-    ) -> Result<f64, Box<dyn std::error::Error>> {
-        let device = self.device.clone().autodiff();
-        device.seed(self.config.train.seed);
-        let model = M::build(model_config, &device)?;
-        let config = aurl::model::train::TrainConfig {
-            steps: PROBE_STEPS,
-            eval_every: 0,
-            sample_every: 0,
-            max_seconds: None,
-            ..self.config.train.clone()
-        };
-        let started = std::time::Instant::now();
-        let mut at = Vec::with_capacity(PROBE_STEPS);
-        // The last step also validates: steps 1..PROBE_STEPS-1 are timed.
-        Trainer::new(&config, self.train, self.valid)
-            .with_grammar(self.vocab)
-            .run_sampled(model, None, |_| at.push(started.elapsed()), |_| None)?;
-        let (Some(first), Some(last)) = (at.first(), at.get(PROBE_STEPS - 2)) else {
-            return Err("the probe steps stopped early (see train.log)".into());
-        };
-        let timed = (PROBE_STEPS - 2) as f64;
-        Ok((last.saturating_sub(*first).as_secs_f64() / timed).max(1e-3))
-    }
-}
-
-/// Steps and training seconds that fit a budget.
-struct Plan {
-    steps: usize,
-    train_seconds: f64,
-}
-
-/// Plans the steps that fit before `deadline` at `step` seconds each, keeping time for the
-/// validation passes (`valid_tokens` each, forward only: about a third of a training token's
-/// cost), the final validation, the samples and their audio.
-#[allow(clippy::cast_precision_loss)]
-fn plan_budget(
-    config: &RunConfig,
-    deadline: std::time::Instant,
-    step: f64,
-    valid_windows: usize,
-) -> Plan {
-    let left = deadline
-        .saturating_duration_since(std::time::Instant::now())
-        .as_secs_f64();
-    let windows_per_step = (config.train.batch_size * config.train.grad_accumulation).max(1);
-    // A validation pass is forward only: about a third of a training window's cost.
-    let valid_pass = valid_windows as f64 / windows_per_step as f64 * step / 3.0;
-    // Samples: their tokens at a few hundred per second per piece, decoded as one batch.
-    let samples = config.sample.tokens.min(2048) as f64 / 300.0 + 5.0;
-    let fixed = valid_pass + samples;
-    let per_step = match config.train.eval_every {
-        0 => step,
-        every => step + valid_pass / every as f64,
-    };
-    let train_seconds = ((left - fixed) * 0.97).max(step);
-    Plan {
-        steps: ((train_seconds / per_step).floor() as usize).max(1),
-        train_seconds,
-    }
 }
 
 /// Everything a training run needs besides the model's kind and config.

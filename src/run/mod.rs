@@ -21,6 +21,7 @@ use crate::model::train::TrainConfig;
 use crate::sampling::Strategy;
 use serde::{Deserialize, Serialize};
 
+pub mod budget;
 mod bundled;
 mod data;
 mod model;
