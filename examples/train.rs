@@ -26,7 +26,7 @@ use std::process::ExitCode;
 
 use aurl::burn::module::Module;
 use aurl::burn::prelude::Device;
-use aurl::core::metrics::NgramModel;
+use aurl::core::metrics::{self, NgramModel};
 use aurl::core::tokenize::{Grammar, Vocabulary};
 use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
 use aurl::model::Transformer;
@@ -427,8 +427,8 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let is_lm = config.model.mode == ModelMode::Transformer;
     let bits_per_note = report
         .valid_nll
-        .filter(|_| data.valid_notes > 0 && is_lm)
-        .map(|nll| nll * predicted as f64 / std::f64::consts::LN_2 / data.valid_notes as f64);
+        .filter(|_| is_lm)
+        .and_then(|nll| metrics::bits_per_note(nll * predicted as f64, data.valid_notes));
     // (The n-gram baseline holds the corpus's ids while it is counted.)
     let ngram = (config.data.ngram_baseline > 0 && data.valid.count() > 0).then(|| {
         let model = NgramModel::train(
@@ -437,8 +437,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             vocab.len(),
         );
         let score = model.score(&RunData::ids(data.valid.as_ref()));
-        let bits = (data.valid_notes > 0)
-            .then(|| score.nll / std::f64::consts::LN_2 / data.valid_notes as f64);
+        let bits = metrics::bits_per_note(score.nll, data.valid_notes);
         json!({
             "order": config.data.ngram_baseline,
             "valid_nll": score.nll_per_token(),

@@ -42,3 +42,21 @@ pub use rhythm::{
     empty_measure_rate, groove_consistency, polyphony, polyphony_rate,
 };
 pub use table::{PIECE_METRICS, SIMILARITY_BARS, piece_metrics};
+
+/// Bits per note: a likelihood's total negative log-likelihood `total_nats` (over every
+/// predicted token of some pieces) in bits, divided by the notes of those pieces — a figure
+/// that does not depend on the tokenization, so schemes, models and tools compare. `None`
+/// when there are no notes.
+///
+/// ```
+/// use aurl_core::metrics::bits_per_note;
+/// // 1,000 tokens at ln 2 nats each (one bit) over 250 notes: 4 bits per note.
+/// let bits = bits_per_note(1000.0 * std::f64::consts::LN_2, 250).unwrap();
+/// assert!((bits - 4.0).abs() < 1e-12);
+/// assert_eq!(bits_per_note(1.0, 0), None);
+/// ```
+#[must_use]
+#[allow(clippy::cast_precision_loss)]
+pub fn bits_per_note(total_nats: f64, notes: usize) -> Option<f64> {
+    (notes > 0).then(|| total_nats / std::f64::consts::LN_2 / notes as f64)
+}

@@ -4,6 +4,7 @@
 use super::{TokenWindows, evaluate};
 use crate::weights::SavedModel;
 use aurl_core::Score;
+use aurl_core::metrics::bits_per_note;
 use aurl_core::tokenize::{TokenSequence, Tokenizer};
 use serde::Serialize;
 
@@ -51,7 +52,7 @@ pub fn negative_log_likelihood(
     Some(NllReport {
         nats_per_token: nats,
         perplexity: nats.exp(),
-        bits_per_note: nats * tokens as f64 / std::f64::consts::LN_2 / notes.max(1) as f64,
+        bits_per_note: bits_per_note(nats * tokens as f64, notes.max(1)).unwrap_or(f64::NAN),
         tokens,
         notes,
     })
