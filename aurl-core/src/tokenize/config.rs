@@ -54,7 +54,8 @@ pub struct TokenizerConfig {
     pub use_drums: bool,
     /// Encode tempo changes.
     pub use_tempos: bool,
-    /// Number of tempo bins.
+    /// Number of tempo bins. When 120 BPM (MIDI's default) lies in `tempo_range`, the bin
+    /// nearest to it is exactly 120 BPM, so files without a tempo event keep their tempo.
     pub num_tempos: u8,
     /// Slowest and fastest tempo in quarter notes per minute.
     pub tempo_range: [f64; 2],

@@ -51,23 +51,7 @@ impl Grid {
             .map(|i| ((i * 127 + n / 2) / n).clamp(1, 127) as u8)
             .collect();
         let tempos = if config.use_tempos {
-            let [lo, hi] = config.tempo_range;
-            let k = usize::from(config.num_tempos.max(1));
-            (0..k)
-                .map(|i| {
-                    let f = if k == 1 {
-                        0.0
-                    } else {
-                        i as f64 / (k - 1) as f64
-                    };
-                    let bpm = if config.log_tempos {
-                        lo * (hi / lo).powf(f)
-                    } else {
-                        lo + (hi - lo) * f
-                    };
-                    (60_000_000.0 / bpm).round() as u32
-                })
-                .collect()
+            tempo_bins(config.tempo_range, config.num_tempos, config.log_tempos)
         } else {
             Vec::new()
         };
@@ -237,6 +221,46 @@ fn nearest(values: &[u32], x: u64) -> usize {
     }
 }
 
+/// MIDI's default tempo (120 BPM), in microseconds per quarter: a file without a tempo event
+/// plays at it, so the grid holds it exactly.
+pub const DEFAULT_TEMPO: u32 = 500_000;
+
+/// `count` tempo bins over `[lo, hi]` BPM (equal ratios when `log`, else equal steps), slow
+/// to fast, in microseconds per quarter. When 120 BPM lies in the range, the bin nearest to it
+/// (on a log scale) is moved onto it, so untimed files come back at MIDI's default tempo
+/// instead of the nearest bin (123 BPM on the default grid).
+fn tempo_bins([lo, hi]: [f64; 2], count: u8, log: bool) -> Vec<u32> {
+    let k = usize::from(count.max(1));
+    let mut bins: Vec<u32> = (0..k)
+        .map(|i| {
+            let f = if k == 1 {
+                0.0
+            } else {
+                i as f64 / (k - 1) as f64
+            };
+            let bpm = if log {
+                lo * (hi / lo).powf(f)
+            } else {
+                lo + (hi - lo) * f
+            };
+            (60_000_000.0 / bpm).round() as u32
+        })
+        .collect();
+    let range = bins.iter().copied().min().unwrap_or(0)..=bins.iter().copied().max().unwrap_or(0);
+    if k > 1 && range.contains(&DEFAULT_TEMPO) {
+        let target = f64::from(DEFAULT_TEMPO).ln();
+        let nearest = (0..k).min_by(|&a, &b| {
+            let da = (f64::from(bins[a]).ln() - target).abs();
+            let db = (f64::from(bins[b]).ln() - target).abs();
+            da.total_cmp(&db)
+        });
+        if let Some(i) = nearest {
+            bins[i] = DEFAULT_TEMPO;
+        }
+    }
+    bins
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,8 +284,8 @@ mod tests {
         });
         assert_eq!(
             linear.tempos,
-            vec![1_500_000, 413_793, 240_000],
-            "40, 145, 250 BPM"
+            vec![1_500_000, 500_000, 240_000],
+            "40, 145 moved onto MIDI's default 120, 250 BPM"
         );
     }
 
@@ -292,6 +316,15 @@ mod tests {
             "tie between 60 and 64 goes soft"
         );
         assert_eq!(g.tempo_index(500_000), g.tempo_index(499_000));
+        assert_eq!(
+            g.tempos[g.tempo_index(DEFAULT_TEMPO)],
+            DEFAULT_TEMPO,
+            "MIDI's default 120 BPM is a bin of its own"
+        );
+        assert!(
+            g.tempos.windows(2).all(|w| w[0] > w[1]),
+            "bins stay ordered slow to fast"
+        );
         assert_eq!(g.time_signatures[g.time_signature_index(3, 4)], (3, 4));
         assert_eq!(
             g.time_signatures[g.time_signature_index(15, 16)],

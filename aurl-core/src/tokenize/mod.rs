@@ -18,7 +18,7 @@
 //! let remi = Remi::new(&TokenizerConfig::default())?;
 //! let tokens = remi.encode(&score)?;
 //! let names: Vec<String> = tokens.ids.iter().map(|&id| remi.vocab().name(id)).collect();
-//! assert_eq!(names, ["Bar", "TimeSig_4/4", "Position_0", "Tempo_123.0", "Program_0",
+//! assert_eq!(names, ["Bar", "TimeSig_4/4", "Position_0", "Tempo_120.0", "Program_0",
 //!                    "Pitch_60", "Velocity_91", "Duration_1.0.8"]);
 //! let (back, report) = remi.decode(&tokens.ids);
 //! assert_eq!(back, remi.quantize(&score));
