@@ -23,7 +23,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Read every MIDI file under PATHs and report what was found.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Files or folders to audit (folders are walked recursively).
     #[arg(required = true)]

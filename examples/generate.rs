@@ -39,7 +39,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Generate pieces with a trained model.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// A run directory (with `model/`) or a model directory (with `model.json`).
     #[arg(long)]

@@ -30,7 +30,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Tokenize a corpus into the token cache and report on it.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Files or folders of MIDI files (folders are walked recursively).
     #[arg(required = true)]

@@ -52,7 +52,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Train a music model and generate from it.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(version)]
 struct Args {
     /// Run configuration (TOML); by default `configs/chorales.toml` (compiled in): the
     /// small model with voices kept apart, on the bundled chorales.

@@ -127,11 +127,12 @@ fn fixtures_match_midly_note_for_note() {
 }
 
 #[test]
+#[ignore = "needs a corpus of your own: AURL_CORPUS_DIR=/path/to/midi cargo test --test reference -- --ignored"]
 fn user_corpus_matches_midly_note_for_note() {
-    let Some(dir) = std::env::var_os("AURL_CORPUS_DIR") else {
-        return;
-    };
+    let dir = std::env::var_os("AURL_CORPUS_DIR")
+        .expect("set AURL_CORPUS_DIR to a folder of MIDI files to compare with midly");
     let files = discover(&[Path::new(&dir).to_path_buf()]).files;
     let compared = cross_check(&files);
     eprintln!("compared {compared} of {} files with midly", files.len());
+    assert!(compared > 0, "no file under AURL_CORPUS_DIR could be compared");
 }
