@@ -143,6 +143,43 @@ fn trailing_bytes_and_a_wrong_track_count_are_reported() {
 }
 
 #[test]
+fn two_songs_back_to_back_read_the_first_once() {
+    use RepairKind::*;
+    let s = malformed(
+        "malformed_two_songs.mid",
+        TrailingSong,
+        &[(TrailingSong, 1)],
+    );
+    assert_eq!(s.tracks.len(), 1, "the second song is not appended");
+    assert_track(&s.tracks[0], b"First", 0, 0, &[(60, 100, 0, 96)]);
+}
+
+#[test]
+fn data_bytes_written_as_0xff_are_clipped_when_that_parses_the_track() {
+    use RepairKind::*;
+    let s = malformed(
+        "malformed_data_bytes_0xff.mid",
+        InvalidDataByte,
+        &[(DataByteClipped, 5)],
+    );
+    assert_track(
+        &s.tracks[0],
+        b"Loud",
+        0,
+        0,
+        &[
+            (60, 127, 0, 96),
+            (62, 127, 96, 96),
+            (64, 127, 192, 96),
+            (65, 127, 288, 96),
+            (67, 80, 384, 96),
+        ],
+    );
+    assert_eq!(s.tracks[0].controls.len(), 1);
+    assert_eq!(s.tracks[0].controls[0].value.get(), 127);
+}
+
+#[test]
 fn a_status_byte_inside_a_message_drops_only_that_message() {
     use RepairKind::*;
     let s = malformed(

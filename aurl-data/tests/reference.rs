@@ -134,5 +134,8 @@ fn user_corpus_matches_midly_note_for_note() {
     let files = discover(&[Path::new(&dir).to_path_buf()]).files;
     let compared = cross_check(&files);
     eprintln!("compared {compared} of {} files with midly", files.len());
-    assert!(compared > 0, "no file under AURL_CORPUS_DIR could be compared");
+    assert!(
+        compared > 0,
+        "no file under AURL_CORPUS_DIR could be compared"
+    );
 }

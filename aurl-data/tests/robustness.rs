@@ -187,6 +187,24 @@ fn delta_times_spanning_millennia_hit_the_tick_limit() {
 }
 
 #[test]
+fn sixty_five_thousand_empty_track_chunks_are_read_not_refused() {
+    let mut real = Trk::new();
+    real.on(0, 0, 60, 100).off(96, 0, 60).eot(0);
+    let mut empty = Trk::new();
+    empty.eot(0);
+    let mut tracks = vec![real];
+    tracks.extend(std::iter::repeat_n(empty, 65_534));
+    let bytes = smf(1, 96, &tracks);
+    assert!(bytes.len() < 800_000, "{} bytes", bytes.len());
+    for mode in [Mode::Lenient, Mode::Strict] {
+        let (score, report) = read_midi(&bytes, mode).expect("small and valid");
+        assert_eq!(report.track_chunks, 65_535);
+        assert_eq!((score.tracks.len(), score.note_count()), (1, 1));
+    }
+    assert!(peak_allocation(&bytes) <= allowance(bytes.len()));
+}
+
+#[test]
 fn note_and_track_limits_are_typed_errors() {
     let mut t = Trk::new();
     for i in 0..100 {

@@ -19,6 +19,8 @@
 //!   one tick per SMPTE tick and one tempo of one second per "quarter" (1.001 s for 29.97
 //!   drop-frame), so seconds are exact.
 //! * Sysex, aftertouch and other meta events are skipped as well-formed content (not repairs).
+//! * Two files back to back (a second `MThd` after the tracks): the first song is read and
+//!   the rest reported as [`RepairKind::TrailingSong`].
 
 mod assemble;
 mod reader;
@@ -52,7 +54,9 @@ pub enum Mode {
 pub struct ReadLimits {
     /// Largest input accepted, in bytes.
     pub max_bytes: usize,
-    /// Most track chunks read from one file.
+    /// Most tracks (one per channel and program of each track chunk) one file may create.
+    /// Track chunks themselves are bounded only by `max_bytes`: one that holds no channel
+    /// events creates no track and costs no work, so a file of 65,535 empty chunks reads.
     pub max_tracks: usize,
     /// Most notes read from one file.
     pub max_notes: usize,
@@ -62,7 +66,7 @@ pub struct ReadLimits {
 }
 
 impl Default for ReadLimits {
-    /// 64 MiB, 4,096 track chunks, 4 million notes, 2³⁶ ticks (about 39 hours at
+    /// 64 MiB, 4,096 tracks, 4 million notes, 2³⁶ ticks (about 39 hours at
     /// 30,000 ticks per quarter and 300 BPM). Generous for any real piece.
     fn default() -> Self {
         Self {

@@ -242,12 +242,6 @@ fn read_with(
             declared_end
         };
         if &bytes[pos..pos + 4] == b"MTrk" {
-            ctx.limit(
-                "track chunks",
-                "max_tracks",
-                track_index as u64 + 1,
-                limits.max_tracks as u64,
-            )?;
             let read_to = read_track(
                 &mut ctx,
                 asm,
@@ -259,6 +253,17 @@ fn read_with(
             )?;
             track_index += 1;
             pos = read_to.max(chunk_end);
+            // Track chunks are bounded by the input (an empty one is 12 bytes and costs no
+            // work); the tracks they create are what later stages pay for.
+            ctx.limit(
+                "tracks",
+                "max_tracks",
+                score.tracks.len() as u64,
+                limits.max_tracks as u64,
+            )?;
+        } else if &bytes[pos..pos + 4] == b"MThd" && track_index > 0 {
+            ctx.problem(RepairKind::TrailingSong, pos, None)?;
+            break;
         } else {
             ctx.problem(RepairKind::UnknownChunkSkipped, pos, None)?;
             pos = chunk_end;

@@ -47,6 +47,11 @@ pub enum RepairKind {
     /// A status byte (≥ 0x80) inside a channel message's data; the partial message dropped and
     /// the byte read as the next status.
     InvalidDataByte,
+    /// Bytes ≥ 0x80 where data bytes are due, in a track that parses cleanly only when they
+    /// are data (writers that store 127 as 0xFF): each read as 127. The track's first such
+    /// byte decides its reading: clipped when the rest of the track then needs fewer
+    /// repairs than reading the byte as a status ([`RepairKind::InvalidDataByte`]).
+    DataByteClipped,
     /// A system common or real-time status (0xF1–0xFE) inside a track; skipped.
     UndefinedStatus,
     /// A variable-length number longer than 4 bytes; its value was still read.
@@ -56,6 +61,10 @@ pub enum RepairKind {
     InvalidMetaLength,
     /// Bytes after the last chunk that form no chunk; ignored.
     TrailingBytes,
+    /// A second MIDI header (`MThd`) after the track chunks: two files back to back. The
+    /// first song is read; the rest of the file is not (reading its tracks as more tracks
+    /// of the first song would play it twice).
+    TrailingSong,
     /// A tempo of zero microseconds per quarter; ignored.
     ZeroTempo,
     /// A time signature with numerator 0 or a denominator beyond 2^7; ignored.
@@ -79,7 +88,7 @@ pub enum RepairKind {
 
 impl RepairKind {
     /// Every kind, in declaration order.
-    pub const ALL: [RepairKind; 26] = [
+    pub const ALL: [RepairKind; 28] = [
         Self::LeadingGarbage,
         Self::BadHeaderLength,
         Self::UnknownFormat,
@@ -94,10 +103,12 @@ impl RepairKind {
         Self::RunningStatusWithoutStatus,
         Self::RunningStatusAcrossMeta,
         Self::InvalidDataByte,
+        Self::DataByteClipped,
         Self::UndefinedStatus,
         Self::OverlongVarint,
         Self::InvalidMetaLength,
         Self::TrailingBytes,
+        Self::TrailingSong,
         Self::ZeroTempo,
         Self::InvalidTimeSignature,
         Self::InvalidKeySignature,
@@ -142,10 +153,12 @@ impl RepairKind {
             Self::RunningStatusWithoutStatus => "running_status_without_status",
             Self::RunningStatusAcrossMeta => "running_status_across_meta",
             Self::InvalidDataByte => "invalid_data_byte",
+            Self::DataByteClipped => "data_byte_clipped",
             Self::UndefinedStatus => "undefined_status",
             Self::OverlongVarint => "overlong_varint",
             Self::InvalidMetaLength => "invalid_meta_length",
             Self::TrailingBytes => "trailing_bytes",
+            Self::TrailingSong => "trailing_song",
             Self::ZeroTempo => "zero_tempo",
             Self::InvalidTimeSignature => "invalid_time_signature",
             Self::InvalidKeySignature => "invalid_key_signature",

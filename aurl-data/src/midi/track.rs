@@ -48,6 +48,7 @@ const fn channel_data_len(status: u8) -> usize {
 }
 
 /// The state of the cursor over one chunk.
+#[derive(Clone, Copy)]
 struct Cursor<'b> {
     bytes: &'b [u8],
     pos: usize,
@@ -77,6 +78,296 @@ impl Cursor<'_> {
     }
 }
 
+/// One decoded event a caller acts on (sysex, undefined statuses and end-of-track are
+/// consumed by the walker).
+enum Event<'b> {
+    /// A channel message: its status and data bytes (the second is 0 for one-byte messages).
+    Channel { status: u8, data: [u8; 2] },
+    /// A meta event other than end-of-track.
+    Meta { kind: u8, data: &'b [u8] },
+}
+
+/// How a byte ≥ 0x80 met where a channel message's data byte is due is read.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum DataBytes {
+    /// Not met yet in this track: the first one decides (lenient mode only).
+    Undecided,
+    /// As the status byte of the next event (the specification's reading).
+    Status,
+    /// As a data byte clipped to 127 (writers that store 127 as 0xFF).
+    Clipped,
+}
+
+/// Walks the events of one track chunk: delta times, running status, channel messages,
+/// sysex and meta events, with resynchronisation in lenient mode.
+#[derive(Clone, Copy)]
+struct Walker<'b> {
+    c: Cursor<'b>,
+    tick: u64,
+    /// Running status in force, and the last channel status even after a meta/sysex event
+    /// cancelled it (players keep using it; lenient mode does too).
+    running: Option<u8>,
+    last_channel_status: Option<u8>,
+    /// After a resynchronisation the next byte is a status with no delta time before it.
+    status_pending: bool,
+    saw_end_of_track: bool,
+    data_bytes: DataBytes,
+    /// Offset of the event being read.
+    event_start: usize,
+}
+
+impl<'b> Walker<'b> {
+    fn new(bytes: &'b [u8], start: usize, chunk_end: usize, track: usize, mode: Mode) -> Self {
+        Self {
+            c: Cursor {
+                bytes,
+                pos: start,
+                end: chunk_end,
+                track,
+                extended: false,
+            },
+            tick: 0,
+            running: None,
+            last_channel_status: None,
+            status_pending: false,
+            saw_end_of_track: false,
+            data_bytes: if mode == Mode::Strict {
+                DataBytes::Status
+            } else {
+                DataBytes::Undecided
+            },
+            event_start: start,
+        }
+    }
+
+    /// The next event, or `None` at the end of the track (its end-of-track event, or where a
+    /// damaged track had to stop, recorded in `ctx`). Not called again after `None`.
+    fn next(&mut self, ctx: &mut ReadCtx<'_>) -> Result<Option<Event<'b>>, Error> {
+        let track = self.c.track;
+        let bytes = self.c.bytes;
+        loop {
+            if self.c.pos >= self.c.end {
+                if self.saw_end_of_track {
+                    return Ok(None);
+                }
+                if self.c.try_extend(ctx)? {
+                    continue;
+                }
+                ctx.problem(RepairKind::MissingEndOfTrack, self.c.pos, Some(track))?;
+                return Ok(None);
+            }
+            let before = *self;
+            self.event_start = self.c.pos;
+            macro_rules! truncated {
+                () => {{
+                    if self.c.try_extend(ctx)? {
+                        let end = self.c.end;
+                        *self = Self {
+                            c: Cursor {
+                                end,
+                                extended: true,
+                                ..before.c
+                            },
+                            ..before
+                        };
+                        continue;
+                    }
+                    ctx.problem(RepairKind::TruncatedEvent, self.event_start, Some(track))?;
+                    return Ok(None);
+                }};
+            }
+
+            if !self.status_pending {
+                let delta = match varint(bytes, self.c.pos, self.c.end) {
+                    Varint::Value(v, n) => {
+                        self.c.pos += n;
+                        v
+                    }
+                    Varint::Overlong(v, n) => {
+                        ctx.problem(RepairKind::OverlongVarint, self.c.pos, Some(track))?;
+                        self.c.pos += n;
+                        v
+                    }
+                    Varint::Truncated => truncated!(),
+                };
+                self.tick += u64::from(delta);
+                let max_tick = ctx.limits.max_tick;
+                if self.tick > max_tick {
+                    ctx.limit("event tick", "max_tick", self.tick, max_tick)?;
+                }
+            }
+            self.status_pending = false;
+            if self.c.pos >= self.c.end {
+                truncated!();
+            }
+
+            let b = bytes[self.c.pos];
+            let status = if b >= 0x80 {
+                self.c.pos += 1;
+                b
+            } else if let Some(rs) = self.running {
+                rs
+            } else if let Some(rs) = self.last_channel_status {
+                ctx.problem(RepairKind::RunningStatusAcrossMeta, self.c.pos, Some(track))?;
+                self.running = Some(rs);
+                rs
+            } else {
+                ctx.problem(
+                    RepairKind::RunningStatusWithoutStatus,
+                    self.c.pos,
+                    Some(track),
+                )?;
+                // Skip to the next status byte. If more than the offending byte was skipped,
+                // the byte just before that status is most likely its delta time: read it
+                // as one.
+                let first = self.c.pos;
+                while self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
+                    self.c.pos += 1;
+                }
+                if self.c.pos - first >= 2 && self.c.pos < self.c.end {
+                    self.c.pos -= 1;
+                } else {
+                    self.status_pending = true;
+                }
+                continue;
+            };
+
+            match status {
+                0x80..=0xEF => {
+                    self.running = Some(status);
+                    self.last_channel_status = Some(status);
+                    let n = channel_data_len(status);
+                    let present = (self.c.end - self.c.pos).min(n);
+                    let invalid = bytes[self.c.pos..self.c.pos + present]
+                        .iter()
+                        .position(|&x| x >= 0x80);
+                    if let Some(i) = invalid {
+                        if self.data_bytes == DataBytes::Undecided {
+                            self.data_bytes = Self::choose_data_bytes(&before, ctx);
+                        }
+                        if self.data_bytes == DataBytes::Status {
+                            // The status byte inside the message starts the next event.
+                            let at = self.c.pos + i;
+                            ctx.problem(RepairKind::InvalidDataByte, at, Some(track))?;
+                            self.c.pos = at;
+                            self.status_pending = true;
+                            continue;
+                        }
+                    }
+                    if present < n {
+                        truncated!();
+                    }
+                    let mut data = [0u8; 2];
+                    for (k, slot) in data.iter_mut().take(n).enumerate() {
+                        let x = bytes[self.c.pos + k];
+                        if x >= 0x80 {
+                            ctx.problem(RepairKind::DataByteClipped, self.c.pos + k, Some(track))?;
+                        }
+                        *slot = x.min(0x7F);
+                    }
+                    self.c.pos += n;
+                    return Ok(Some(Event::Channel { status, data }));
+                }
+                0xF0 | 0xF7 => {
+                    self.running = None;
+                    let len = match varint(bytes, self.c.pos, self.c.end) {
+                        Varint::Value(v, n) | Varint::Overlong(v, n) => {
+                            self.c.pos += n;
+                            v as usize
+                        }
+                        Varint::Truncated => truncated!(),
+                    };
+                    if len > self.c.end - self.c.pos {
+                        truncated!();
+                    }
+                    self.c.pos += len;
+                }
+                0xFF => {
+                    self.running = None;
+                    if self.c.pos >= self.c.end {
+                        truncated!();
+                    }
+                    let kind = bytes[self.c.pos];
+                    let len = match varint(bytes, self.c.pos + 1, self.c.end) {
+                        Varint::Value(v, n) | Varint::Overlong(v, n) => {
+                            self.c.pos += 1 + n;
+                            v as usize
+                        }
+                        Varint::Truncated => truncated!(),
+                    };
+                    if len > self.c.end - self.c.pos {
+                        truncated!();
+                    }
+                    let data = &bytes[self.c.pos..self.c.pos + len];
+                    self.c.pos += len;
+                    if kind != 0x2F {
+                        return Ok(Some(Event::Meta { kind, data }));
+                    }
+                    if len != 0 {
+                        ctx.problem(RepairKind::InvalidMetaLength, self.event_start, Some(track))?;
+                    }
+                    self.saw_end_of_track = true;
+                    if bytes[self.c.pos..self.c.end].iter().all(|&b| b == 0) {
+                        // Nothing after it, or zero padding: the chunk is done.
+                        return Ok(None);
+                    }
+                    ctx.problem(RepairKind::EventsAfterEndOfTrack, self.c.pos, Some(track))?;
+                }
+                _ => {
+                    // System common / real-time bytes have no place in a file: skip them and
+                    // the data bytes they would carry.
+                    ctx.problem(RepairKind::UndefinedStatus, self.c.pos - 1, Some(track))?;
+                    let n = match status {
+                        0xF2 => 2,
+                        0xF1 | 0xF3 => 1,
+                        _ => 0,
+                    };
+                    let mut skipped = 0;
+                    while skipped < n && self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
+                        self.c.pos += 1;
+                        skipped += 1;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Decides, at the first byte ≥ 0x80 where a data byte is due, how this track reads
+    /// such bytes: the reading under which the rest of the track (from the event `before`
+    /// starts) parses with fewer syntax repairs; the specification's (a status byte) on a
+    /// tie. Both are tried on copies, so nothing is recorded twice.
+    fn choose_data_bytes(before: &Self, ctx: &ReadCtx<'_>) -> DataBytes {
+        let repairs = |reading: DataBytes| {
+            let mut trial = *before;
+            trial.data_bytes = reading;
+            let mut scratch = ReadCtx {
+                mode: Mode::Lenient,
+                limits: ctx.limits,
+                report: super::ParseReport::default(),
+                smpte: ctx.smpte,
+            };
+            loop {
+                match trial.next(&mut scratch) {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    Err(_) => return u64::MAX,
+                }
+            }
+            scratch
+                .report
+                .repairs()
+                .filter(|(kind, _)| kind.is_syntax_error() && *kind != RepairKind::DataByteClipped)
+                .map(|(_, n)| u64::from(n))
+                .sum::<u64>()
+        };
+        if repairs(DataBytes::Clipped) < repairs(DataBytes::Status) {
+            DataBytes::Clipped
+        } else {
+            DataBytes::Status
+        }
+    }
+}
+
 /// Reads the track chunk `bytes[start..chunk_end]` into `score` through the assembler and
 /// returns the position where its content really ended (beyond `chunk_end` when a wrong
 /// length was repaired).
@@ -89,126 +380,16 @@ pub(super) fn read_track(
     chunk_end: usize,
     track: usize,
 ) -> Result<usize, Error> {
-    let mut c = Cursor {
-        bytes,
-        pos: start,
-        end: chunk_end,
-        track,
-        extended: false,
-    };
-    let max_tick = ctx.limits.max_tick;
-    let mut tick: u64 = 0;
-    // Running status in force, and the last channel status even after a meta/sysex event
-    // cancelled it (players keep using it; lenient mode does too).
-    let mut running: Option<u8> = None;
-    let mut last_channel_status: Option<u8> = None;
-    // After a resynchronisation the next byte is a status with no delta time before it.
-    let mut status_pending = false;
-    let mut saw_end_of_track = false;
+    let mut walker = Walker::new(bytes, start, chunk_end, track, ctx.mode);
     asm.begin_chunk(score, track, chunk_end - start);
-
-    'events: loop {
-        if c.pos >= c.end {
-            if saw_end_of_track {
-                break;
-            }
-            if c.try_extend(ctx)? {
-                continue;
-            }
-            ctx.problem(RepairKind::MissingEndOfTrack, c.pos, Some(track))?;
-            break;
-        }
-        let event_start = c.pos;
-        let (tick_before, pending_before) = (tick, status_pending);
-        macro_rules! truncated {
-            () => {{
-                if c.try_extend(ctx)? {
-                    c.pos = event_start;
-                    tick = tick_before;
-                    status_pending = pending_before;
-                    continue 'events;
-                }
-                ctx.problem(RepairKind::TruncatedEvent, event_start, Some(track))?;
-                break 'events;
-            }};
-        }
-
-        if !status_pending {
-            let delta = match varint(bytes, c.pos, c.end) {
-                Varint::Value(v, n) => {
-                    c.pos += n;
-                    v
-                }
-                Varint::Overlong(v, n) => {
-                    ctx.problem(RepairKind::OverlongVarint, c.pos, Some(track))?;
-                    c.pos += n;
-                    v
-                }
-                Varint::Truncated => truncated!(),
-            };
-            tick += u64::from(delta);
-            if tick > max_tick {
-                ctx.limit("event tick", "max_tick", tick, max_tick)?;
-            }
-        }
-        status_pending = false;
-        if c.pos >= c.end {
-            truncated!();
-        }
-
-        let b = bytes[c.pos];
-        let status = if b >= 0x80 {
-            c.pos += 1;
-            b
-        } else if let Some(rs) = running {
-            rs
-        } else if let Some(rs) = last_channel_status {
-            ctx.problem(RepairKind::RunningStatusAcrossMeta, c.pos, Some(track))?;
-            running = Some(rs);
-            rs
-        } else {
-            ctx.problem(RepairKind::RunningStatusWithoutStatus, c.pos, Some(track))?;
-            // Skip to the next status byte. If more than the offending byte was skipped,
-            // the byte just before that status is most likely its delta time: read it as one.
-            let first = c.pos;
-            while c.pos < c.end && bytes[c.pos] < 0x80 {
-                c.pos += 1;
-            }
-            if c.pos - first >= 2 && c.pos < c.end {
-                c.pos -= 1;
-            } else {
-                status_pending = true;
-            }
-            continue;
-        };
-
-        match status {
-            0x80..=0xEF => {
-                running = Some(status);
-                last_channel_status = Some(status);
-                let n = channel_data_len(status);
-                if c.pos + n > c.end {
-                    // A status byte inside the missing data is the more precise diagnosis.
-                    if let Some(i) = (c.pos..c.end).find(|&i| bytes[i] >= 0x80) {
-                        ctx.problem(RepairKind::InvalidDataByte, i, Some(track))?;
-                        c.pos = i;
-                        status_pending = true;
-                        continue;
-                    }
-                    truncated!();
-                }
-                let d = &bytes[c.pos..c.pos + n];
-                if let Some(i) = d.iter().position(|&x| x >= 0x80) {
-                    ctx.problem(RepairKind::InvalidDataByte, c.pos + i, Some(track))?;
-                    c.pos += i;
-                    status_pending = true;
-                    continue;
-                }
-                c.pos += n;
+    while let Some(event) = walker.next(ctx)? {
+        let (tick, offset) = (walker.tick, walker.event_start);
+        match event {
+            Event::Channel { status, data: d } => {
                 let channel = status & 0x0F;
                 match status & 0xF0 {
                     0x90 if d[1] > 0 => asm.note_on(score, ctx, channel, d[0], d[1], tick)?,
-                    0x80 | 0x90 => asm.note_off(score, ctx, channel, d[0], tick, event_start)?,
+                    0x80 | 0x90 => asm.note_off(score, ctx, channel, d[0], tick, offset)?,
                     0xB0 => asm.control(score, channel, d[0], d[1], tick),
                     0xC0 => asm.program(score, channel, d[0]),
                     0xE0 => {
@@ -218,72 +399,13 @@ pub(super) fn read_track(
                     _ => {} // aftertouch: well-formed, not kept
                 }
             }
-            0xF0 | 0xF7 => {
-                running = None;
-                let len = match varint(bytes, c.pos, c.end) {
-                    Varint::Value(v, n) | Varint::Overlong(v, n) => {
-                        c.pos += n;
-                        v as usize
-                    }
-                    Varint::Truncated => truncated!(),
-                };
-                if len > c.end - c.pos {
-                    truncated!();
-                }
-                c.pos += len;
-            }
-            0xFF => {
-                running = None;
-                if c.pos >= c.end {
-                    truncated!();
-                }
-                let kind = bytes[c.pos];
-                let len = match varint(bytes, c.pos + 1, c.end) {
-                    Varint::Value(v, n) | Varint::Overlong(v, n) => {
-                        c.pos += 1 + n;
-                        v as usize
-                    }
-                    Varint::Truncated => truncated!(),
-                };
-                if len > c.end - c.pos {
-                    truncated!();
-                }
-                let data = &bytes[c.pos..c.pos + len];
-                c.pos += len;
-                if kind == 0x2F {
-                    if len != 0 {
-                        ctx.problem(RepairKind::InvalidMetaLength, event_start, Some(track))?;
-                    }
-                    saw_end_of_track = true;
-                    let rest = &bytes[c.pos..c.end];
-                    if rest.iter().all(|&b| b == 0) {
-                        // Nothing after it, or zero padding: the chunk is done.
-                        break;
-                    }
-                    ctx.problem(RepairKind::EventsAfterEndOfTrack, c.pos, Some(track))?;
-                    continue;
-                }
-                meta(ctx, asm, score, kind, data, tick, event_start, track)?;
-            }
-            _ => {
-                // System common / real-time bytes have no place in a file: skip them and
-                // the data bytes they would carry.
-                ctx.problem(RepairKind::UndefinedStatus, c.pos - 1, Some(track))?;
-                let n = match status {
-                    0xF2 => 2,
-                    0xF1 | 0xF3 => 1,
-                    _ => 0,
-                };
-                let mut skipped = 0;
-                while skipped < n && c.pos < c.end && bytes[c.pos] < 0x80 {
-                    c.pos += 1;
-                    skipped += 1;
-                }
+            Event::Meta { kind, data } => {
+                meta(ctx, asm, score, kind, data, tick, offset, track)?;
             }
         }
     }
-    let end_offset = c.pos.min(c.end);
-    asm.end_chunk(score, ctx, tick, end_offset)?;
+    let c = walker.c;
+    asm.end_chunk(score, ctx, walker.tick, c.pos.min(c.end))?;
     Ok(c.end)
 }
 

@@ -61,6 +61,8 @@ pub fn all() -> Vec<(&'static str, Vec<u8>)> {
             irregular_grace_note_off_first(),
         ),
         ("unknown_chunk.mid", unknown_chunk()),
+        ("malformed_two_songs.mid", malformed_two_songs()),
+        ("malformed_data_bytes_0xff.mid", malformed_data_bytes_0xff()),
     ]
 }
 
@@ -501,6 +503,34 @@ pub fn malformed_data_byte_is_status() -> Vec<u8> {
         .ev(96, &[0x90, 62])
         .raw(&[0x80, 60, 64]);
     t.on(0, 0, 64, 100).off(96, 0, 64).eot(0);
+    smf(1, 96, &[t])
+}
+
+/// Two complete files back to back (`MThd MTrk MThd MTrk`), the first header counting one
+/// track: only the first song is read.
+pub fn malformed_two_songs() -> Vec<u8> {
+    let mut first = Trk::new();
+    first.name(b"First").on(0, 0, 60, 100).off(96, 0, 60).eot(0);
+    let mut second = Trk::new();
+    second
+        .name(b"Second")
+        .on(0, 0, 72, 90)
+        .off(48, 0, 72)
+        .eot(0);
+    let mut out = smf(0, 96, &[first]);
+    out.extend(smf(0, 96, &[second]));
+    out
+}
+
+/// A writer that stores every velocity and controller value of 127 as 0xFF: read as the
+/// status of a meta event, each would lose the rest of the track; clipped, all notes stay.
+pub fn malformed_data_bytes_0xff() -> Vec<u8> {
+    let mut t = Trk::new();
+    t.name(b"Loud").cc(0, 0, 7, 0xFF);
+    for key in [60u8, 62, 64, 65] {
+        t.on(0, 0, key, 0xFF).off(96, 0, key);
+    }
+    t.on(0, 0, 67, 80).off(96, 0, 67).eot(0);
     smf(1, 96, &[t])
 }
 
