@@ -122,6 +122,7 @@ fn print_table(s: &AuditSummary) {
     println!("tracks         {:>10}", s.tracks);
     println!("hours          {:>10.2}", s.seconds / 3600.0);
     println!("round trip ok  {:>10}", s.roundtrip_ok);
+    println!("  music ok     {:>10}", s.roundtrip_music_ok);
     let per_file_us = if s.files > 0 {
         s.parse_ms * 1e3 / s.files as f64
     } else {

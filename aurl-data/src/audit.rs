@@ -18,7 +18,11 @@ use aurl_core::tokenize::{Grammar, Tokenizer, TokenizerConfig};
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::{Mode, WriteOptions, read_midi, write_midi};
+use crate::{Mode, read_midi};
+
+mod roundtrip;
+
+pub use roundtrip::{RoundTrip, round_trip};
 
 /// File extensions read as MIDI (compared case-insensitively).
 pub const MIDI_EXTENSIONS: [&str; 4] = ["mid", "midi", "kar", "rmi"];
@@ -162,6 +166,12 @@ pub struct FileAudit {
     pub repairs: BTreeMap<&'static str, u32>,
     /// Whether Score → MIDI bytes → Score gave the same score.
     pub roundtrip_ok: bool,
+    /// Whether it gave the same music: notes, programs, drums, controls and bends per track
+    /// (channels may differ; see [`RoundTrip::music`]).
+    pub roundtrip_music_ok: bool,
+    /// What differed in the round trip, when it was not exact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub roundtrip_difference: Option<String>,
     /// Time spent reading and parsing, in milliseconds.
     #[serde(skip)]
     pub parse_ms: f64,
@@ -182,10 +192,7 @@ pub fn audit_bytes(file: String, bytes: &[u8], checks: &[TokenizerCheck]) -> Fil
     let parse_ms = t.elapsed().as_secs_f64() * 1e3;
     match result {
         Ok((score, report)) => {
-            let roundtrip_ok = write_midi(&score, &WriteOptions::keep_resolution())
-                .ok()
-                .and_then(|b| read_midi(&b, Mode::Strict).ok())
-                .is_some_and(|(back, r)| r.is_clean() && back == score);
+            let roundtrip = round_trip(&score);
             FileAudit {
                 file,
                 status: if report.is_clean() {
@@ -197,7 +204,9 @@ pub fn audit_bytes(file: String, bytes: &[u8], checks: &[TokenizerCheck]) -> Fil
                 tracks: score.tracks.len(),
                 seconds: score.duration_seconds(),
                 repairs: report.repair_map(),
-                roundtrip_ok,
+                roundtrip_ok: roundtrip.exact,
+                roundtrip_music_ok: roundtrip.music,
+                roundtrip_difference: roundtrip.difference,
                 parse_ms,
                 error: None,
                 tokenizers: checks
@@ -219,6 +228,8 @@ fn failed(file: String, error: String, parse_ms: f64) -> FileAudit {
         seconds: 0.0,
         repairs: BTreeMap::new(),
         roundtrip_ok: false,
+        roundtrip_music_ok: false,
+        roundtrip_difference: None,
         parse_ms,
         error: Some(error),
         tokenizers: BTreeMap::new(),
@@ -270,6 +281,8 @@ pub struct AuditSummary {
     pub seconds: f64,
     /// Files whose Score → MIDI → Score round trip was identical.
     pub roundtrip_ok: usize,
+    /// Files whose round trip kept the music (channels may differ).
+    pub roundtrip_music_ok: usize,
     /// Time spent reading and parsing, summed over files (ms).
     pub parse_ms: f64,
     /// Wall time of the whole run (ms).
@@ -299,6 +312,7 @@ impl AuditSummary {
             tracks: 0,
             seconds: 0.0,
             roundtrip_ok: 0,
+            roundtrip_music_ok: 0,
             parse_ms: 0.0,
             elapsed_ms,
             errors: Vec::new(),
@@ -328,6 +342,7 @@ impl AuditSummary {
             s.tracks += a.tracks;
             s.seconds += a.seconds;
             s.roundtrip_ok += usize::from(a.roundtrip_ok);
+            s.roundtrip_music_ok += usize::from(a.roundtrip_music_ok);
             s.parse_ms += a.parse_ms;
             if let Some(e) = &a.error {
                 s.errors.push(FileError {
