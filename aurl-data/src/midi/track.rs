@@ -87,6 +87,18 @@ enum Event<'b> {
     Meta { kind: u8, data: &'b [u8] },
 }
 
+/// What reading one event gave the walker.
+enum Step<'b> {
+    /// An event for the caller.
+    Event(Event<'b>),
+    /// Something consumed without an event (sysex, a repair); read on.
+    Skipped,
+    /// The chunk ended inside the event.
+    Truncated,
+    /// The end-of-track event.
+    End,
+}
+
 /// How a byte ≥ 0x80 met where a channel message's data byte is due is read.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum DataBytes {
@@ -143,8 +155,6 @@ impl<'b> Walker<'b> {
     /// The next event, or `None` at the end of the track (its end-of-track event, or where a
     /// damaged track had to stop, recorded in `ctx`). Not called again after `None`.
     fn next(&mut self, ctx: &mut ReadCtx<'_>) -> Result<Option<Event<'b>>, Error> {
-        let track = self.c.track;
-        let bytes = self.c.bytes;
         loop {
             if self.c.pos >= self.c.end {
                 if self.saw_end_of_track {
@@ -153,13 +163,21 @@ impl<'b> Walker<'b> {
                 if self.c.try_extend(ctx)? {
                     continue;
                 }
-                ctx.problem(RepairKind::MissingEndOfTrack, self.c.pos, Some(track))?;
+                ctx.problem(
+                    RepairKind::MissingEndOfTrack,
+                    self.c.pos,
+                    Some(self.c.track),
+                )?;
                 return Ok(None);
             }
             let before = *self;
             self.event_start = self.c.pos;
-            macro_rules! truncated {
-                () => {{
+            match self.event(ctx, &before)? {
+                Step::Event(event) => return Ok(Some(event)),
+                Step::Skipped => {}
+                Step::End => return Ok(None),
+                Step::Truncated => {
+                    // A wrong chunk length: read the event again over the longer chunk.
                     if self.c.try_extend(ctx)? {
                         let end = self.c.end;
                         *self = Self {
@@ -172,164 +190,203 @@ impl<'b> Walker<'b> {
                         };
                         continue;
                     }
-                    ctx.problem(RepairKind::TruncatedEvent, self.event_start, Some(track))?;
+                    let at = self.event_start;
+                    ctx.problem(RepairKind::TruncatedEvent, at, Some(self.c.track))?;
                     return Ok(None);
-                }};
-            }
-
-            if !self.status_pending {
-                let delta = match varint(bytes, self.c.pos, self.c.end) {
-                    Varint::Value(v, n) => {
-                        self.c.pos += n;
-                        v
-                    }
-                    Varint::Overlong(v, n) => {
-                        ctx.problem(RepairKind::OverlongVarint, self.c.pos, Some(track))?;
-                        self.c.pos += n;
-                        v
-                    }
-                    Varint::Truncated => truncated!(),
-                };
-                self.tick += u64::from(delta);
-                let max_tick = ctx.limits.max_tick;
-                if self.tick > max_tick {
-                    ctx.limit("event tick", "max_tick", self.tick, max_tick)?;
-                }
-            }
-            self.status_pending = false;
-            if self.c.pos >= self.c.end {
-                truncated!();
-            }
-
-            let b = bytes[self.c.pos];
-            let status = if b >= 0x80 {
-                self.c.pos += 1;
-                b
-            } else if let Some(rs) = self.running {
-                rs
-            } else if let Some(rs) = self.last_channel_status {
-                ctx.problem(RepairKind::RunningStatusAcrossMeta, self.c.pos, Some(track))?;
-                self.running = Some(rs);
-                rs
-            } else {
-                ctx.problem(
-                    RepairKind::RunningStatusWithoutStatus,
-                    self.c.pos,
-                    Some(track),
-                )?;
-                // Skip to the next status byte. If more than the offending byte was skipped,
-                // the byte just before that status is most likely its delta time: read it
-                // as one.
-                let first = self.c.pos;
-                while self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
-                    self.c.pos += 1;
-                }
-                if self.c.pos - first >= 2 && self.c.pos < self.c.end {
-                    self.c.pos -= 1;
-                } else {
-                    self.status_pending = true;
-                }
-                continue;
-            };
-
-            match status {
-                0x80..=0xEF => {
-                    self.running = Some(status);
-                    self.last_channel_status = Some(status);
-                    let n = channel_data_len(status);
-                    let present = (self.c.end - self.c.pos).min(n);
-                    let invalid = bytes[self.c.pos..self.c.pos + present]
-                        .iter()
-                        .position(|&x| x >= 0x80);
-                    if let Some(i) = invalid {
-                        if self.data_bytes == DataBytes::Undecided {
-                            self.data_bytes = Self::choose_data_bytes(&before, ctx);
-                        }
-                        if self.data_bytes == DataBytes::Status {
-                            // The status byte inside the message starts the next event.
-                            let at = self.c.pos + i;
-                            ctx.problem(RepairKind::InvalidDataByte, at, Some(track))?;
-                            self.c.pos = at;
-                            self.status_pending = true;
-                            continue;
-                        }
-                    }
-                    if present < n {
-                        truncated!();
-                    }
-                    let mut data = [0u8; 2];
-                    for (k, slot) in data.iter_mut().take(n).enumerate() {
-                        let x = bytes[self.c.pos + k];
-                        if x >= 0x80 {
-                            ctx.problem(RepairKind::DataByteClipped, self.c.pos + k, Some(track))?;
-                        }
-                        *slot = x.min(0x7F);
-                    }
-                    self.c.pos += n;
-                    return Ok(Some(Event::Channel { status, data }));
-                }
-                0xF0 | 0xF7 => {
-                    self.running = None;
-                    let len = match varint(bytes, self.c.pos, self.c.end) {
-                        Varint::Value(v, n) | Varint::Overlong(v, n) => {
-                            self.c.pos += n;
-                            v as usize
-                        }
-                        Varint::Truncated => truncated!(),
-                    };
-                    if len > self.c.end - self.c.pos {
-                        truncated!();
-                    }
-                    self.c.pos += len;
-                }
-                0xFF => {
-                    self.running = None;
-                    if self.c.pos >= self.c.end {
-                        truncated!();
-                    }
-                    let kind = bytes[self.c.pos];
-                    let len = match varint(bytes, self.c.pos + 1, self.c.end) {
-                        Varint::Value(v, n) | Varint::Overlong(v, n) => {
-                            self.c.pos += 1 + n;
-                            v as usize
-                        }
-                        Varint::Truncated => truncated!(),
-                    };
-                    if len > self.c.end - self.c.pos {
-                        truncated!();
-                    }
-                    let data = &bytes[self.c.pos..self.c.pos + len];
-                    self.c.pos += len;
-                    if kind != 0x2F {
-                        return Ok(Some(Event::Meta { kind, data }));
-                    }
-                    if len != 0 {
-                        ctx.problem(RepairKind::InvalidMetaLength, self.event_start, Some(track))?;
-                    }
-                    self.saw_end_of_track = true;
-                    if bytes[self.c.pos..self.c.end].iter().all(|&b| b == 0) {
-                        // Nothing after it, or zero padding: the chunk is done.
-                        return Ok(None);
-                    }
-                    ctx.problem(RepairKind::EventsAfterEndOfTrack, self.c.pos, Some(track))?;
-                }
-                _ => {
-                    // System common / real-time bytes have no place in a file: skip them and
-                    // the data bytes they would carry.
-                    ctx.problem(RepairKind::UndefinedStatus, self.c.pos - 1, Some(track))?;
-                    let n = match status {
-                        0xF2 => 2,
-                        0xF1 | 0xF3 => 1,
-                        _ => 0,
-                    };
-                    let mut skipped = 0;
-                    while skipped < n && self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
-                        self.c.pos += 1;
-                        skipped += 1;
-                    }
                 }
             }
         }
+    }
+
+    /// Reads one event from `event_start` (`before` is the walker's state there).
+    fn event(&mut self, ctx: &mut ReadCtx<'_>, before: &Self) -> Result<Step<'b>, Error> {
+        if !self.status_pending {
+            let Some(delta) = self.varint(ctx, self.c.pos, true)? else {
+                return Ok(Step::Truncated);
+            };
+            self.tick += u64::from(delta);
+            let max_tick = ctx.limits.max_tick;
+            if self.tick > max_tick {
+                ctx.limit("event tick", "max_tick", self.tick, max_tick)?;
+            }
+        }
+        self.status_pending = false;
+        if self.c.pos >= self.c.end {
+            return Ok(Step::Truncated);
+        }
+        let Some(status) = self.status(ctx)? else {
+            return Ok(Step::Skipped);
+        };
+        match status {
+            0x80..=0xEF => self.channel_message(ctx, status, before),
+            0xF0 | 0xF7 => {
+                self.running = None;
+                let Some(len) = self.varint(ctx, self.c.pos, false)? else {
+                    return Ok(Step::Truncated);
+                };
+                Ok(self.skip(len as usize))
+            }
+            0xFF => self.meta_event(ctx),
+            _ => {
+                // System common / real-time bytes have no place in a file: skip them and the
+                // data bytes they would carry.
+                let track = Some(self.c.track);
+                ctx.problem(RepairKind::UndefinedStatus, self.c.pos - 1, track)?;
+                let n = match status {
+                    0xF2 => 2,
+                    0xF1 | 0xF3 => 1,
+                    _ => 0,
+                };
+                let bytes = self.c.bytes;
+                let mut skipped = 0;
+                while skipped < n && self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
+                    self.c.pos += 1;
+                    skipped += 1;
+                }
+                Ok(Step::Skipped)
+            }
+        }
+    }
+
+    /// A variable-length number at `at`; the cursor moves past it. `None` when the chunk
+    /// ends inside it. An over-long delta time is recorded (lengths of sysex and meta
+    /// events are read as they are, as always).
+    fn varint(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        at: usize,
+        delta: bool,
+    ) -> Result<Option<u32>, Error> {
+        match varint(self.c.bytes, at, self.c.end) {
+            Varint::Value(v, n) => {
+                self.c.pos = at + n;
+                Ok(Some(v))
+            }
+            Varint::Overlong(v, n) => {
+                if delta {
+                    ctx.problem(RepairKind::OverlongVarint, at, Some(self.c.track))?;
+                }
+                self.c.pos = at + n;
+                Ok(Some(v))
+            }
+            Varint::Truncated => Ok(None),
+        }
+    }
+
+    /// Skips `len` bytes of content; truncated when the chunk has fewer.
+    fn skip(&mut self, len: usize) -> Step<'b> {
+        if len > self.c.end - self.c.pos {
+            return Step::Truncated;
+        }
+        self.c.pos += len;
+        Step::Skipped
+    }
+
+    /// The event's status: its own byte, or the running status. `None` after resynchronising
+    /// past data bytes that no status explains (the walker then reads on from there).
+    fn status(&mut self, ctx: &mut ReadCtx<'_>) -> Result<Option<u8>, Error> {
+        let (bytes, track) = (self.c.bytes, Some(self.c.track));
+        let b = bytes[self.c.pos];
+        if b >= 0x80 {
+            self.c.pos += 1;
+            return Ok(Some(b));
+        }
+        if let Some(rs) = self.running {
+            return Ok(Some(rs));
+        }
+        if let Some(rs) = self.last_channel_status {
+            ctx.problem(RepairKind::RunningStatusAcrossMeta, self.c.pos, track)?;
+            self.running = Some(rs);
+            return Ok(Some(rs));
+        }
+        ctx.problem(RepairKind::RunningStatusWithoutStatus, self.c.pos, track)?;
+        // Skip to the next status byte. If more than the offending byte was skipped, the
+        // byte just before that status is most likely its delta time: read it as one.
+        let first = self.c.pos;
+        while self.c.pos < self.c.end && bytes[self.c.pos] < 0x80 {
+            self.c.pos += 1;
+        }
+        if self.c.pos - first >= 2 && self.c.pos < self.c.end {
+            self.c.pos -= 1;
+        } else {
+            self.status_pending = true;
+        }
+        Ok(None)
+    }
+
+    /// A channel message's data bytes, read as the track's [`DataBytes`] reading says.
+    fn channel_message(
+        &mut self,
+        ctx: &mut ReadCtx<'_>,
+        status: u8,
+        before: &Self,
+    ) -> Result<Step<'b>, Error> {
+        let (bytes, track) = (self.c.bytes, Some(self.c.track));
+        self.running = Some(status);
+        self.last_channel_status = Some(status);
+        let n = channel_data_len(status);
+        let present = (self.c.end - self.c.pos).min(n);
+        let invalid = bytes[self.c.pos..self.c.pos + present]
+            .iter()
+            .position(|&x| x >= 0x80);
+        if let Some(i) = invalid {
+            if self.data_bytes == DataBytes::Undecided {
+                self.data_bytes = Self::choose_data_bytes(before, ctx);
+            }
+            if self.data_bytes == DataBytes::Status {
+                // The status byte inside the message starts the next event.
+                let at = self.c.pos + i;
+                ctx.problem(RepairKind::InvalidDataByte, at, track)?;
+                self.c.pos = at;
+                self.status_pending = true;
+                return Ok(Step::Skipped);
+            }
+        }
+        if present < n {
+            return Ok(Step::Truncated);
+        }
+        let mut data = [0u8; 2];
+        for (k, slot) in data.iter_mut().take(n).enumerate() {
+            let x = bytes[self.c.pos + k];
+            if x >= 0x80 {
+                ctx.problem(RepairKind::DataByteClipped, self.c.pos + k, track)?;
+            }
+            *slot = x.min(0x7F);
+        }
+        self.c.pos += n;
+        Ok(Step::Event(Event::Channel { status, data }))
+    }
+
+    /// A meta event; end-of-track ends the walk unless events follow it in the chunk.
+    fn meta_event(&mut self, ctx: &mut ReadCtx<'_>) -> Result<Step<'b>, Error> {
+        let (bytes, track) = (self.c.bytes, Some(self.c.track));
+        self.running = None;
+        if self.c.pos >= self.c.end {
+            return Ok(Step::Truncated);
+        }
+        let kind = bytes[self.c.pos];
+        let Some(len) = self.varint(ctx, self.c.pos + 1, false)? else {
+            return Ok(Step::Truncated);
+        };
+        let len = len as usize;
+        if len > self.c.end - self.c.pos {
+            return Ok(Step::Truncated);
+        }
+        let data = &bytes[self.c.pos..self.c.pos + len];
+        self.c.pos += len;
+        if kind != 0x2F {
+            return Ok(Step::Event(Event::Meta { kind, data }));
+        }
+        if len != 0 {
+            ctx.problem(RepairKind::InvalidMetaLength, self.event_start, track)?;
+        }
+        self.saw_end_of_track = true;
+        if bytes[self.c.pos..self.c.end].iter().all(|&b| b == 0) {
+            // Nothing after it, or zero padding: the chunk is done.
+            return Ok(Step::End);
+        }
+        ctx.problem(RepairKind::EventsAfterEndOfTrack, self.c.pos, track)?;
+        Ok(Step::Skipped)
     }
 
     /// Decides, at the first byte ≥ 0x80 where a data byte is due, how this track reads
