@@ -16,20 +16,18 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Instant;
 
-use aurl::core::tokenize::{Token, Vocabulary};
-use aurl::data::audio::{RenderOptions, SOUNDFONT_HINT, SoundFont, render};
-use aurl::data::{Mode, read_midi_file};
+use aurl::data::audio::{SOUNDFONT_HINT, SoundFont};
 use aurl::model::WeightFormat;
-use aurl::model::any::{Generative, load_any};
-use aurl::model::vae::{LatentRng, interpolate};
+use aurl::model::any::load_any;
+use aurl::model::vae::interpolate;
 use aurl::model::weights::model_dir;
+use aurl::run::{GenerationSummary, PieceFiles, write_pieces};
 use aurl::sampling::{
-    BarControl, BeamConfig, GenerationConfig, Generator, Request, Strategy, write_piece,
+    BarControl, BeamConfig, GenerationConfig, Generator, Request, SamplingError, Strategy,
+    StreamStats, prompt_from_midi,
 };
 use clap::Parser;
-use serde_json::json;
 
 /// mimalloc instead of the system allocator: a decoding or training step allocates and frees
 /// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
@@ -168,18 +166,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = load_any(&dir, &device)?.into_generative();
     let (vocabulary, max_seq_len) = (model.vocabulary().clone(), model.max_seq_len());
     let tokenizer = vocabulary.scheme().tokenizer(vocabulary.config())?;
-    let encode = |path: &PathBuf, limit: usize| -> Result<Vec<u16>, Box<dyn std::error::Error>> {
-        let (score, _) =
-            read_midi_file(path, Mode::Lenient).map_err(|e| format!("{}: {e}", path.display()))?;
-        // Pieces start with BOS in training, so a prompt does too.
-        let mut ids = tokenizer.encode(&score)?.framed(&vocabulary).ids;
-        ids.truncate(limit.max(1));
-        ids.pop_if(|&mut last| last == vocabulary.eos());
-        Ok(ids)
-    };
     let prompt = match &args.prompt {
-        Some(path) => encode(path, args.prompt_tokens).map_err(|e| format!("prompt: {e}"))?,
+        Some(path) => prompt_from_midi(path, tokenizer.as_ref(), args.prompt_tokens)?,
         None => Vec::new(),
+    };
+    let weights = if args.half_weights {
+        WeightFormat::F16
+    } else {
+        args.weights
     };
     let config = GenerationConfig {
         strategy: Strategy {
@@ -205,51 +199,23 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .workers
             .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
             .max(1),
-        weights: if args.half_weights {
-            WeightFormat::F16
-        } else {
-            args.weights
-        },
+        weights,
     };
-    let (generator, latents) = match &model {
-        Generative::Transformer(t) => {
-            if !args.interpolate.is_empty() {
-                return Err("--interpolate needs a VAE run".into());
-            }
-            (Generator::new(&t.model, &vocabulary, config)?, None)
-        }
-        Generative::Vae(v) => {
-            let latents = if args.interpolate.is_empty() {
-                let mut rng = LatentRng::new(args.seed);
-                v.model
-                    .sample_prior(args.count, &mut rng, &device)
-                    .to_rows()
-            } else {
-                let codes = args
-                    .interpolate
-                    .iter()
-                    .map(|path| {
-                        let ids = encode(path, max_seq_len)?;
-                        let ids: Vec<i64> = ids.into_iter().map(i64::from).collect();
-                        let n = ids.len();
-                        let tokens =
-                            aurl::burn::tensor::Tensor::<2, aurl::burn::tensor::Int>::from_data(
-                                aurl::burn::tensor::TensorData::new(ids, [1, n]),
-                                &device,
-                            );
-                        let padding = tokens.clone().equal_elem(-1);
-                        Ok(v.model.encode(tokens, padding).mode().to_rows().remove(0))
-                    })
-                    .collect::<Result<Vec<_>, Box<dyn std::error::Error>>>()?;
-                interpolate(&codes[0], &codes[1], args.count)
-            };
-            (
-                Generator::conditioned(&v.model, &vocabulary, config)?,
-                Some(latents),
-            )
-        }
+    let latents = if args.interpolate.is_empty() {
+        model.prior_codes(args.count, args.seed, &device)
+    } else {
+        let vae = model.vae().ok_or("--interpolate needs a VAE run")?;
+        let code = |path: &PathBuf| -> Result<Vec<f32>, SamplingError> {
+            let ids = prompt_from_midi(path, tokenizer.as_ref(), max_seq_len)?;
+            Ok(vae.code_of(&ids, &device))
+        };
+        let (a, b) = (code(&args.interpolate[0])?, code(&args.interpolate[1])?);
+        Some(interpolate(&a, &b, args.count))
     };
-    let controls = parse_controls(&args.controls, &vocabulary)?;
+    let generator = Generator::for_model(&model, config)?;
+    let controls = (args.controls.iter())
+        .map(|spec| BarControl::parse(spec, &vocabulary))
+        .collect::<Result<Vec<_>, _>>()?;
     let requests: Vec<Request> = (0..args.count)
         .map(|i| Request {
             prompt: prompt.clone(),
@@ -261,9 +227,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             controls: controls.clone(),
         })
         .collect();
-    let started = Instant::now();
-    let mut latencies = Vec::new();
-    let (mut streamed_notes, mut first_note) = (0usize, None);
+    let mut stats = StreamStats::start();
     let pieces = match args.beam {
         // Beam search: the most likely continuation of each request, one after another.
         Some(width) => {
@@ -277,133 +241,32 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
                 .collect::<Result<Vec<_>, _>>()?
         }
         None => generator.generate_streaming(&requests, |e| {
-            latencies.push(e.step_seconds);
-            if let Some(n) = e.note {
-                streamed_notes += 1;
-                first_note.get_or_insert_with(|| started.elapsed().as_secs_f64());
-                if args.stream {
-                    eprintln!(
-                        "piece {} bar {:>3} {:>8.3} s  {:<8} pitch {:>3} velocity {:>3} {:.3} s",
-                        e.request,
-                        n.bar,
-                        n.start_seconds,
-                        n.program
-                            .map_or("drums".to_owned(), |p| format!("program {p}")),
-                        n.pitch,
-                        n.velocity,
-                        n.duration_seconds
-                    );
-                }
+            stats.record(&e);
+            if let Some(note) = e.note.filter(|_| args.stream) {
+                eprintln!("piece {} {note}", e.request);
             }
         })?,
     };
-    latencies.sort_by(f64::total_cmp);
-    let quantile = |q: f64| latencies.get(((latencies.len() as f64 - 1.0) * q).round() as usize);
-    let seconds = started.elapsed().as_secs_f64();
+    let seconds = stats.elapsed_seconds();
     std::fs::create_dir_all(&args.out)?;
-    let mut summaries = Vec::new();
-    let mut new_tokens = 0;
     // Asked for audio: a missing or unreadable SoundFont is an error before anything is
     // written, not a silent omission.
     let font = if args.wav || args.soundfont.is_some() {
-        match SoundFont::locate(args.soundfont.as_deref())? {
-            Some(font) => Some(font),
-            None => return Err(SOUNDFONT_HINT.into()),
-        }
+        Some(SoundFont::locate(args.soundfont.as_deref())?.ok_or(SOUNDFONT_HINT)?)
     } else {
         None
     };
-    for (i, piece) in pieces.iter().enumerate() {
-        let path = args.out.join(format!("piece_{i:02}.mid"));
-        let summary = write_piece(piece, tokenizer.as_ref(), &path)?;
-        new_tokens += summary.new_tokens;
-        let wav = match &font {
-            Some(font) => {
-                let wav = path.with_extension("wav");
-                let (score, _) = tokenizer.decode(&piece.tokens);
-                render(&score, font, &RenderOptions::default())?.write_wav(&wav)?;
-                Some(wav)
-            }
-            None => None,
-        };
-        eprintln!(
-            "wrote {} ({} tokens, {} notes in {} tracks, {:.1} s, {} grammar errors){}",
-            path.display(),
-            summary.tokens,
-            summary.notes,
-            summary.tracks,
-            summary.seconds,
-            summary.grammar_errors,
-            if wav.is_some() { ", .wav" } else { "" }
-        );
-        summaries.push(json!({ "file": path, "audio": wav, "summary": summary }));
+    let files = PieceFiles {
+        stem: "piece",
+        piano_roll: false,
+        font: font.as_ref(),
+    };
+    let written = write_pieces(&args.out, &pieces, tokenizer.as_ref(), &files)?;
+    for piece in &written {
+        eprintln!("wrote {piece}");
     }
-    let summary = json!({
-        "checkpoint": dir,
-        "weights": if args.half_weights { WeightFormat::F16 } else { args.weights }.to_string(),
-        "half_weights": args.half_weights || args.weights == WeightFormat::F16,
-        "pieces": summaries,
-        "new_tokens": new_tokens,
-        "seconds": seconds,
-        "tokens_per_second": new_tokens as f64 / seconds.max(1e-9),
-        "step_ms_median": quantile(0.5).map(|s| s * 1e3),
-        "step_ms_p95": quantile(0.95).map(|s| s * 1e3),
-        "streamed_notes": streamed_notes,
-        "first_note_ms": first_note.map(|s| s * 1e3),
-        "controls_dropped": pieces.iter().map(|p| p.controls_dropped).sum::<usize>(),
-    });
-    std::fs::write(
-        args.out.join("summary.json"),
-        serde_json::to_vec_pretty(&summary)?,
-    )?;
-    eprintln!(
-        "{} pieces, {new_tokens} tokens in {seconds:.2} s ({:.0} tokens/s)",
-        pieces.len(),
-        new_tokens as f64 / seconds.max(1e-9)
-    );
+    let summary = GenerationSummary::new(&dir, weights, &pieces, written, seconds, &stats);
+    summary.write(&args.out.join("summary.json"))?;
+    eprintln!("{summary}");
     Ok(())
-}
-
-/// `Tempo_<bpm>` for any BPM: the tempo token of the nearest bin.
-fn nearest_tempo(name: &str, vocabulary: &Vocabulary) -> Option<u16> {
-    let bpm: f64 = name.strip_prefix("Tempo_")?.parse().ok()?;
-    let tempos = &vocabulary.grid().tempos;
-    let bin = (0..tempos.len()).min_by(|&a, &b| {
-        let distance = |i: usize| (60e6 / f64::from(tempos[i]) - bpm).abs();
-        distance(a).total_cmp(&distance(b))
-    })?;
-    vocabulary.id(Token::Tempo(u8::try_from(bin).ok()?))
-}
-
-/// `BAR:NAME[,NAME...]` specs as bar controls, names looked up in `vocabulary`.
-fn parse_controls(
-    specs: &[String],
-    vocabulary: &Vocabulary,
-) -> Result<Vec<BarControl>, Box<dyn std::error::Error>> {
-    let names = vocabulary.names();
-    specs
-        .iter()
-        .map(|spec| {
-            let (bar, list) = spec
-                .split_once(':')
-                .ok_or_else(|| format!("--control {spec}: expected BAR:NAME[,NAME...]"))?;
-            let bar: u64 = bar
-                .trim()
-                .parse()
-                .map_err(|e| format!("--control {spec}: bar `{bar}`: {e}"))?;
-            let tokens = list
-                .split(',')
-                .map(|name| {
-                    let name = name.trim();
-                    names
-                        .iter()
-                        .position(|n| n == name)
-                        .and_then(|id| u16::try_from(id).ok())
-                        .or_else(|| nearest_tempo(name, vocabulary))
-                        .ok_or_else(|| format!("--control {spec}: no token named `{name}`"))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            Ok(BarControl { bar, tokens })
-        })
-        .collect()
 }

@@ -12,7 +12,11 @@
 //!   generation, MIDI export.
 //! * [`evaluate`]: generated MIDI folders against reference folders (metrics, overlap,
 //!   diversity, plagiarism check, a checkpoint's NLL).
-//! * [`run`]: the TOML configuration of a training run (used by `examples/train.rs`).
+//! * [`run`]: a training run as a library: its TOML configuration, a [`run::Job`] whose
+//!   methods are the run's steps (load the data, plan a time budget, train in a
+//!   [`run::RunDir`] — new or resumed —, generate, write the samples and `report.json`), and
+//!   the files a generation writes. `examples/train.rs` and `examples/generate.rs` are
+//!   argument parsing over it.
 //!
 //! Backends for the models are chosen by Cargo feature: `flex` (default, pure-Rust CPU),
 //! `ndarray`, `wgpu` and `cuda`. The chosen Burn crate is re-exported as [`burn`] and

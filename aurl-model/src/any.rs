@@ -127,6 +127,24 @@ impl Generative {
             Self::Vae(m) => m.config.decoder.max_seq_len,
         }
     }
+
+    /// The VAE, when this generates from latent codes.
+    #[must_use]
+    pub fn vae(&self) -> Option<&Vae> {
+        match self {
+            Self::Transformer(_) => None,
+            Self::Vae(m) => Some(&m.model),
+        }
+    }
+
+    /// `count` codes drawn from a VAE's prior, seeded by `seed` (the same codes for the
+    /// same seed); `None` for a transformer, which takes no code.
+    #[must_use]
+    pub fn prior_codes(&self, count: usize, seed: u64, device: &Device) -> Option<Vec<Vec<f32>>> {
+        let vae = self.vae()?;
+        let mut rng = crate::vae::LatentRng::new(seed);
+        Some(vae.sample_prior(count, &mut rng, device).to_rows())
+    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 
 use aurl_core::tokenize::{TokenId, Vocabulary};
 use aurl_model::KvCache;
+use aurl_model::any::Generative;
 use aurl_model::vae::{Latent, Vae};
 use burn::prelude::*;
 
@@ -18,6 +19,22 @@ use crate::generate::{Generator, Request};
 pub(crate) const PREFILL_CHUNK: usize = 256;
 
 impl<'a> Generator<'a> {
+    /// A generator for whatever a saved model generates with ([`Generative`], from
+    /// [`aurl_model::any::load_any`]): a transformer samples next tokens; a VAE decodes
+    /// (requests then carry latent codes, see [`Generative::prior_codes`]).
+    ///
+    /// # Errors
+    /// As [`Generator::new`].
+    pub fn for_model(
+        model: &'a Generative,
+        config: GenerationConfig,
+    ) -> Result<Self, SamplingError> {
+        match model {
+            Generative::Transformer(t) => Self::new(&t.model, &t.vocabulary, config),
+            Generative::Vae(v) => Self::conditioned(&v.model, &v.vocabulary, config),
+        }
+    }
+
     /// A generator decoding with `vae`'s decoder from each request's latent code
     /// ([`Request::latent`]: sample codes from the prior with `Vae::sample_prior`, or encode
     /// pieces, interpolate, add attribute vectors).

@@ -19,6 +19,53 @@ pub struct BarControl {
 }
 
 impl BarControl {
+    /// Parses `BAR:NAME[,NAME...]` (the generate tool's `--control`): a 0-based bar and
+    /// token names of `vocabulary`; `Tempo_<bpm>` takes any BPM, mapped to the nearest
+    /// tempo bin.
+    ///
+    /// ```
+    /// use aurl_core::tokenize::{Remi, Tokenizer, TokenizerConfig};
+    /// use aurl_sampling::BarControl;
+    /// let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    /// let vocab = remi.vocab();
+    /// let control = BarControl::parse("8: TimeSig_3/4, Tempo_97", vocab).unwrap();
+    /// assert_eq!(control.bar, 8);
+    /// assert_eq!(vocab.name(control.tokens[0]), "TimeSig_3/4");
+    /// assert!(vocab.name(control.tokens[1]).starts_with("Tempo_"));
+    /// assert!(BarControl::parse("8:Nonsense", vocab).is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// [`SamplingError::InvalidConfig`] naming the spec: no `:`, a bar that is not a
+    /// number, or a name the vocabulary does not have.
+    pub fn parse(spec: &str, vocabulary: &Vocabulary) -> Result<Self, SamplingError> {
+        let invalid = |reason: String| SamplingError::InvalidConfig {
+            field: "controls".into(),
+            reason: format!("{spec}: {reason}"),
+        };
+        let (bar, list) = spec
+            .split_once(':')
+            .ok_or_else(|| invalid("expected BAR:NAME[,NAME...]".to_owned()))?;
+        let bar: u64 = bar
+            .trim()
+            .parse()
+            .map_err(|e| invalid(format!("bar `{bar}`: {e}")))?;
+        let names = vocabulary.names();
+        let tokens = list
+            .split(',')
+            .map(|name| {
+                let name = name.trim();
+                names
+                    .iter()
+                    .position(|n| n == name)
+                    .and_then(|id| TokenId::try_from(id).ok())
+                    .or_else(|| nearest_tempo(name, vocabulary))
+                    .ok_or_else(|| invalid(format!("no token named `{name}`")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self { bar, tokens })
+    }
+
     /// Checks that every token is a control token of `vocabulary`.
     ///
     /// # Errors
@@ -52,6 +99,17 @@ impl BarControl {
         }
         Ok(())
     }
+}
+
+/// `Tempo_<bpm>` for any BPM: the tempo token of the nearest bin.
+fn nearest_tempo(name: &str, vocabulary: &Vocabulary) -> Option<TokenId> {
+    let bpm: f64 = name.strip_prefix("Tempo_")?.parse().ok()?;
+    let tempos = &vocabulary.grid().tempos;
+    let bin = (0..tempos.len()).min_by(|&a, &b| {
+        let distance = |i: usize| (60e6 / f64::from(tempos[i]) - bpm).abs();
+        distance(a).total_cmp(&distance(b))
+    })?;
+    vocabulary.id(Token::Tempo(u8::try_from(bin).ok()?))
 }
 
 /// One row's controls still to place.

@@ -2,8 +2,8 @@
 
 use std::path::Path;
 
-use aurl_core::tokenize::Tokenizer;
-use aurl_data::{WriteOptions, write_midi_file};
+use aurl_core::tokenize::{TokenId, Tokenizer};
+use aurl_data::{Mode, WriteOptions, read_midi_file, write_midi_file};
 use serde::Serialize;
 
 use crate::{Generated, SamplingError};
@@ -42,7 +42,7 @@ pub fn write_piece(
 ) -> Result<PieceSummary, SamplingError> {
     let (score, report) = tokenizer.decode(&piece.tokens);
     write_midi_file(&score, path, &WriteOptions::default())
-        .map_err(|e| SamplingError::Export(e.to_string()))?;
+        .map_err(|e| SamplingError::Export(e.into()))?;
     Ok(PieceSummary {
         tokens: piece.tokens.len(),
         new_tokens: piece.tokens.len() - piece.prompt_len,
@@ -53,4 +53,31 @@ pub fn write_piece(
         decode_skipped: report.skipped(),
         ended: piece.ended,
     })
+}
+
+/// The tokens of the MIDI file at `path` as a prompt: framed like a training piece (BOS
+/// first), cut to its first `limit` tokens (at least the BOS), without a closing EOS, so
+/// generation continues the piece.
+///
+/// # Errors
+/// [`SamplingError::PromptFile`] when the file cannot be read (leniently) or tokenized.
+pub fn prompt_from_midi(
+    path: &Path,
+    tokenizer: &dyn Tokenizer,
+    limit: usize,
+) -> Result<Vec<TokenId>, SamplingError> {
+    let failed = |reason: String| SamplingError::PromptFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let (score, _) = read_midi_file(path, Mode::Lenient).map_err(|e| failed(e.to_string()))?;
+    let vocabulary = tokenizer.vocab();
+    let mut ids = tokenizer
+        .encode(&score)
+        .map_err(|e| failed(e.to_string()))?
+        .framed(vocabulary)
+        .ids;
+    ids.truncate(limit.max(1));
+    ids.pop_if(|&mut last| last == vocabulary.eos());
+    Ok(ids)
 }

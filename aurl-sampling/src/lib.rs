@@ -36,10 +36,40 @@ mod strategy;
 pub use beam::BeamConfig;
 pub use config::GenerationConfig;
 pub use controls::BarControl;
-pub use export::{PieceSummary, write_piece};
+pub use export::{PieceSummary, prompt_from_midi, write_piece};
 pub use generate::{Generated, Generator, Request, TokenEvent};
-pub use notes::StreamNote;
+pub use notes::{StreamNote, StreamStats};
 pub use strategy::{Scratch, Strategy};
+
+/// An [`aurl_data::Error`] kept as the source of a [`SamplingError`], shared by its clones
+/// and compared by message (I/O errors have no equality of their own).
+#[derive(Debug, Clone)]
+pub struct DataError(pub std::sync::Arc<aurl_data::Error>);
+
+impl From<aurl_data::Error> for DataError {
+    fn from(e: aurl_data::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl PartialEq for DataError {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0) || self.0.to_string() == other.0.to_string()
+    }
+}
+
+impl std::fmt::Display for DataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Transparent: its source is the data error's own.
+impl std::error::Error for DataError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 /// What can go wrong while generating.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -72,7 +102,15 @@ pub enum SamplingError {
     NoHypothesis,
     /// Writing the result failed.
     #[error("export: {0}")]
-    Export(String),
+    Export(#[source] DataError),
+    /// A prompt file could not be read or tokenized.
+    #[error("prompt {}: {reason}", path.display())]
+    PromptFile {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Why (the reader's or the tokenizer's message).
+        reason: String,
+    },
 }
 
 /// The README's quick start, compiled and run as a doctest.

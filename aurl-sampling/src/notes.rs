@@ -28,6 +28,71 @@ pub struct StreamNote {
     pub duration_seconds: f64,
 }
 
+impl std::fmt::Display for StreamNote {
+    /// `bar   3   12.250 s  program 0 pitch  60 velocity  80 0.500 s`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let instrument = self
+            .program
+            .map_or("drums".to_owned(), |p| format!("program {p}"));
+        write!(
+            f,
+            "bar {:>3} {:>8.3} s  {instrument:<8} pitch {:>3} velocity {:>3} {:.3} s",
+            self.bar, self.start_seconds, self.pitch, self.velocity, self.duration_seconds
+        )
+    }
+}
+
+/// What a streamed generation measured, from [`TokenEvent`](crate::TokenEvent)s: the
+/// latency of each decoding step and when the first note was complete.
+#[derive(Debug, Clone)]
+pub struct StreamStats {
+    started: std::time::Instant,
+    step_seconds: Vec<f64>,
+    /// Notes completed.
+    pub notes: usize,
+    /// Seconds from [`StreamStats::start`] to the first complete note.
+    pub first_note_seconds: Option<f64>,
+}
+
+impl StreamStats {
+    /// Starts the clock.
+    #[must_use]
+    pub fn start() -> Self {
+        Self {
+            started: std::time::Instant::now(),
+            step_seconds: Vec::new(),
+            notes: 0,
+            first_note_seconds: None,
+        }
+    }
+
+    /// Counts one generated token.
+    pub fn record(&mut self, event: &crate::TokenEvent) {
+        self.step_seconds.push(event.step_seconds);
+        if event.note.is_some() {
+            self.notes += 1;
+            let elapsed = self.started.elapsed().as_secs_f64();
+            self.first_note_seconds.get_or_insert(elapsed);
+        }
+    }
+
+    /// Seconds since [`StreamStats::start`].
+    #[must_use]
+    pub fn elapsed_seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
+    /// The `q` quantile (0..=1, nearest rank) of the decoding steps' latency in
+    /// milliseconds; `None` before any step.
+    #[must_use]
+    pub fn step_ms_quantile(&self, q: f64) -> Option<f64> {
+        let mut sorted = self.step_seconds.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = ((sorted.len() as f64 - 1.0) * q.clamp(0.0, 1.0)).round() as usize;
+        sorted.get(at).map(|s| s * 1e3)
+    }
+}
+
 /// Follows one row's tokens and completes its notes.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct NoteFollower {

@@ -48,7 +48,7 @@ impl RunData {
     pub fn load(
         config: &RunConfig,
         tokenizer: &(dyn Tokenizer + Sync),
-    ) -> Result<Self, Box<dyn std::error::Error>> {
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let vocab = tokenizer.vocab();
         let rule = config.data.split_rule()?;
         let read_scores = || read_corpus(&config.data.paths, &rule, Some(&config.preprocess));

@@ -24,11 +24,28 @@ use serde::{Deserialize, Serialize};
 pub mod budget;
 mod bundled;
 mod data;
+mod error;
+mod fit;
+mod generation;
+mod job;
 mod model;
+mod plots;
+mod report;
+mod samples;
 
 pub use bundled::{BundledCorpus, bundled_chorales};
+
+/// The main job's config file (`configs/chorales.toml`), compiled in.
+const MAIN_JOB: &str = include_str!("../../configs/chorales.toml");
 pub use data::RunData;
+pub use error::RunError;
+pub use fit::{RunDir, Trained, TrainedModel};
+pub use generation::GenerationSummary;
+pub use job::Job;
 pub use model::{ModelConfig, ModelMode, Preset, VaeSection};
+pub use plots::write_loss_png;
+pub use report::{NgramBaseline, RunReport};
+pub use samples::{PieceFiles, SampleFiles, write_pieces};
 
 /// A configuration problem, naming the file or field.
 #[derive(Debug, thiserror::Error)]
@@ -220,6 +237,33 @@ impl RunConfig {
     pub fn from_file(path: &Path, overrides: &[String]) -> Result<Self, RunConfigError> {
         let value = load_with_extends(path, 0)?;
         Self::from_value(value, overrides, &path.display().to_string())
+    }
+
+    /// The main job's configuration (`configs/chorales.toml`, compiled in so any working
+    /// directory finds it): the small model with voices kept apart, on the bundled
+    /// chorales; then `overrides`.
+    ///
+    /// # Errors
+    /// [`RunConfigError::Invalid`] naming an override's field.
+    pub fn main_job(overrides: &[String]) -> Result<Self, RunConfigError> {
+        Self::from_toml_str(MAIN_JOB, overrides)
+    }
+
+    /// Trains on `paths` when some are given; otherwise, when the config names no data
+    /// either (the main job's), on the bundled chorales with their split.
+    ///
+    /// # Errors
+    /// [`RunConfigError::MissingCorpus`] when the bundled chorales are needed but absent
+    /// (an installed crate ships without them).
+    pub fn use_data(&mut self, paths: &[PathBuf]) -> Result<(), RunConfigError> {
+        if !paths.is_empty() {
+            self.data.paths = paths.to_vec();
+        } else if self.data.paths.is_empty() {
+            let corpus = bundled_chorales()?;
+            self.data.paths = vec![corpus.root];
+            self.data.split_file.get_or_insert(corpus.split_file);
+        }
+        Ok(())
     }
 
     /// Parses TOML text (no `extends`), then applies `overrides`.

@@ -302,6 +302,22 @@ impl Vae {
         }
     }
 
+    /// The most likely code of one piece (the posterior's mean), as a host vector (the
+    /// layout of [`Latent::to_rows`]): what interpolation between two pieces starts from.
+    /// `ids` are framed (BOS first) and at most the encoder's length.
+    #[must_use]
+    pub fn code_of(&self, ids: &[u16], device: &Device) -> Vec<f32> {
+        let ids: Vec<i64> = ids.iter().map(|&id| i64::from(id)).collect();
+        let n = ids.len();
+        let tokens = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, n]), device);
+        let padding = tokens.clone().equal_elem(-1);
+        self.encode(tokens, padding)
+            .mode()
+            .to_rows()
+            .pop()
+            .unwrap_or_default()
+    }
+
     /// Length of a code as one host vector: the global code, then every local one.
     #[must_use]
     pub fn code_len(&self) -> usize {
