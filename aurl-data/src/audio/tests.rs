@@ -3,103 +3,73 @@
 use super::*;
 use aurl_core::{Note, Pitch, Score, Track, Velocity};
 
-/// A minimal SoundFont 2: one looped sine wave (one period of `PERIOD` samples at
-/// `RATE`, root key 69 = A4 = 440 Hz when `RATE / PERIOD = 440`), one instrument, one
-/// preset (bank 0, program 0), no envelope beyond a short release.
-pub(crate) fn sine_soundfont() -> Vec<u8> {
-    const RATE: u32 = 44_000;
-    const PERIOD: usize = 100; // 440 Hz
-    const LENGTH: usize = PERIOD * 40;
+// Sample rate and period of the test's sine: 44,000 / 100 = 440 Hz.
+const RATE: u32 = 44_000;
+const PERIOD: usize = 100;
+const LENGTH: usize = PERIOD * 40;
+
+// Generator operators (SoundFont 2.04, section 8.1.2).
+const KEY_RANGE: u16 = 43;
+const RELEASE_VOL_ENV: u16 = 38;
+const INSTRUMENT: u16 = 41;
+const SAMPLE_MODES: u16 = 54;
+const SAMPLE_ID: u16 = 53;
+
+/// A SoundFont sub-chunk (even sizes: odd strings get a second zero byte).
+fn chunk(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
+    let mut body = body.to_vec();
+    if body.len() % 2 == 1 {
+        body.push(0);
+    }
+    let mut out = id.to_vec();
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+fn list(kind: &[u8; 4], chunks: &[Vec<u8>]) -> Vec<u8> {
+    let mut body = kind.to_vec();
+    for c in chunks {
+        body.extend_from_slice(c);
+    }
+    chunk(b"LIST", &body)
+}
+
+fn name(s: &str) -> [u8; 20] {
+    let mut out = [0u8; 20];
+    out[..s.len()].copy_from_slice(s.as_bytes());
+    out
+}
+
+fn generator(op: u16, amount: i16) -> Vec<u8> {
+    let mut g = op.to_le_bytes().to_vec();
+    g.extend_from_slice(&amount.to_le_bytes());
+    g
+}
+
+fn bag(gen_index: u16) -> Vec<u8> {
+    let mut b = gen_index.to_le_bytes().to_vec();
+    b.extend_from_slice(&0u16.to_le_bytes());
+    b
+}
+
+/// The sample data: one looped sine of `LENGTH` samples, then the 46 zero samples a
+/// SoundFont sample must be followed by.
+fn sdta() -> Vec<u8> {
     let mut samples: Vec<i16> = (0..LENGTH)
         .map(|i| ((i as f64 / PERIOD as f64 * std::f64::consts::TAU).sin() * 16_000.0) as i16)
         .collect();
-    // SoundFont samples are followed by at least 46 zero samples.
     samples.extend(std::iter::repeat_n(0, 46));
-
-    // SoundFont sub-chunks have even sizes (odd strings get a second zero byte).
-    fn chunk(id: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut body = body.to_vec();
-        if body.len() % 2 == 1 {
-            body.push(0);
-        }
-        let mut out = id.to_vec();
-        out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        out.extend_from_slice(&body);
-        out
-    }
-    fn list(kind: &[u8; 4], chunks: &[Vec<u8>]) -> Vec<u8> {
-        let mut body = kind.to_vec();
-        for c in chunks {
-            body.extend_from_slice(c);
-        }
-        chunk(b"LIST", &body)
-    }
-    fn name(s: &str) -> [u8; 20] {
-        let mut out = [0u8; 20];
-        out[..s.len()].copy_from_slice(s.as_bytes());
-        out
-    }
-    // Generator operators (SoundFont 2.04, section 8.1.2).
-    const KEY_RANGE: u16 = 43;
-    const RELEASE_VOL_ENV: u16 = 38;
-    const INSTRUMENT: u16 = 41;
-    const SAMPLE_MODES: u16 = 54;
-    const SAMPLE_ID: u16 = 53;
-    let generator = |op: u16, amount: i16| {
-        let mut g = op.to_le_bytes().to_vec();
-        g.extend_from_slice(&amount.to_le_bytes());
-        g
-    };
-
-    let info = list(
-        b"INFO",
-        &[
-            chunk(b"ifil", &[2, 0, 4, 0]),
-            chunk(b"isng", b"EMU8000\0"),
-            chunk(b"INAM", b"aurl test sine\0"),
-        ],
-    );
     let smpl: Vec<u8> = samples.iter().flat_map(|s| s.to_le_bytes()).collect();
-    let sdta = list(b"sdta", &[chunk(b"smpl", &smpl)]);
+    list(b"sdta", &[chunk(b"smpl", &smpl)])
+}
 
-    // Presets: "Sine" (bank 0, program 0) then the terminal EOP.
-    let mut phdr = Vec::new();
-    for (preset_name, bag) in [("Sine", 0u16), ("EOP", 1)] {
-        phdr.extend_from_slice(&name(preset_name));
-        phdr.extend_from_slice(&0u16.to_le_bytes()); // preset
-        phdr.extend_from_slice(&0u16.to_le_bytes()); // bank
-        phdr.extend_from_slice(&bag.to_le_bytes());
-        phdr.extend_from_slice(&[0u8; 12]); // library, genre, morphology
-    }
-    // One preset zone with the instrument generator, then the terminal bag.
-    let bag = |gen_index: u16| {
-        let mut b = gen_index.to_le_bytes().to_vec();
-        b.extend_from_slice(&0u16.to_le_bytes());
-        b
-    };
-    let pbag = [bag(0), bag(1)].concat();
-    let pmod = vec![0u8; 10];
-    let pgen = [generator(INSTRUMENT, 0), generator(0, 0)].concat();
-    let mut inst = Vec::new();
-    for (inst_name, bag) in [("Sine", 0u16), ("EOI", 1)] {
-        inst.extend_from_slice(&name(inst_name));
-        inst.extend_from_slice(&bag.to_le_bytes());
-    }
-    let ibag = [bag(0), bag(4)].concat();
-    let imod = vec![0u8; 10];
-    let igen = [
-        generator(KEY_RANGE, 0x7F00u16 as i16), // keys 0..=127
-        generator(RELEASE_VOL_ENV, -3986),      // ≈ 0.1 s release
-        generator(SAMPLE_MODES, 1),             // loop continuously
-        generator(SAMPLE_ID, 0),
-        generator(0, 0),
-    ]
-    .concat();
+/// The sample header: "Sine" (root key 69 = A4, looped over its whole length), then EOS.
+fn shdr() -> Vec<u8> {
     let mut shdr = Vec::new();
     for (sample_name, end) in [("Sine", LENGTH as u32), ("EOS", 0)] {
         shdr.extend_from_slice(&name(sample_name));
-        let start = 0u32;
-        shdr.extend_from_slice(&start.to_le_bytes());
+        shdr.extend_from_slice(&0u32.to_le_bytes()); // start
         shdr.extend_from_slice(&end.to_le_bytes());
         shdr.extend_from_slice(&0u32.to_le_bytes()); // loop start
         shdr.extend_from_slice(&end.to_le_bytes()); // loop end
@@ -109,24 +79,68 @@ pub(crate) fn sine_soundfont() -> Vec<u8> {
         shdr.extend_from_slice(&0u16.to_le_bytes()); // sample link
         shdr.extend_from_slice(&1u16.to_le_bytes()); // mono
     }
-    let pdta = list(
+    shdr
+}
+
+/// The preset data: preset "Sine" (bank 0, program 0) with one zone naming instrument
+/// "Sine", whose zone plays the sample over every key with a short release.
+fn pdta() -> Vec<u8> {
+    let mut phdr = Vec::new();
+    for (preset_name, bag) in [("Sine", 0u16), ("EOP", 1)] {
+        phdr.extend_from_slice(&name(preset_name));
+        phdr.extend_from_slice(&0u16.to_le_bytes()); // preset
+        phdr.extend_from_slice(&0u16.to_le_bytes()); // bank
+        phdr.extend_from_slice(&bag.to_le_bytes());
+        phdr.extend_from_slice(&[0u8; 12]); // library, genre, morphology
+    }
+    let mut inst = Vec::new();
+    for (inst_name, bag) in [("Sine", 0u16), ("EOI", 1)] {
+        inst.extend_from_slice(&name(inst_name));
+        inst.extend_from_slice(&bag.to_le_bytes());
+    }
+    let igen = [
+        generator(KEY_RANGE, 0x7F00u16 as i16), // keys 0..=127
+        generator(RELEASE_VOL_ENV, -3986),      // ≈ 0.1 s release
+        generator(SAMPLE_MODES, 1),             // loop continuously
+        generator(SAMPLE_ID, 0),
+        generator(0, 0),
+    ]
+    .concat();
+    list(
         b"pdta",
         &[
             chunk(b"phdr", &phdr),
-            chunk(b"pbag", &pbag),
-            chunk(b"pmod", &pmod),
-            chunk(b"pgen", &pgen),
+            chunk(b"pbag", &[bag(0), bag(1)].concat()),
+            chunk(b"pmod", &[0u8; 10]),
+            chunk(
+                b"pgen",
+                &[generator(INSTRUMENT, 0), generator(0, 0)].concat(),
+            ),
             chunk(b"inst", &inst),
-            chunk(b"ibag", &ibag),
-            chunk(b"imod", &imod),
+            chunk(b"ibag", &[bag(0), bag(4)].concat()),
+            chunk(b"imod", &[0u8; 10]),
             chunk(b"igen", &igen),
-            chunk(b"shdr", &shdr),
+            chunk(b"shdr", &shdr()),
+        ],
+    )
+}
+
+/// A minimal SoundFont 2: one looped sine wave (one period of `PERIOD` samples at
+/// `RATE`, root key 69 = A4 = 440 Hz when `RATE / PERIOD = 440`), one instrument, one
+/// preset (bank 0, program 0), no envelope beyond a short release.
+pub(crate) fn sine_soundfont() -> Vec<u8> {
+    let info = list(
+        b"INFO",
+        &[
+            chunk(b"ifil", &[2, 0, 4, 0]),
+            chunk(b"isng", b"EMU8000\0"),
+            chunk(b"INAM", b"aurl test sine\0"),
         ],
     );
     let mut body = b"sfbk".to_vec();
     body.extend_from_slice(&info);
-    body.extend_from_slice(&sdta);
-    body.extend_from_slice(&pdta);
+    body.extend_from_slice(&sdta());
+    body.extend_from_slice(&pdta());
     chunk(b"RIFF", &body)
 }
 

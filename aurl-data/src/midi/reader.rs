@@ -213,8 +213,30 @@ fn read_with(
         score.ticks_per_quarter = division;
     }
 
-    // Track chunks.
-    let mut pos = fields.saturating_add(header_len).min(end);
+    let pos = fields.saturating_add(header_len).min(end);
+    let track_index = read_chunks(&mut ctx, asm, &mut score, bytes, pos)?;
+    ctx.report.track_chunks = track_index;
+    if track_index != usize::from(declared_tracks) {
+        ctx.problem(RepairKind::TrackCountMismatch, start + 10, None)?;
+    }
+    if format == 0 && track_index > 1 {
+        ctx.problem(RepairKind::Format0WithSeveralTracks, start + 8, None)?;
+    }
+    score.sort_global_events();
+    Ok((score, ctx.report))
+}
+
+/// Reads the chunks from `pos` to the end of `bytes`: track chunks into `score`, unknown
+/// chunks skipped, bytes outside any chunk skipped to the next `MTrk`; a second header ends
+/// the file. Returns the number of track chunks read.
+fn read_chunks(
+    ctx: &mut ReadCtx<'_>,
+    asm: &mut Assembler,
+    score: &mut Score,
+    bytes: &[u8],
+    mut pos: usize,
+) -> Result<usize, Error> {
+    let end = bytes.len();
     let mut track_index = 0usize;
     while pos < end {
         if end - pos < 8 || !looks_like_chunk(bytes, pos) {
@@ -242,15 +264,7 @@ fn read_with(
             declared_end
         };
         if &bytes[pos..pos + 4] == b"MTrk" {
-            let read_to = read_track(
-                &mut ctx,
-                asm,
-                &mut score,
-                bytes,
-                data,
-                chunk_end,
-                track_index,
-            )?;
+            let read_to = read_track(ctx, asm, score, bytes, data, chunk_end, track_index)?;
             track_index += 1;
             pos = read_to.max(chunk_end);
             // Track chunks are bounded by the input (an empty one is 12 bytes and costs no
@@ -259,7 +273,7 @@ fn read_with(
                 "tracks",
                 "max_tracks",
                 score.tracks.len() as u64,
-                limits.max_tracks as u64,
+                ctx.limits.max_tracks as u64,
             )?;
         } else if &bytes[pos..pos + 4] == b"MThd" && track_index > 0 {
             ctx.problem(RepairKind::TrailingSong, pos, None)?;
@@ -269,16 +283,7 @@ fn read_with(
             pos = chunk_end;
         }
     }
-
-    ctx.report.track_chunks = track_index;
-    if track_index != usize::from(declared_tracks) {
-        ctx.problem(RepairKind::TrackCountMismatch, start + 10, None)?;
-    }
-    if format == 0 && track_index > 1 {
-        ctx.problem(RepairKind::Format0WithSeveralTracks, start + 8, None)?;
-    }
-    score.sort_global_events();
-    Ok((score, ctx.report))
+    Ok(track_index)
 }
 
 /// Converts SMPTE timing into a metrical resolution plus one tempo, exactly.
