@@ -32,6 +32,7 @@ mod event;
 mod grammar;
 mod grid;
 mod mask;
+mod note_reader;
 mod piece;
 mod remi;
 mod scheme;

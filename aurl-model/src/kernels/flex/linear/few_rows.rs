@@ -1,39 +1,23 @@
-//! `x·W + b` and its three gradients on Flex, one gemm call each on both cores.
-//!
-//! Replaces Burn's path for a training-sized `Linear`: the dispatch layer decomposes it
-//! into a broadcast batched matmul plus a bias add (one core), and every Flex matmul output
-//! is allocated zeroed as bytes and copied once more to align it. Here the output starts as
-//! the bias rows and gemm accumulates into it; `dW = xᵀ·dy` reads both operands in place.
-
-use std::mem::MaybeUninit;
+//! The decoding path: `x·W + b` for a few rows (one token per sequence), reading f32, f16
+//! or int8 weights as stored — each weight row widened once per group of rows instead of
+//! converted at packing time — on both cores.
 
 use burn::backend::flex::{FlexQTensor, FlexTensor};
 use burn::tensor::{DType, f16};
 
-use super::simd::vectorized;
-use super::{SharedMut, contiguous, filled, run, tensor, worth_parallel};
+use super::super::simd::vectorized;
+use super::super::{SharedMut, contiguous, filled, run, tensor, worth_parallel};
+use super::{dims2, parallelism};
 use crate::project::INT8_BLOCK;
 
-/// Products below this many multiply-adds run on one thread (gemm's own threshold for
-/// splitting work is about the same).
-const PARALLEL: usize = 1 << 21;
-
-fn parallelism(m: usize, n: usize, k: usize) -> gemm::Parallelism {
-    if m.saturating_mul(n).saturating_mul(k) >= PARALLEL {
-        gemm::Parallelism::Rayon(0)
-    } else {
-        gemm::Parallelism::None
-    }
-}
-
 /// Rows per task when filling or reducing rows in parallel.
-const ROWS: usize = 64;
+pub(super) const ROWS: usize = 64;
 
 /// Rows up to which [`few_rows`] replaces gemm (a decoding step's batch).
-pub(super) const FEW_ROWS: usize = 32;
+pub(in crate::kernels::flex) const FEW_ROWS: usize = 32;
 
 /// Rows of the input that [`few_rows`] accumulates together per pass over the weight.
-const ROW_GROUP: usize = FEW_ROWS;
+pub(super) const ROW_GROUP: usize = FEW_ROWS;
 
 /// `x [rows, d_in] · w [d_in, d_out] + bias` for a few rows (a decoding step), with the
 /// weight in f32 or f16. A decoding step is bound by reading the weights, so they are
@@ -41,7 +25,7 @@ const ROW_GROUP: usize = FEW_ROWS;
 /// waking), each weight row applied to every input row while it is in cache; an f16 weight
 /// is widened as it is read. For several rows of an f32 weight, gemm computes `(wᵀ·xᵀ)ᵀ`
 /// instead, reading the weight in place (as the left operand it is not repacked).
-pub(super) fn few_rows(
+pub(in crate::kernels::flex) fn few_rows(
     x: &FlexTensor,
     weight: &FlexTensor,
     bias: Option<&FlexTensor>,
@@ -103,7 +87,7 @@ pub(super) fn few_rows(
 /// [`few_rows`] for a weight quantized by [`crate::project::Int8LinearWeights`]: int8
 /// values with an f32 scale per run of [`INT8_BLOCK`] columns of each row, widened and
 /// scaled as each weight row is read.
-pub(super) fn few_rows_int8(
+pub(in crate::kernels::flex) fn few_rows_int8(
     x: &FlexTensor,
     weight: &FlexQTensor,
     bias: Option<&FlexTensor>,
@@ -145,13 +129,13 @@ pub(super) fn few_rows_int8(
 }
 
 /// Weight rows widened per block before a gemm call in the several-row paths.
-const WIDEN_ROWS: usize = 64;
+pub(super) const WIDEN_ROWS: usize = 64;
 
 /// [`accumulate_f32`] with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
 /// (`j0` and `cols` whole blocks, or `cols` up to the row's end). One input row: each
 /// weight row is widened, scaled and accumulated in one pass; several: blocks of weight
 /// rows are widened into f32 and multiplied by gemm.
-fn accumulate_int8(
+pub(super) fn accumulate_int8(
     x: &[f32],
     (q, scales): (&[i8], &[f32]),
     shape: (usize, usize, usize, usize),
@@ -177,7 +161,12 @@ fn accumulate_int8(
 
 /// [`accumulate_f32`] with the weight in IEEE half precision, widened as it is read (one
 /// pass per weight row for one input row, gemm over widened blocks for several).
-fn accumulate_f16(x: &[f32], w: &[f16], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+pub(super) fn accumulate_f16(
+    x: &[f32],
+    w: &[f16],
+    shape: (usize, usize, usize, usize),
+    acc: &mut [f32],
+) {
     let (d_in, d_out, j0, cols) = shape;
     let rows = acc.len() / cols.max(1);
     if rows == 1 {
@@ -193,7 +182,7 @@ fn accumulate_f16(x: &[f32], w: &[f16], shape: (usize, usize, usize, usize), acc
 
 /// `acc [rows, cols] += x [rows, d_in] · w` where `widen_row(i, out)` writes row `i` of `w`
 /// in f32: [`WIDEN_ROWS`] rows at a time into a scratch block, multiplied by gemm.
-fn widened_products(
+pub(super) fn widened_products(
     x: &[f32],
     (d_in, cols): (usize, usize),
     acc: &mut [f32],
@@ -235,7 +224,7 @@ fn widened_products(
 }
 
 /// `out = q · scale` for int8 values with a scale per [`INT8_BLOCK`] values.
-fn widen_int8(q: &[i8], scales: &[f32], out: &mut [f32]) {
+pub(super) fn widen_int8(q: &[i8], scales: &[f32], out: &mut [f32]) {
     for ((out, q), &s) in out
         .chunks_mut(INT8_BLOCK)
         .zip(q.chunks(INT8_BLOCK))
@@ -249,7 +238,7 @@ fn widen_int8(q: &[i8], scales: &[f32], out: &mut [f32]) {
 
 /// `acc += a · w` for a half-precision `w`, widened in registers (`vcvtph2ps`) where the CPU
 /// has AVX-512.
-fn axpy_f16(a: f32, w: &[f16], acc: &mut [f32]) {
+pub(super) fn axpy_f16(a: f32, w: &[f16], acc: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
@@ -286,7 +275,7 @@ unsafe fn axpy_f16_avx512(a: f32, w: &[f16], acc: &mut [f32]) {
 
 /// `acc += a · q · scale` for int8 values with a scale per [`INT8_BLOCK`] values, widened in
 /// registers where the CPU has AVX-512.
-fn axpy_int8(a: f32, q: &[i8], scales: &[f32], acc: &mut [f32]) {
+pub(super) fn axpy_int8(a: f32, q: &[i8], scales: &[f32], acc: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx512f") {
         // SAFETY: the CPU has AVX-512F.
@@ -330,7 +319,7 @@ unsafe fn axpy_int8_avx512(a: f32, q: &[i8], scales: &[f32], acc: &mut [f32]) {
 }
 
 /// `(wᵀ·xᵀ)ᵀ + bias` by gemm, the weight as the left operand read in place.
-fn transposed(
+pub(super) fn transposed(
     x: &[f32],
     w: &[f32],
     bias: Option<&[f32]>,
@@ -373,7 +362,7 @@ fn transposed(
 
 vectorized! {
     /// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`.
-    fn accumulate_f32(x: &[f32], w: &[f32], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+    pub(super) fn accumulate_f32(x: &[f32], w: &[f32], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
         let (d_in, d_out, j0, cols) = shape;
         for i in 0..d_in {
             let w = &w[i * d_out + j0..i * d_out + j0 + cols];
@@ -389,7 +378,7 @@ vectorized! {
 
 /// Widens IEEE half-precision values to f32: by the CPU's conversion instruction where it has
 /// one (`vcvtph2ps`, 16 values at a time with AVX-512, 8 with F16C), else by [`f16_to_f32`].
-fn widen(src: &[f16], dst: &mut [f32]) {
+pub(super) fn widen(src: &[f16], dst: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         if std::arch::is_x86_feature_detected!("avx512f") {
@@ -449,7 +438,7 @@ unsafe fn widen_f16c(src: &[f16], dst: &mut [f32]) {
 /// rebased by a multiplication, which also handles subnormals; infinities and NaN keep
 /// their all-ones exponent.
 #[inline(always)]
-fn f16_to_f32(h: u16) -> f32 {
+pub(super) fn f16_to_f32(h: u16) -> f32 {
     let h = u32::from(h);
     let sign = (h & 0x8000) << 16;
     let magnitude = h & 0x7FFF;
@@ -462,201 +451,4 @@ fn f16_to_f32(h: u16) -> f32 {
         rebased
     };
     f32::from_bits(special | sign)
-}
-
-/// `x [rows, d_in] · w [d_in, d_out] + bias [d_out]`.
-pub(super) fn forward(
-    x: &FlexTensor,
-    weight: &FlexTensor,
-    bias: Option<&FlexTensor>,
-) -> FlexTensor {
-    let (rows, d_in) = dims2(x);
-    let d_out = dims2(weight).1;
-    let (x, w) = (contiguous(x), contiguous(weight));
-    let bias = bias.map(contiguous);
-    let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
-    let uninit = &mut y.spare_capacity_mut()[..rows * d_out];
-    if let Some(bias) = &bias {
-        let chunks: Vec<_> = uninit.chunks_mut(ROWS * d_out).collect();
-        run(
-            chunks,
-            rows * d_out,
-            || (),
-            |(), _, chunk| {
-                for row in chunk.chunks_exact_mut(d_out) {
-                    for (y, &b) in row.iter_mut().zip(bias.iter()) {
-                        *y = MaybeUninit::new(b);
-                    }
-                }
-            },
-        );
-    }
-    // SAFETY: x is rows × d_in and w d_in × d_out, row-major; y has room for rows × d_out
-    // and gemm writes every element (reading them only when accumulating onto the bias).
-    unsafe {
-        gemm::gemm(
-            rows,
-            d_out,
-            d_in,
-            uninit.as_mut_ptr().cast::<f32>(),
-            1,
-            d_out as isize,
-            bias.is_some(),
-            x.as_ptr(),
-            1,
-            d_in as isize,
-            w.as_ptr(),
-            1,
-            d_out as isize,
-            1.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(rows, d_out, d_in),
-        );
-        y.set_len(rows * d_out);
-    }
-    tensor(y, [rows, d_out])
-}
-
-/// `dx = dy · wᵀ` `[rows, d_in]`.
-pub(super) fn input_grad(weight: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    let (d_in, d_out) = dims2(weight);
-    let rows = dims2(grad).0;
-    let (w, g) = (contiguous(weight), contiguous(grad));
-    let mut dx: Vec<f32> = Vec::with_capacity(rows * d_in);
-    // SAFETY: g is rows × d_out, w d_in × d_out read transposed; dx has room for rows × d_in,
-    // every element written by gemm (no accumulation).
-    unsafe {
-        gemm::gemm(
-            rows,
-            d_in,
-            d_out,
-            dx.as_mut_ptr(),
-            1,
-            d_in as isize,
-            false,
-            g.as_ptr(),
-            1,
-            d_out as isize,
-            w.as_ptr(),
-            d_out as isize,
-            1,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(rows, d_in, d_out),
-        );
-        dx.set_len(rows * d_in);
-    }
-    tensor(dx, [rows, d_in])
-}
-
-/// `dw = xᵀ · dy` `[d_in, d_out]`.
-pub(super) fn weight_grad(x: &FlexTensor, grad: &FlexTensor) -> FlexTensor {
-    let (rows, d_in) = dims2(x);
-    let d_out = dims2(grad).1;
-    let (x, g) = (contiguous(x), contiguous(grad));
-    let mut dw: Vec<f32> = Vec::with_capacity(d_in * d_out);
-    // SAFETY: x is rows × d_in read transposed, g rows × d_out; dw has room for d_in × d_out,
-    // every element written by gemm.
-    unsafe {
-        gemm::gemm(
-            d_in,
-            d_out,
-            rows,
-            dw.as_mut_ptr(),
-            1,
-            d_out as isize,
-            false,
-            x.as_ptr(),
-            d_in as isize,
-            1,
-            g.as_ptr(),
-            1,
-            d_out as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            parallelism(d_in, d_out, rows),
-        );
-        dw.set_len(d_in * d_out);
-    }
-    tensor(dw, [d_in, d_out])
-}
-
-/// `db = Σ_rows dy` `[d_out]`: partial sums per block of rows, added in block order.
-pub(super) fn bias_grad(grad: &FlexTensor) -> FlexTensor {
-    let d_out = dims2(grad).1;
-    let g = contiguous(grad);
-    let block = ROWS * 16 * d_out;
-    let mut partial = vec![0f32; g.len().div_ceil(block.max(1)) * d_out];
-    let blocks: Vec<_> = g
-        .chunks(block.max(1))
-        .zip(partial.chunks_mut(d_out))
-        .collect();
-    run(
-        blocks,
-        g.len(),
-        || (),
-        |(), _, (rows, sum)| column_sums(rows, sum),
-    );
-    let mut db = vec![0f32; d_out];
-    for sum in partial.chunks_exact(d_out.max(1)) {
-        for (s, v) in db.iter_mut().zip(sum) {
-            *s += v;
-        }
-    }
-    tensor(db, [d_out])
-}
-
-vectorized! {
-    /// Adds the rows of `block` (width `sum.len()`) into `sum`.
-    fn column_sums(block: &[f32], sum: &mut [f32]) {
-        for row in block.chunks_exact(sum.len()) {
-            for (s, &v) in sum.iter_mut().zip(row) {
-                *s += v;
-            }
-        }
-    }
-}
-
-fn dims2(t: &FlexTensor) -> (usize, usize) {
-    let shape = t.layout().shape();
-    (shape[0], shape[1])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::f16_to_f32;
-    use burn::tensor::f16;
-
-    #[test]
-    fn widening_converts_every_half_exactly() {
-        let halves: Vec<f16> = (0..=u16::MAX).map(f16::from_bits).collect();
-        let mut wide = vec![0f32; halves.len()];
-        super::widen(&halves, &mut wide);
-        for (h, w) in halves.iter().zip(&wide) {
-            let expected = h.to_f32();
-            assert!(expected.to_bits() == w.to_bits() || (expected.is_nan() && w.is_nan()));
-        }
-    }
-
-    #[test]
-    fn half_to_single_is_exact_for_every_half() {
-        for bits in 0..=u16::MAX {
-            let expected = f16::from_bits(bits).to_f32();
-            let got = f16_to_f32(bits);
-            if expected.is_nan() {
-                assert!(got.is_nan(), "{bits:#x}");
-            } else {
-                assert_eq!(got.to_bits(), expected.to_bits(), "{bits:#x}");
-            }
-        }
-    }
 }
