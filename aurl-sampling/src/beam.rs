@@ -51,24 +51,7 @@ impl Generator<'_> {
         request: &Request,
         beam: &BeamConfig,
     ) -> Result<Generated, SamplingError> {
-        if self.vae.is_some() {
-            return Err(SamplingError::InvalidConfig {
-                field: "beam".into(),
-                reason: "beam search does not decode from latent codes; sample instead".into(),
-            });
-        }
-        if !request.controls.is_empty() {
-            return Err(SamplingError::InvalidConfig {
-                field: "controls".into(),
-                reason: "beam search does not force control tokens; sample instead".into(),
-            });
-        }
-        if beam.width == 0 || !beam.length_penalty.is_finite() {
-            return Err(SamplingError::InvalidConfig {
-                field: "beam".into(),
-                reason: "width must be ≥ 1 and the length penalty finite".into(),
-            });
-        }
+        Self::check_beam(self.vae.is_some(), request, beam)?;
         let prompt = if request.prompt.is_empty() {
             vec![self.bos]
         } else {
@@ -82,17 +65,7 @@ impl Generator<'_> {
                 reason: format!("{p} tokens leave no room in the model's {capacity} positions"),
             });
         }
-        let constrained = self.config.constrained;
-        let mut state = self.grammar.start();
-        for &id in &prompt {
-            let result = self.grammar.advance(&mut state, id);
-            if constrained {
-                result.map_err(|e| SamplingError::InvalidPrompt {
-                    index: e.index,
-                    reason: e.to_string(),
-                })?;
-            }
-        }
+        let state = self.prompt_state(&prompt)?;
         let vocab_size = self.model.vocab_size();
         let mut cache = self.model.new_cache(1);
         let flat = prompt.iter().map(|&x| i64::from(x)).collect();
@@ -116,26 +89,7 @@ impl Generator<'_> {
             for (b, hyp) in beams.iter().enumerate() {
                 let row = &values[b * vocab_size..(b + 1) * vocab_size];
                 let eos_allowed = hyp.tokens.len() - p >= self.config.min_new_tokens;
-                let allowed: Vec<usize> = if constrained {
-                    self.grammar.allowed(&hyp.state, &mut mask);
-                    mask.iter().collect()
-                } else {
-                    (0..vocab_size).collect()
-                };
-                let allowed = allowed
-                    .into_iter()
-                    .filter(|&i| row[i].is_finite() && (eos_allowed || i != usize::from(self.eos)));
-                let ids: Vec<usize> = allowed.collect();
-                let max = ids
-                    .iter()
-                    .map(|&i| row[i])
-                    .fold(f32::NEG_INFINITY, f32::max);
-                let sum: f64 = ids.iter().map(|&i| f64::from(row[i] - max).exp()).sum();
-                let lse = f64::from(max) + sum.ln();
-                candidates.extend(
-                    ids.iter()
-                        .map(|&i| (hyp.log_prob + f64::from(row[i]) - lse, b, i as TokenId)),
-                );
+                self.extend_candidates(hyp, b, row, eos_allowed, &mut mask, &mut candidates);
             }
             // Best first; ties by parent then id so results are deterministic.
             candidates.sort_unstable_by(|a, b| {
@@ -185,5 +139,77 @@ impl Generator<'_> {
             .max_by(|a, b| score(&a.0).total_cmp(&score(&b.0)))
             .ok_or(SamplingError::NoHypothesis)?;
         Ok(self.finish(best.tokens, p, ended))
+    }
+
+    /// Refuses what beam search does not do: latent codes, forced controls, a zero width or
+    /// a length penalty that is not a number.
+    fn check_beam(latent: bool, request: &Request, beam: &BeamConfig) -> Result<(), SamplingError> {
+        if latent {
+            return Err(SamplingError::InvalidConfig {
+                field: "beam".into(),
+                reason: "beam search does not decode from latent codes; sample instead".into(),
+            });
+        }
+        if !request.controls.is_empty() {
+            return Err(SamplingError::InvalidConfig {
+                field: "controls".into(),
+                reason: "beam search does not force control tokens; sample instead".into(),
+            });
+        }
+        if beam.width == 0 || !beam.length_penalty.is_finite() {
+            return Err(SamplingError::InvalidConfig {
+                field: "beam".into(),
+                reason: "width must be ≥ 1 and the length penalty finite".into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// The grammar state after `prompt` (an invalid prompt is an error when constrained).
+    fn prompt_state(&self, prompt: &[TokenId]) -> Result<GrammarState, SamplingError> {
+        let mut state = self.grammar.start();
+        for &id in prompt {
+            let result = self.grammar.advance(&mut state, id);
+            if self.config.constrained {
+                result.map_err(|e| SamplingError::InvalidPrompt {
+                    index: e.index,
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        Ok(state)
+    }
+
+    /// Adds every allowed next token of `hyp` (the `b`-th beam, whose logits are `row`) to
+    /// `candidates` with the hypothesis's log-probability after it.
+    fn extend_candidates(
+        &self,
+        hyp: &Hypothesis,
+        b: usize,
+        row: &[f32],
+        eos_allowed: bool,
+        mask: &mut TokenMask,
+        candidates: &mut Vec<(f64, usize, TokenId)>,
+    ) {
+        let allowed: Vec<usize> = if self.config.constrained {
+            self.grammar.allowed(&hyp.state, mask);
+            mask.iter().collect()
+        } else {
+            (0..row.len()).collect()
+        };
+        let ids: Vec<usize> = allowed
+            .into_iter()
+            .filter(|&i| row[i].is_finite() && (eos_allowed || i != usize::from(self.eos)))
+            .collect();
+        let max = ids
+            .iter()
+            .map(|&i| row[i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = ids.iter().map(|&i| f64::from(row[i] - max).exp()).sum();
+        let lse = f64::from(max) + sum.ln();
+        candidates.extend(
+            ids.iter()
+                .map(|&i| (hyp.log_prob + f64::from(row[i]) - lse, b, i as TokenId)),
+        );
     }
 }

@@ -1,10 +1,9 @@
 //! Batched, KV-cached, grammar-constrained generation.
 
 use std::borrow::Cow;
-use std::time::Instant;
 
 use aurl_core::tokenize::{
-    Grammar, GrammarReport, GrammarState, Token, TokenId, TokenMask, TokenSequence, Vocabulary,
+    Grammar, GrammarReport, GrammarState, Token, TokenId, TokenSequence, Vocabulary,
 };
 use aurl_model::Transformer;
 use aurl_model::WeightFormat;
@@ -12,16 +11,15 @@ use aurl_model::train::header_at;
 use aurl_model::vae::Vae;
 use burn::module::Module;
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use crate::SamplingError;
 use crate::clock::Clock;
 use crate::config::GenerationConfig;
-use crate::controls::{BarControl, ControlQueue};
-use crate::notes::{NoteFollower, StreamNote};
+use crate::controls::BarControl;
+use crate::notes::StreamNote;
 use crate::schedule;
-use crate::strategy::Scratch;
+
+mod batch;
 
 /// One piece to generate.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -300,235 +298,6 @@ impl<'a> Generator<'a> {
         let resolution = f64::from(self.vocab.grid().resolution.max(1));
         let seconds = clock.advance(state.time_steps(), resolution, self.tempo_of(id));
         request.max_seconds.is_some_and(|m| seconds > m)
-    }
-
-    fn generate_batch(
-        &self,
-        rows: &[(&[TokenId], &Request)],
-        report: &mut dyn FnMut(usize, TokenId, usize, f64, Option<StreamNote>),
-    ) -> Result<Vec<Generated>, SamplingError> {
-        let b = rows.len();
-        let p = rows[0].0.len();
-        let context = self.context();
-        // A lone cached request starts a prompt longer than the context from its last bars.
-        let sliding = self.config.use_cache && b == 1;
-        if p >= context && !sliding {
-            return Err(SamplingError::InvalidPrompt {
-                index: 0,
-                reason: format!("{p} tokens leave no room in a context of {context} positions"),
-            });
-        }
-        let mut states: Vec<GrammarState> = Vec::with_capacity(b);
-        for (prompt, _) in rows {
-            let mut state = self.grammar.start();
-            if self.config.constrained {
-                for &id in *prompt {
-                    self.grammar.advance(&mut state, id).map_err(|e| {
-                        SamplingError::InvalidPrompt {
-                            index: e.index,
-                            reason: e.to_string(),
-                        }
-                    })?;
-                }
-            }
-            states.push(state);
-        }
-        let resolution = f64::from(self.vocab.grid().resolution.max(1));
-        let grid = self.vocab.grid();
-        // Onset clocks and note followers through the prompts (their notes are not
-        // reported: only generated ones are).
-        let mut followers = vec![NoteFollower::default(); b];
-        let mut clocks: Vec<Clock> = rows
-            .iter()
-            .zip(&mut followers)
-            .map(|((prompt, _), follower)| {
-                let mut clock = Clock::new();
-                let mut state = self.grammar.start();
-                for &id in *prompt {
-                    if self.grammar.advance(&mut state, id).is_ok() {
-                        let seconds =
-                            clock.advance(state.time_steps(), resolution, self.tempo_of(id));
-                        if let Some(token) = self.vocab.token(id) {
-                            let per_step = clock.seconds_per_step(resolution);
-                            follower.follow(token, grid, seconds, per_step, state.bar_index());
-                        }
-                    }
-                }
-                clock
-            })
-            .collect();
-        let mut controls: Vec<ControlQueue<'_>> = rows
-            .iter()
-            .zip(&states)
-            .map(|((_, r), state)| ControlQueue::new(&r.controls, state))
-            .collect();
-        let mut tokens: Vec<Vec<TokenId>> = rows.iter().map(|(p, _)| p.to_vec()).collect();
-        let mut rngs: Vec<StdRng> = rows
-            .iter()
-            .map(|(_, r)| StdRng::seed_from_u64(r.seed))
-            .collect();
-        let mut active: Vec<bool> = rows.iter().map(|(_, r)| r.max_new_tokens > 0).collect();
-        let mut ended = vec![false; b];
-        let latent = self.batch_latent(rows)?;
-        let latent = latent.as_ref();
-        let longest = rows
-            .iter()
-            .map(|(_, r)| r.max_new_tokens)
-            .max()
-            .unwrap_or(0);
-        let mut cache = self.config.use_cache.then(|| self.model.new_cache(b));
-        // A lone cached request may outgrow the context and slide; batches stop at it.
-        let limit = if sliding {
-            p + longest
-        } else {
-            (p + longest).min(context)
-        };
-        let mut flat: Vec<i64> = rows
-            .iter()
-            .flat_map(|(p, _)| p.iter().map(|&x| i64::from(x)))
-            .collect();
-        let mut prefill = p;
-        if p >= context {
-            let restart = self.slid_context(rows[0].0, context);
-            prefill = restart.len();
-            flat = restart.iter().map(|&x| i64::from(x)).collect();
-        }
-        let mut step_started = Instant::now();
-        let mut logits = self.prefill(flat, b, cache.as_mut(), latent)?;
-        let mut mask = TokenMask::new(self.model.vocab_size());
-        let mut scratch = Scratch::default();
-        let mut row_copy: Vec<f32> = Vec::new();
-        let mut next = vec![0i64; b];
-        // Tokens of the pieces fed to the model so far, and tokens in the cache (fewer once
-        // a sliding request has restarted its context).
-        let mut fed = p;
-        let mut position = prefill;
-        while fed < limit && active.iter().any(|&a| a) {
-            let data = logits.reshape([b, self.model.vocab_size()]).into_data();
-            let values = data
-                .as_slice::<f32>()
-                .map_err(|e| SamplingError::Output(format!("{e:?}")))?;
-            let mut sampled: Vec<(usize, TokenId, Option<StreamNote>)> = Vec::with_capacity(b);
-            for r in 0..b {
-                next[r] = i64::from(self.pad);
-                if !active[r] {
-                    continue;
-                }
-                let mut row =
-                    &values[r * self.model.vocab_size()..(r + 1) * self.model.vocab_size()];
-                if tokens[r].len() - p < self.config.min_new_tokens {
-                    row_copy.clear();
-                    row_copy.extend_from_slice(row);
-                    if let Some(eos) = row_copy.get_mut(usize::from(self.eos)) {
-                        *eos = f32::NEG_INFINITY;
-                    }
-                    row = &row_copy;
-                }
-                let forced = controls[r].take_allowed(|id| self.grammar.is_allowed(&states[r], id));
-                let id = match forced {
-                    Some(id) => id,
-                    None => {
-                        let allowed = if self.config.constrained {
-                            self.grammar.allowed(&states[r], &mut mask);
-                            Some(&mask)
-                        } else {
-                            None
-                        };
-                        let Some(id) = self.config.strategy.sample(
-                            row,
-                            allowed,
-                            &tokens[r],
-                            &mut rngs[r],
-                            &mut scratch,
-                        ) else {
-                            active[r] = false;
-                            continue;
-                        };
-                        id
-                    }
-                };
-                let _ = self.grammar.advance(&mut states[r], id);
-                if self.past_limits(rows[r].1, &states[r], &mut clocks[r], id) {
-                    active[r] = false;
-                    continue;
-                }
-                controls[r].observe(&states[r]);
-                let note = self.vocab.token(id).and_then(|token| {
-                    followers[r].follow(
-                        token,
-                        grid,
-                        clocks[r].seconds,
-                        clocks[r].seconds_per_step(resolution),
-                        states[r].bar_index(),
-                    )
-                });
-                tokens[r].push(id);
-                next[r] = i64::from(id);
-                sampled.push((r, id, note));
-                if id == self.eos {
-                    ended[r] = true;
-                    active[r] = false;
-                } else if tokens[r].len() - p >= rows[r].1.max_new_tokens {
-                    active[r] = false;
-                }
-            }
-            let step_seconds = step_started.elapsed().as_secs_f64();
-            for (r, id, note) in sampled {
-                report(r, id, tokens[r].len() - p, step_seconds, note);
-            }
-            if !active.iter().any(|&a| a) || fed + 1 >= limit {
-                break;
-            }
-            step_started = Instant::now();
-            fed += 1;
-            logits = match cache.as_mut() {
-                Some(cache) if position >= context => {
-                    // Only a lone request gets here (batches stop at the context).
-                    let restart = self.slid_context(&tokens[0], context);
-                    *cache = self.model.new_cache(1);
-                    position = restart.len() - 1;
-                    let restart = restart.iter().map(|&x| i64::from(x)).collect();
-                    self.prefill(restart, 1, Some(cache), latent)
-                }
-                Some(cache) => {
-                    let input = Tensor::<2, Int>::from_data(
-                        TensorData::new(next.clone(), [b, 1]),
-                        &self.device,
-                    );
-                    self.forward(input, position, Some(cache), latent)
-                }
-                None => {
-                    // Uncached: the whole prefix again (finished rows repeat padding).
-                    let flat: Vec<i64> = tokens
-                        .iter()
-                        .flat_map(|t| {
-                            let pad = position + 1 - t.len().min(position + 1);
-                            t.iter()
-                                .take(position + 1)
-                                .map(|&x| i64::from(x))
-                                .chain(std::iter::repeat_n(i64::from(self.pad), pad))
-                        })
-                        .collect();
-                    let input = Tensor::<2, Int>::from_data(
-                        TensorData::new(flat, [b, position + 1]),
-                        &self.device,
-                    );
-                    self.forward(input, 0, None, latent)
-                        .map(|l| l.narrow(1, position, 1))
-                }
-            }?;
-            position += 1;
-        }
-        Ok(tokens
-            .into_iter()
-            .zip(ended)
-            .zip(controls)
-            .map(|((tokens, ended), controls)| {
-                let mut generated = self.finish(tokens, p, ended);
-                generated.controls_dropped = controls.dropped_at_end();
-                generated
-            })
-            .collect())
     }
 
     /// The result for one finished row: constrained pieces cut by a limit are closed.
