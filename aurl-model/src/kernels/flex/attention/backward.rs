@@ -63,6 +63,20 @@ pub(in crate::kernels::flex) fn backward(
 }
 
 impl BackwardScratch {
+    /// Sizes the tiles' buffers and zeroes the head's `dk`/`dv` accumulators (`keys_d`
+    /// values each).
+    fn prepare(&mut self, keys_d: usize, dropout: bool) {
+        self.probs.resize(BLOCK_Q * BLOCK_K, 0.0);
+        self.dprobs.resize(BLOCK_Q * BLOCK_K, 0.0);
+        if dropout {
+            self.dropped.resize(BLOCK_Q * BLOCK_K, 0.0);
+        }
+        for buffer in [&mut self.dk, &mut self.dv] {
+            buffer.clear();
+            buffer.resize(keys_d, 0.0);
+        }
+    }
+
     /// Writes this head's `dk` and `dv` (its `dq` rows are written block by block).
     fn write(
         &self,
@@ -83,20 +97,14 @@ impl BackwardScratch {
     }
 }
 
-pub(super) fn backward_head(
-    call: &Call<'_>,
-    (b, h): (usize, usize),
-    (out, grad): (Heads, Heads),
-    lse: &[f32],
-    s: &mut BackwardScratch,
-    dq_out: SharedMut,
+/// `Σ_j p_ij · dp_ij = do_i · o_i` for every query row `i` of one head, into `row_dot`.
+fn row_dots(
+    (o, out): (*const f32, Heads),
+    (g, grad): (*const f32, Heads),
+    (tq, d): (usize, usize),
+    row_dot: &mut Vec<f32>,
 ) {
-    let (tq, tk, d) = (call.tq, call.tk, call.d);
-    let (q, k, v) = (call.q.head(b, h), call.k.head(b, h), call.v.head(b, h));
-    let (o, g) = (out.head(b, h), grad.head(b, h));
-    let dropout = call.dropout(b, h);
-    // Σ_j p_ij · dp_ij = do_i · o_i.
-    s.row_dot.clear();
+    row_dot.clear();
     for i in 0..tq {
         let value = if grad.col() == 1 && out.col() == 1 {
             // SAFETY: row i of o and g holds d contiguous values.
@@ -118,17 +126,24 @@ pub(super) fn backward_head(
                 })
                 .sum()
         };
-        s.row_dot.push(value);
+        row_dot.push(value);
     }
-    s.probs.resize(BLOCK_Q * BLOCK_K, 0.0);
-    s.dprobs.resize(BLOCK_Q * BLOCK_K, 0.0);
-    if dropout.is_some() {
-        s.dropped.resize(BLOCK_Q * BLOCK_K, 0.0);
-    }
-    for buffer in [&mut s.dk, &mut s.dv] {
-        buffer.clear();
-        buffer.resize(tk * d, 0.0);
-    }
+}
+
+pub(super) fn backward_head(
+    call: &Call<'_>,
+    (b, h): (usize, usize),
+    (out, grad): (Heads, Heads),
+    lse: &[f32],
+    s: &mut BackwardScratch,
+    dq_out: SharedMut,
+) {
+    let (tq, tk, d) = (call.tq, call.tk, call.d);
+    let (q, k, v) = (call.q.head(b, h), call.k.head(b, h), call.v.head(b, h));
+    let (o, g) = (out.head(b, h), grad.head(b, h));
+    let dropout = call.dropout(b, h);
+    row_dots((o, out), (g, grad), (tq, d), &mut s.row_dot);
+    s.prepare(tk * d, dropout.is_some());
     let dq_base = |i: usize| ((b * tq + i) * call.heads + h) * d;
     for i0 in (0..tq).step_by(BLOCK_Q) {
         let rows = BLOCK_Q.min(tq - i0);
