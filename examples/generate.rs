@@ -17,7 +17,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use aurl::data::audio::{SOUNDFONT_HINT, SoundFont};
+use aurl::data::audio::SoundFont;
 use aurl::model::WeightFormat;
 use aurl::model::any::load_any;
 use aurl::model::vae::interpolate;
@@ -166,10 +166,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = load_any(&dir, &device)?.into_generative();
     let (vocabulary, max_seq_len) = (model.vocabulary().clone(), model.max_seq_len());
     let tokenizer = vocabulary.scheme().tokenizer(vocabulary.config())?;
-    let prompt = match &args.prompt {
-        Some(path) => prompt_from_midi(path, tokenizer.as_ref(), args.prompt_tokens)?,
-        None => Vec::new(),
-    };
     let weights = if args.half_weights {
         WeightFormat::F16
     } else {
@@ -190,11 +186,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: args.batch.max(1),
         min_new_tokens: args.min_tokens,
         use_cache: !args.no_cache,
-        context: match args.context {
-            Some(0) => None,
-            Some(n) => Some(n),
-            None => Some(max_seq_len),
-        },
+        context: args
+            .context
+            .map_or(Some(max_seq_len), |n| (n > 0).then_some(n)),
         workers: args
             .workers
             .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
@@ -216,17 +210,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let controls = (args.controls.iter())
         .map(|spec| BarControl::parse(spec, &vocabulary))
         .collect::<Result<Vec<_>, _>>()?;
-    let requests: Vec<Request> = (0..args.count)
-        .map(|i| Request {
-            prompt: prompt.clone(),
-            max_new_tokens: args.tokens,
-            seed: args.seed.wrapping_add(i as u64),
-            max_bars: args.bars,
-            max_seconds: args.seconds,
-            latent: latents.as_ref().map(|l| l[i].clone()),
-            controls: controls.clone(),
-        })
-        .collect();
+    let template = Request {
+        prompt: match &args.prompt {
+            Some(path) => prompt_from_midi(path, tokenizer.as_ref(), args.prompt_tokens)?,
+            None => Vec::new(),
+        },
+        max_new_tokens: args.tokens,
+        seed: args.seed,
+        max_bars: args.bars,
+        max_seconds: args.seconds,
+        latent: None,
+        controls,
+    };
+    let requests = template.repeated(args.count, latents.as_deref());
     let mut stats = StreamStats::start();
     let pieces = match args.beam {
         // Beam search: the most likely continuation of each request, one after another.
@@ -249,13 +245,9 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     };
     let seconds = stats.elapsed_seconds();
     std::fs::create_dir_all(&args.out)?;
-    // Asked for audio: a missing or unreadable SoundFont is an error before anything is
-    // written, not a silent omission.
-    let font = if args.wav || args.soundfont.is_some() {
-        Some(SoundFont::locate(args.soundfont.as_deref())?.ok_or(SOUNDFONT_HINT)?)
-    } else {
-        None
-    };
+    let wav = args.wav || args.soundfont.is_some();
+    let font = wav.then(|| SoundFont::require(args.soundfont.as_deref()));
+    let font = font.transpose()?;
     let files = PieceFiles {
         stem: "piece",
         piano_roll: false,

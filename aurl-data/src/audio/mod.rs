@@ -77,6 +77,9 @@ pub enum AudioError {
     /// on it.
     #[error("rendering: {0}")]
     Render(String),
+    /// Audio was asked for and no SoundFont was found ([`SoundFont::require`]).
+    #[error("{SOUNDFONT_HINT}")]
+    NotFound,
     /// Writing the WAV file failed.
     #[error(transparent)]
     Write(crate::Error),
@@ -183,6 +186,16 @@ impl SoundFont {
     #[must_use]
     pub fn path(&self) -> Option<&Path> {
         self.path.as_deref()
+    }
+
+    /// As [`SoundFont::locate`] when audio was asked for: finding none is an error
+    /// ([`AudioError::NotFound`], which says how to install one), before anything is
+    /// written rather than a silent omission after.
+    ///
+    /// # Errors
+    /// As [`SoundFont::locate`], and when no SoundFont is found.
+    pub fn require(explicit: Option<&Path>) -> Result<Self, AudioError> {
+        Self::locate(explicit)?.ok_or(AudioError::NotFound)
     }
 
     /// The SoundFont to render with: `explicit` if given, else the file `AURL_SOUNDFONT`

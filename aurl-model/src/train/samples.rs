@@ -33,6 +33,18 @@ pub struct SampleCheck {
     pub longest_repeat: usize,
 }
 
+impl std::fmt::Display for SampleCheck {
+    /// `1.5% grammar errors, 98.0% notes paired`
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.1}% grammar errors, {:.1}% notes paired",
+            100.0 * self.grammar_error_rate,
+            100.0 * self.note_pairing_rate
+        )
+    }
+}
+
 impl SampleCheck {
     /// Checks `sequences` against `grammar`.
     #[must_use]

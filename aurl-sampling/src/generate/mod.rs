@@ -47,6 +47,34 @@ pub struct Request {
     pub controls: Vec<BarControl>,
 }
 
+impl Request {
+    /// `count` copies of this request, seeded `seed`, `seed + 1`, …, the `i`-th decoding
+    /// `latents[i]` when codes are given (for a VAE): `count` different pieces from one
+    /// set of settings.
+    ///
+    /// ```
+    /// use aurl_sampling::Request;
+    /// let one = Request { seed: 7, max_new_tokens: 64, ..Request::default() };
+    /// let codes = vec![vec![0.5], vec![-0.5]];
+    /// let many = one.repeated(2, Some(&codes));
+    /// assert_eq!(many.iter().map(|r| r.seed).collect::<Vec<_>>(), [7, 8]);
+    /// assert_eq!(many[1].latent.as_deref(), Some(&[-0.5][..]));
+    /// assert!(many.iter().all(|r| r.max_new_tokens == 64));
+    /// ```
+    #[must_use]
+    pub fn repeated(&self, count: usize, latents: Option<&[Vec<f32>]>) -> Vec<Request> {
+        (0..count)
+            .map(|i| Request {
+                seed: self.seed.wrapping_add(i as u64),
+                latent: latents
+                    .and_then(|l| l.get(i).cloned())
+                    .or_else(|| self.latent.clone()),
+                ..self.clone()
+            })
+            .collect()
+    }
+}
+
 /// A generated piece.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Generated {
