@@ -105,6 +105,30 @@ pub struct RunConfig {
 /// A tokenization scheme (aurl-core's, re-exported where run configs name it).
 pub use crate::core::tokenize::Scheme;
 
+/// The version of the run-config format this release writes (`format = 1` at the top of a
+/// run directory's `config.toml`) and the newest it reads. A file without the key is
+/// version 1.
+pub const RUN_CONFIG_FORMAT: i64 = 1;
+
+/// Refuses a config written by a newer release (a `format` above [`RUN_CONFIG_FORMAT`]).
+fn check_format(format: Option<toml::Value>, source: &str) -> Result<(), RunConfigError> {
+    match format {
+        None => Ok(()),
+        Some(toml::Value::Integer(v)) if (1..=RUN_CONFIG_FORMAT).contains(&v) => Ok(()),
+        Some(toml::Value::Integer(v)) if v > RUN_CONFIG_FORMAT => Err(invalid(
+            source,
+            format!(
+                "format {v}: written by a newer Aurl (this release reads run configs up to \
+                 format {RUN_CONFIG_FORMAT})"
+            ),
+        )),
+        Some(other) => Err(invalid(
+            source,
+            format!("format {other}: expected a positive integer"),
+        )),
+    }
+}
+
 /// How deep `extends` chains may go.
 const MAX_EXTENDS: usize = 8;
 
@@ -161,6 +185,7 @@ impl RunConfig {
         source: &str,
     ) -> Result<Self, RunConfigError> {
         table.remove("extends");
+        check_format(table.remove("format"), source)?;
         for o in overrides {
             apply_override(&mut table, o)?;
         }
@@ -233,7 +258,8 @@ impl RunConfig {
     /// # Errors
     /// [`RunConfigError::Invalid`] if a value cannot be written as TOML.
     pub fn to_toml(&self) -> Result<String, RunConfigError> {
-        toml::to_string_pretty(self).map_err(|e| invalid("config", e))
+        let body = toml::to_string_pretty(self).map_err(|e| invalid("config", e))?;
+        Ok(format!("format = {RUN_CONFIG_FORMAT}\n{body}"))
     }
 }
 
@@ -323,6 +349,20 @@ mod tests {
         assert_eq!(second.file_name().unwrap(), "tiny-remi-seed42-2");
         assert_eq!(named.file_name().unwrap(), "mine");
         std::fs::remove_dir_all(&out).unwrap();
+    }
+
+    #[test]
+    fn run_configs_record_their_format_and_refuse_a_newer_one() {
+        let config = RunConfig::default();
+        let text = config.to_toml().unwrap();
+        assert!(text.starts_with("format = 1\n"), "{text}");
+        assert_eq!(RunConfig::from_toml_str(&text, &[]).unwrap(), config);
+        // Files from before the key read as format 1.
+        assert_eq!(RunConfig::from_toml_str("", &[]).unwrap(), config);
+        let newer = RunConfig::from_toml_str("format = 2", &[]).unwrap_err();
+        assert!(newer.to_string().contains("newer Aurl"), "{newer}");
+        let odd = RunConfig::from_toml_str("format = \"one\"", &[]).unwrap_err();
+        assert!(odd.to_string().contains("positive integer"), "{odd}");
     }
 
     #[test]
