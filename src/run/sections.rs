@@ -13,7 +13,7 @@ use super::{RunConfigError, invalid};
 #[serde(default, deny_unknown_fields)]
 pub struct DataConfig {
     /// Files or folders of MIDI files (folders are walked recursively). Empty in the main
-    /// job's config: the `train` example then uses [`bundled_chorales`] and their split.
+    /// job's config: the `train` example then uses [`bundled_chorales`](super::bundled_chorales) and their split.
     pub paths: Vec<PathBuf>,
     /// Percentage of files held out for validation (by a hash of their relative path).
     pub valid_percent: u8,
