@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use aurl::core::tokenize::{Remi, Tokenizer, TokenizerConfig};
 use aurl::data::augment::{Augmentation, Schedule};
 use aurl::data::corpus::{ScoreCorpus, SplitRule, read_corpus};
-use aurl::model::train::TokenWindows;
+use aurl::model::train::{TokenWindows, WindowTensors};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
 const SEQ_LEN: usize = 256;

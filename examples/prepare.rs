@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use aurl::core::tokenize::{SCHEMES, by_name};
 use aurl::data::cache::{CacheOptions, CachedCorpus, build_cache};
-use aurl::model::train::TokenWindows;
+use aurl::data::windows::TokenWindows;
 use aurl::run::RunConfig;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};

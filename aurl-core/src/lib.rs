@@ -72,6 +72,12 @@
 //! * [`analysis`]: chords with inversions, key estimation with modulations, melody lines,
 //!   motifs and form.
 //!
+//! ## Seeds
+//!
+//! [`rng::SeedRng`] is the one seeded generator of the workspace (SplitMix64): augmentation,
+//! the order of training windows, the VAE's noise and sampling all draw from it, so a seed
+//! means the same draws in every release.
+//!
 //! Errors are one [`Error`] type; nothing here panics on bad input.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -79,6 +85,7 @@
 pub mod analysis;
 mod error;
 pub mod metrics;
+pub mod rng;
 pub mod score;
 mod tempo_map;
 pub mod tokenize;

@@ -47,6 +47,22 @@ pub enum Error {
         /// What is wrong with it.
         reason: String,
     },
+    /// An epoch of training windows has none (see [`crate::windows::DataOrder`]).
+    #[error("no training windows in epoch {epoch}")]
+    NoWindows {
+        /// The epoch (from 0).
+        epoch: u64,
+    },
+    /// An epoch of training windows pads with another id than the run's.
+    #[error("epoch {epoch} pads with id {found}, the run with {expected}")]
+    PaddingChanged {
+        /// The epoch (from 0).
+        epoch: u64,
+        /// The epoch's padding id.
+        found: aurl_core::tokenize::TokenId,
+        /// The run's padding id.
+        expected: aurl_core::tokenize::TokenId,
+    },
     /// Reading or writing a file failed.
     #[error("{path}: {source}")]
     Io {

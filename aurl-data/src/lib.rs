@@ -52,6 +52,13 @@
 //! sharded, checksummed, memory-mapped files keyed by content, so a second run starts in
 //! seconds and an edited file is the only one tokenized again.
 //!
+//! ## Training windows
+//!
+//! [`windows`] cuts token sequences into the fixed-length windows a model trains on
+//! (starting at bars, optionally re-emitting the header in force so each window stands on
+//! its own, or cut on demand from the memory-mapped cache) and visits them in a seeded,
+//! resumable order ([`windows::DataOrder`]); `aurl-model` makes tensors of its batches.
+//!
 //! ## Tools
 //!
 //! [`audit`] reads a folder tree of MIDI files in parallel and summarises what it found
@@ -69,6 +76,7 @@ mod error;
 pub mod midi;
 pub mod preprocess;
 pub mod walk;
+pub mod windows;
 
 pub use error::Error;
 pub use midi::{

@@ -6,8 +6,8 @@ mod common;
 use aurl_core::Score;
 use aurl_core::tokenize::{Grammar, Remi, Tokenizer, TokenizerConfig};
 use aurl_data::augment::{
-    AugmentRng, Augmentation, Schedule, SwingUnit, augment, humanize, swing, time_stretch,
-    transpose, transposition_room,
+    Augmentation, Schedule, SeedRng, SwingUnit, augment, humanize, swing, time_stretch, transpose,
+    transposition_room,
 };
 use aurl_data::{Mode, read_midi_file};
 use common::fixtures_dir;
@@ -106,7 +106,7 @@ proptest! {
     #[test]
     fn humanize_keeps_notes_and_lengths(mut s in score(), seed in any::<u64>()) {
         let before = s.clone();
-        humanize(&mut s, &mut AugmentRng::new(seed), 0.02, 5.0);
+        humanize(&mut s, &mut SeedRng::new(seed), 0.02, 5.0);
         prop_assert_eq!(s.note_count(), before.note_count());
         for (a, b) in before.tracks.iter().zip(&s.tracks) {
             let mut x: Vec<u64> = a.notes.iter().map(|n| n.duration).collect();

@@ -45,6 +45,10 @@ pub enum ModelError {
     /// The vocabulary of a saved model differs from the one expected.
     #[error(transparent)]
     Vocabulary(#[from] aurl_core::Error),
+    /// The data layer refused (e.g. an epoch of training windows is empty); the
+    /// `aurl_data::Error` is kept as it is.
+    #[error(transparent)]
+    Data(std::sync::Arc<aurl_data::Error>),
     /// Training cannot go on (e.g. nothing to train on, or every step diverged).
     #[error("training: {0}")]
     Training(String),
@@ -80,8 +84,15 @@ impl PartialEq for ModelError {
                 },
             ) => path == p && message == m,
             (E::Vocabulary(a), E::Vocabulary(b)) => a == b,
+            (E::Data(a), E::Data(b)) => a.to_string() == b.to_string(),
             _ => false,
         }
+    }
+}
+
+impl From<aurl_data::Error> for ModelError {
+    fn from(e: aurl_data::Error) -> Self {
+        Self::Data(std::sync::Arc::new(e))
     }
 }
 

@@ -9,7 +9,7 @@ use aurl_core::tokenize::{TokenizerConfig, Vocabulary};
 use aurl_model::loss::{FreeBits, KlSchedule, TokenLoss};
 use aurl_model::train::{
     AdversaryTraining, Checkpointing, OptimizerKind, StepContext, StepMetrics, TokenWindows,
-    TrainBatch, TrainConfig, TrainModel, Trainer, load_checkpoint_as,
+    TrainBatch, TrainConfig, TrainModel, Trainer, WindowTensors, load_checkpoint_as,
 };
 use aurl_model::vae::VaeLossConfig;
 use aurl_model::{GanLossConfig, ModelError, VaeGan, VaeGanConfig};

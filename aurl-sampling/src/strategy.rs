@@ -2,9 +2,8 @@
 //! typical sampling, top-p (nucleus), greedy, and an optional mask of allowed ids (the
 //! token grammar). The steps apply in that order.
 
+use aurl_core::rng::SeedRng;
 use aurl_core::tokenize::{TokenId, TokenMask};
-use rand::Rng;
-use rand::rngs::StdRng;
 use serde::{Deserialize, Serialize};
 
 use crate::SamplingError;
@@ -111,7 +110,7 @@ impl Strategy {
         logits: &[f32],
         allowed: Option<&TokenMask>,
         history: &[TokenId],
-        rng: &mut StdRng,
+        rng: &mut SeedRng,
         scratch: &mut Scratch,
     ) -> Option<TokenId> {
         let c = &mut scratch.candidates;
@@ -209,7 +208,7 @@ impl Strategy {
             c.truncate(keep);
         }
         let total: f32 = c.iter().map(|x| x.0).sum();
-        let mut u = rng.random::<f32>() * total;
+        let mut u = rng.unit_f32() * total;
         for x in c.iter() {
             u -= x.0;
             if u <= 0.0 {
@@ -223,10 +222,9 @@ impl Strategy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn draws(s: &Strategy, logits: &[f32], mask: Option<&TokenMask>, n: usize) -> Vec<TokenId> {
-        let mut rng = StdRng::seed_from_u64(9);
+        let mut rng = SeedRng::new(9);
         let mut scratch = Scratch::default();
         (0..n)
             .map(|_| s.sample(logits, mask, &[], &mut rng, &mut scratch).unwrap())
@@ -268,7 +266,7 @@ mod tests {
                 &logits,
                 Some(&TokenMask::new(5)),
                 &[],
-                &mut StdRng::seed_from_u64(1),
+                &mut SeedRng::new(1),
                 &mut Scratch::default()
             )
             .is_none()
@@ -357,7 +355,7 @@ mod tests {
             repetition_window: 2,
             ..Strategy::default()
         };
-        let (mut rng, mut scratch) = (StdRng::seed_from_u64(4), Scratch::default());
+        let (mut rng, mut scratch) = (SeedRng::new(4), Scratch::default());
         let n = 4000;
         let zeros = (0..n)
             .filter(|_| s.sample(&[1.0, 1.0], None, &[0, 9, 9], &mut rng, &mut scratch) == Some(0))

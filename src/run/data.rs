@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::core::tokenize::{SequenceSource, TokenSequence, Tokenizer, Vocabulary};
 use crate::data::cache::{CacheOptions, CacheReport, build_cache};
 use crate::data::corpus::{ScoreCorpus, read_corpus};
-use crate::model::train::TokenWindows;
+use crate::data::windows::TokenWindows;
 
 use super::RunConfig;
 

@@ -2,7 +2,7 @@
 
 use crate::burn::prelude::Device;
 use crate::core::tokenize::{Tokenizer, Vocabulary};
-use crate::model::train::TokenWindows;
+use crate::data::windows::TokenWindows;
 use crate::model::vae::Vae;
 use crate::model::{Transformer, VaeGan};
 

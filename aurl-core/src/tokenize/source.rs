@@ -8,7 +8,7 @@ use super::{BarStart, TokenSequence};
 
 /// A numbered collection of token sequences, read one at a time.
 ///
-/// Training windows (`aurl_model::train::TokenWindows::lazy`) keep only the source and
+/// Training windows (`aurl_data::windows::TokenWindows::lazy`) keep only the source and
 /// where each window starts, and read a window's tokens when it is batched: with a source
 /// that maps its data from disk (`aurl_data::cache::MappedSequences`), memory stays flat
 /// however large the corpus.

@@ -18,11 +18,10 @@
 //! # Ok::<(), aurl_data::Error>(())
 //! ```
 
-mod rng;
 mod schedule;
 mod transforms;
 
-pub use rng::AugmentRng;
+pub use aurl_core::rng::SeedRng;
 pub use schedule::Schedule;
 pub use transforms::{
     SwingUnit, humanize, substitute_instruments, swing, time_stretch, transpose,
@@ -307,7 +306,7 @@ pub fn augment(
     config.validate()?;
     let mut out = score.clone();
     let mut applied = Applied::default();
-    let mut rng = AugmentRng::for_sample(seed, epoch, index);
+    let mut rng = SeedRng::derive(seed, &[epoch, index]);
     let t = &config.transpose;
     if rng.chance(t.probability.probability(epoch))
         && let Some((down, up)) = transposition_room(&out, t.low, t.high)

@@ -3,7 +3,7 @@
 
 use aurl_core::{Family, Program, Score, Tempo, Tick, Velocity};
 
-use super::AugmentRng;
+use super::SeedRng;
 
 /// The pitch offsets that keep every pitched note of `score` within `low..=high`, as an
 /// inclusive interval, or `None` when the piece spans more than the range already allows.
@@ -89,7 +89,7 @@ pub fn velocity_curve(score: &mut Score, gamma: f64, gain: f64) {
 /// Gives every pitched track a program drawn uniformly from its own General MIDI family
 /// (a violin may become a viola or a cello; a piano stays a keyboard). Drum tracks keep
 /// theirs.
-pub fn substitute_instruments(score: &mut Score, rng: &mut AugmentRng) {
+pub fn substitute_instruments(score: &mut Score, rng: &mut SeedRng) {
     for track in score.tracks.iter_mut().filter(|t| !t.is_drum) {
         let family: Family = track.program.family();
         let first = i64::from(family.programs().next().map_or(0, Program::get));
@@ -170,7 +170,7 @@ pub fn swing(score: &mut Score, unit: SwingUnit, ratio: f64) {
 /// Small random timing and velocity deviations, as a player makes: each note's onset moves
 /// by a normal deviate of `timing_sd` quarter notes (its length is kept; never before tick
 /// 0), and its velocity by one of `velocity_sd` (kept in 1..=127).
-pub fn humanize(score: &mut Score, rng: &mut AugmentRng, timing_sd: f64, velocity_sd: f64) {
+pub fn humanize(score: &mut Score, rng: &mut SeedRng, timing_sd: f64, velocity_sd: f64) {
     let sd_ticks = timing_sd * f64::from(score.ticks_per_quarter);
     for track in &mut score.tracks {
         for n in &mut track.notes {
@@ -272,7 +272,7 @@ mod tests {
     fn instruments_stay_in_their_family() {
         let mut s = score(&[60]);
         s.tracks[0].program = Program::saturating(41);
-        let mut rng = AugmentRng::new(3);
+        let mut rng = SeedRng::new(3);
         for _ in 0..50 {
             substitute_instruments(&mut s, &mut rng);
             assert_eq!(s.tracks[0].program.family(), Family::Strings);
@@ -283,9 +283,9 @@ mod tests {
     fn humanize_with_zero_spread_changes_nothing() {
         let mut s = score(&[60, 62]);
         let before = s.clone();
-        humanize(&mut s, &mut AugmentRng::new(1), 0.0, 0.0);
+        humanize(&mut s, &mut SeedRng::new(1), 0.0, 0.0);
         assert_eq!(s, before);
-        humanize(&mut s, &mut AugmentRng::new(1), 0.05, 8.0);
+        humanize(&mut s, &mut SeedRng::new(1), 0.05, 8.0);
         assert_ne!(s, before);
         assert_eq!(s.note_count(), before.note_count());
     }

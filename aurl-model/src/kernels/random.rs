@@ -3,15 +3,7 @@
 //! it, every thread draws its own elements without sharing a generator, and the generic
 //! bodies build exactly the mask the fused kernels use.
 
-/// `splitmix64`'s finaliser: a bijection of `u64` whose output bits all depend on every
-/// input bit.
-#[inline]
-pub(crate) fn mix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    x ^ (x >> 31)
-}
+use aurl_core::rng::mix64;
 
 /// The two 32-bit keys of stream `stream` (a head, or a 2³²-element block) under `seed`.
 #[inline]

@@ -7,10 +7,10 @@ use std::collections::BTreeMap;
 use aurl_core::tokenize::TokenId;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 
-use super::TokenWindows;
 use super::adversary::adversary_round;
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::session::{Rates, Session, fits};
+use super::{TokenWindows, WindowTensors};
 use crate::error::ModelError;
 
 /// What one step computed before its optimizer steps.

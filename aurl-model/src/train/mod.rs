@@ -4,6 +4,7 @@
 
 mod adam;
 mod adversary;
+mod batch;
 mod checkpoint;
 mod clip;
 mod dataset;
@@ -11,12 +12,10 @@ mod gradients;
 mod likelihood;
 mod metrics;
 mod objective;
-mod order;
 mod samples;
 mod schedule;
 mod session;
 mod trainer;
-mod windows;
 
 use burn::module::Module;
 use burn::prelude::*;
@@ -24,6 +23,10 @@ use serde::{Deserialize, Serialize};
 
 pub use adam::{FusedAdam, FusedAdamW};
 pub use adversary::AdversaryTraining;
+/// Windows and their order are data (`aurl-data`); re-exported here, where training uses
+/// them.
+pub use aurl_data::windows::{DataCursor, EpochWindows, TokenWindows, header_at};
+pub use batch::WindowTensors;
 pub use checkpoint::{
     Checkpointing, Resume, Resumed, TrainState, latest_checkpoint, load_checkpoint,
     load_checkpoint_as,
@@ -33,11 +36,9 @@ pub use dataset::{WindowBatch, WindowBatcher, WindowDataset};
 pub use likelihood::{NllReport, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use objective::{StepContext, TrainBatch, TrainLoss, TrainModel};
-pub use order::{DataCursor, EpochWindows};
 pub use samples::SampleCheck;
 pub use schedule::{LrSchedule, learning_rate};
 pub use trainer::{Trainer, train};
-pub use windows::{TokenWindows, header_at};
 
 use crate::Transformer;
 use crate::error::{ModelError, invalid};

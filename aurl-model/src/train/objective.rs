@@ -9,7 +9,7 @@ use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Gradients;
 
-use super::TokenWindows;
+use super::{TokenWindows, WindowTensors};
 use crate::error::ModelError;
 use crate::loss::TokenLoss;
 use crate::vae::{LatentRng, Vae};
@@ -55,11 +55,7 @@ impl StepContext {
     /// A seed for this step's own noise (the same on resume).
     #[must_use]
     pub fn step_seed(&self) -> u64 {
-        let mut z = self
-            .seed
-            .wrapping_add((self.step as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z ^ (z >> 27)
+        aurl_core::rng::SeedRng::derive(self.seed, &[self.step as u64]).next_u64()
     }
 }
 

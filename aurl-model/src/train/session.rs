@@ -10,13 +10,13 @@ use burn::prelude::Device;
 
 use super::gradients::StepGradients;
 use super::objective::TrainModel;
-use super::order::{DataCursor, DataOrder, EpochWindows};
 use super::{
     LrSchedule, Resume, SampleCheck, TrainConfig, TrainReport, TrainState, Trainer,
     clip_global_norm, global_grad_norm, model_device,
 };
 use crate::error::ModelError;
 use crate::loss::{GrammarLoss, TokenLoss};
+use aurl_data::windows::{DataCursor, DataOrder, EpochWindows};
 
 /// What a rollback returns to: the model, both optimizers' states and the loop's state.
 pub(super) struct Snapshot<M> {

@@ -6,13 +6,13 @@ use aurl_core::tokenize::Vocabulary;
 
 use super::gradients::Batches;
 use super::objective::TrainModel;
-use super::order::EpochWindows;
 use super::session::{Applied, Next, Session};
 use super::{
     Checkpointing, Resume, SampleCheck, StepMetrics, TokenWindows, TrainConfig, TrainReport,
 };
 use crate::error::ModelError;
 use crate::{Transformer, TransformerConfig};
+use aurl_data::windows::EpochWindows;
 
 /// A training run: data, config and where checkpoints go. `C` is the configuration type of
 /// the model trained (see [`TrainModel`]), saved in its checkpoints.

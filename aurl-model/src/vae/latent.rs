@@ -1,7 +1,7 @@
 //! Latent codes and the tools over them: seeded reparameterization noise, spherical
 //! interpolation and attribute vectors.
 
-use aurl_data::augment::AugmentRng;
+use aurl_core::rng::SeedRng;
 use burn::prelude::*;
 
 /// A batch of latent codes: one global `z` per sequence `[b, z_dim]`, and with a
@@ -105,12 +105,12 @@ impl Posterior {
     }
 }
 
-/// The noise source of reparameterization and prior sampling: the SplitMix64 stream of
-/// `aurl_data::augment::AugmentRng` (written out there, so a seed means the same draws on
-/// every backend and dependency version) and Box–Muller normals generated on the host.
+/// The noise source of reparameterization and prior sampling: the workspace's
+/// [`SeedRng`] (so a seed means the same draws on every backend and dependency version) and
+/// Box–Muller normals generated on the host.
 #[derive(Debug, Clone)]
 pub struct LatentRng {
-    bits: AugmentRng,
+    bits: SeedRng,
 }
 
 impl LatentRng {
@@ -118,7 +118,7 @@ impl LatentRng {
     #[must_use]
     pub fn new(seed: u64) -> Self {
         Self {
-            bits: AugmentRng::new(seed),
+            bits: SeedRng::new(seed),
         }
     }
 

@@ -3,12 +3,11 @@
 
 use std::time::Instant;
 
+use aurl_core::rng::SeedRng;
 use aurl_core::tokenize::{GrammarState, TokenId, TokenMask};
 use aurl_model::KvCache;
 use aurl_model::vae::Latent;
 use burn::prelude::*;
-use rand::SeedableRng;
-use rand::rngs::StdRng;
 
 use super::{Generated, Generator, Request};
 use crate::SamplingError;
@@ -29,7 +28,7 @@ struct Row<'r> {
     controls: ControlQueue<'r>,
     /// Prompt and new tokens.
     tokens: Vec<TokenId>,
-    rng: StdRng,
+    rng: SeedRng,
     /// Still generating.
     active: bool,
     /// Ended by the model (EOS).
@@ -183,7 +182,7 @@ impl Generator<'_> {
             clock,
             follower,
             tokens: prompt.to_vec(),
-            rng: StdRng::seed_from_u64(request.seed),
+            rng: SeedRng::derive(request.seed, &[]),
             active: request.max_new_tokens > 0,
             ended: false,
         })

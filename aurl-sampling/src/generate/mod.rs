@@ -5,9 +5,9 @@ use std::borrow::Cow;
 use aurl_core::tokenize::{
     Grammar, GrammarReport, GrammarState, Token, TokenId, TokenSequence, Vocabulary,
 };
+use aurl_data::windows::header_at;
 use aurl_model::Transformer;
 use aurl_model::WeightFormat;
-use aurl_model::train::header_at;
 use aurl_model::vae::Vae;
 use burn::module::Module;
 use burn::prelude::*;

@@ -3,7 +3,7 @@
 
 use aurl_core::tokenize::{Grammar, SCHEMES, TokenizerConfig, by_name};
 use aurl_core::{Note, Pitch, Score, Tempo, TimeSignature, Track, Velocity};
-use aurl_model::train::TokenWindows;
+use aurl_data::windows::TokenWindows;
 
 /// Eight bars: a melody and a bass, a tempo change in bar 3, 3/4 from bar 5, long notes
 /// held across window cuts.

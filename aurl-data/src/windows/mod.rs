@@ -1,4 +1,25 @@
-//! Training windows over token sequences, and batches of them as tensors.
+//! Training windows over token sequences, and the seeded order a run visits them in.
+//!
+//! [`TokenWindows`] cuts sequences into fixed-length windows (held, or cut on demand from a
+//! memory-mapped [`SequenceSource`]); [`DataOrder`] walks them epoch by epoch in a seeded
+//! permutation and records where it stands in a [`DataCursor`] that checkpoints keep. Both
+//! are plain data: `aurl-model` turns a batch of windows into tensors.
+//!
+//! ```
+//! use aurl_core::tokenize::TokenSequence;
+//! use aurl_data::windows::{DataCursor, DataOrder, EpochWindows, TokenWindows};
+//! let pieces = vec![TokenSequence { ids: (1..=100).collect(), bars: vec![] }];
+//! let windows = TokenWindows::new(&pieces, 16, 16, 0);
+//! let epochs = EpochWindows::Fixed(&windows);
+//! let mut order = DataOrder::new(&epochs, 42, DataCursor::default())?;
+//! let mut batch = TokenWindows::default();
+//! order.next_batch(4, &mut batch)?;
+//! assert_eq!((batch.count(), batch.len()), (4, 16));
+//! assert_eq!(order.cursor(), DataCursor { epoch: 0, next: 4 });
+//! # Ok::<(), aurl_data::Error>(())
+//! ```
+
+mod order;
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -6,7 +27,8 @@ use std::sync::Arc;
 use aurl_core::tokenize::{
     BarStart, Grammar, SequenceSource, Token, TokenId, TokenSequence, Vocabulary,
 };
-use burn::prelude::*;
+
+pub use order::{DataCursor, DataOrder, EpochWindows};
 
 /// Fixed-length training windows of `len + 1` tokens (inputs and shifted targets), each
 /// starting at a bar when the sequence has bars. The last window of a sequence is padded.
@@ -52,7 +74,7 @@ impl TokenWindows {
     /// ```
     /// use std::sync::Arc;
     /// use aurl_core::tokenize::TokenSequence;
-    /// use aurl_model::train::TokenWindows;
+    /// use aurl_data::windows::TokenWindows;
     /// let pieces = vec![TokenSequence { ids: (1..=40).collect(), bars: vec![] }];
     /// let held = TokenWindows::new(&pieces, 16, 8, 0);
     /// let lazy = TokenWindows::lazy(Arc::new(pieces), 16, 8, 0, None);
@@ -270,12 +292,21 @@ impl TokenWindows {
         }
     }
 
-    /// Inputs and targets `[indices.len(), len]` of the windows at `indices`.
+    /// Inputs and targets of the windows at `indices`, row after row (`indices.len() × len`
+    /// ids each): a window's first `len` ids, and its last `len`. `aurl-model` makes tensors
+    /// of them (`aurl_model::train::WindowTensors::batch`).
+    ///
+    /// ```
+    /// use aurl_core::tokenize::TokenSequence;
+    /// use aurl_data::windows::TokenWindows;
+    /// let w = TokenWindows::new(&[TokenSequence { ids: vec![1, 2, 3, 4], bars: vec![] }], 3, 3, 0);
+    /// assert_eq!(w.inputs_and_targets(&[0]), (vec![1, 2, 3], vec![2, 3, 4]));
+    /// ```
     ///
     /// # Panics
     /// If an index is out of range.
     #[must_use]
-    pub fn batch(&self, indices: &[usize], device: &Device) -> (Tensor<2, Int>, Tensor<2, Int>) {
+    pub fn inputs_and_targets(&self, indices: &[usize]) -> (Vec<i64>, Vec<i64>) {
         let t = self.len;
         let b = indices.len();
         let mut inputs = Vec::with_capacity(b * t);
@@ -285,10 +316,7 @@ impl TokenWindows {
             inputs.extend(w[..t].iter().map(|&x| i64::from(x)));
             targets.extend(w[1..].iter().map(|&x| i64::from(x)));
         }
-        (
-            Tensor::from_data(TensorData::new(inputs, [b, t]), device),
-            Tensor::from_data(TensorData::new(targets, [b, t]), device),
-        )
+        (inputs, targets)
     }
 
     /// Empties `self` (holding its windows from now on) and gives it `other`'s length and

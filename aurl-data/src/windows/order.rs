@@ -4,13 +4,11 @@
 
 use std::borrow::Cow;
 
-use rand::SeedableRng;
-use rand::rngs::StdRng;
-use rand::seq::SliceRandom;
+use aurl_core::rng::SeedRng;
 use serde::{Deserialize, Serialize};
 
 use super::TokenWindows;
-use crate::error::ModelError;
+use crate::Error;
 
 /// Where the data order stands: the epoch, and how many of its windows have been used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -39,8 +37,11 @@ impl std::fmt::Debug for EpochWindows<'_> {
     }
 }
 
-/// The loop's view of the data: the current epoch's windows and permutation.
-pub(crate) struct DataOrder<'a> {
+/// A training loop's view of the data: the current epoch's windows and their permutation
+/// (a pure function of the seed and the epoch, so a run resumed from its [`DataCursor`]
+/// sees the batches it would have seen).
+#[derive(Debug)]
+pub struct DataOrder<'a> {
     source: &'a EpochWindows<'a>,
     seed: u64,
     cursor: DataCursor,
@@ -50,11 +51,10 @@ pub(crate) struct DataOrder<'a> {
 
 impl<'a> DataOrder<'a> {
     /// Positions the order at `cursor`, loading that epoch's windows.
-    pub(crate) fn new(
-        source: &'a EpochWindows<'a>,
-        seed: u64,
-        cursor: DataCursor,
-    ) -> Result<Self, ModelError> {
+    ///
+    /// # Errors
+    /// [`Error::NoWindows`] when that epoch has none.
+    pub fn new(source: &'a EpochWindows<'a>, seed: u64, cursor: DataCursor) -> Result<Self, Error> {
         let mut order = Self {
             source,
             seed,
@@ -66,41 +66,41 @@ impl<'a> DataOrder<'a> {
         Ok(order)
     }
 
-    fn load(&mut self, epoch: u64) -> Result<(), ModelError> {
+    fn load(&mut self, epoch: u64) -> Result<(), Error> {
         self.windows = match self.source {
             EpochWindows::Fixed(w) => Cow::Borrowed(*w),
             EpochWindows::PerEpoch(f) => Cow::Owned(f(epoch)),
         };
         let count = self.windows.count();
         if count == 0 {
-            return Err(ModelError::Training(format!(
-                "no training windows in epoch {epoch}"
-            )));
+            return Err(Error::NoWindows { epoch });
         }
         self.order = (0..count).collect();
-        let mut rng = StdRng::seed_from_u64(self.seed ^ epoch.wrapping_mul(0x9E37_79B9_7F4A_7C15));
-        self.order.shuffle(&mut rng);
+        SeedRng::derive(self.seed, &[epoch]).shuffle(&mut self.order);
         self.cursor.epoch = epoch;
         Ok(())
     }
 
     /// The current epoch's windows (their length and padding id are the run's).
-    pub(crate) fn windows(&self) -> &TokenWindows {
+    #[must_use]
+    pub fn windows(&self) -> &TokenWindows {
         &self.windows
     }
 
     /// Where the order stands (what a checkpoint records).
-    pub(crate) fn cursor(&self) -> DataCursor {
+    #[must_use]
+    pub fn cursor(&self) -> DataCursor {
         self.cursor
     }
 
     /// Copies the next `batch_size` windows into `rows` (cleared first), moving to the next
-    /// epoch whenever one is used up, so a batch may span two epochs.
-    pub(crate) fn next_batch(
-        &mut self,
-        batch_size: usize,
-        rows: &mut TokenWindows,
-    ) -> Result<(), ModelError> {
+    /// epoch whenever one is used up, so a batch may span two epochs — except when the
+    /// next epoch's windows are longer or shorter (a curriculum): then the batch ends short.
+    ///
+    /// # Errors
+    /// [`Error::NoWindows`] when the next epoch has none; [`Error::PaddingChanged`] when it
+    /// pads with another id.
+    pub fn next_batch(&mut self, batch_size: usize, rows: &mut TokenWindows) -> Result<(), Error> {
         if self.cursor.next >= self.order.len() {
             self.load(self.cursor.epoch + 1)?;
             self.cursor.next = 0;
@@ -111,12 +111,11 @@ impl<'a> DataOrder<'a> {
                 self.load(self.cursor.epoch + 1)?;
                 self.cursor.next = 0;
                 if self.windows.pad() != rows.pad() {
-                    return Err(ModelError::Training(format!(
-                        "epoch {} pads with id {}, the run with {}",
-                        self.cursor.epoch,
-                        self.windows.pad(),
-                        rows.pad()
-                    )));
+                    return Err(Error::PaddingChanged {
+                        epoch: self.cursor.epoch,
+                        found: self.windows.pad(),
+                        expected: rows.pad(),
+                    });
                 }
                 // A new window length (a curriculum): this batch ends with the last epoch.
                 if self.windows.len() != rows.len() {
