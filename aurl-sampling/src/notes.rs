@@ -101,9 +101,19 @@ pub(crate) struct NoteFollower {
     voice: u8,
     pitch: Option<u8>,
     velocity: Option<u8>,
-    /// Event scheme: the velocity in force, and the sounding notes in onset order.
-    event_velocity: Option<u8>,
-    sounding: Vec<(u8, f64, u8, Option<u8>, u64)>,
+    /// Event scheme: the sounding notes in onset order (the last one's velocity is `None`
+    /// until the Velocity token that must follow its NoteOn).
+    sounding: Vec<Sounding>,
+}
+
+/// An event-scheme note between its NoteOn and its NoteOff.
+#[derive(Debug, Clone, Copy)]
+struct Sounding {
+    pitch: u8,
+    start: f64,
+    velocity: Option<u8>,
+    program: Option<u8>,
+    bar: u64,
 }
 
 impl NoteFollower {
@@ -118,6 +128,12 @@ impl NoteFollower {
         bar: u64,
     ) -> Option<StreamNote> {
         let program = (!self.drums).then_some(self.program);
+        // Event scheme: a NoteOn not followed by its Velocity is no note (the decoder drops it).
+        if !matches!(token, Token::Velocity(_))
+            && self.sounding.last().is_some_and(|n| n.velocity.is_none())
+        {
+            self.sounding.pop();
+        }
         // REMI/TSD notes are Pitch, Velocity, Duration in a row; anything else interrupts.
         if !matches!(token, Token::Velocity(_) | Token::Duration(_)) {
             self.velocity = None;
@@ -144,8 +160,10 @@ impl NoteFollower {
                 let value = grid.velocities.get(usize::from(v)).copied();
                 if self.pitch.is_some() {
                     self.velocity = value;
-                } else {
-                    self.event_velocity = value;
+                } else if let Some(note) = self.sounding.last_mut()
+                    && note.velocity.is_none()
+                {
+                    note.velocity = value;
                 }
             }
             Token::Duration(d) => {
@@ -161,25 +179,61 @@ impl NoteFollower {
                     duration_seconds: f64::from(steps) * seconds_per_step,
                 });
             }
-            Token::NoteOn(p) => {
-                let velocity = self.event_velocity.unwrap_or(64);
-                self.sounding.push((p, seconds, velocity, program, bar));
-            }
-            Token::NoteOff(p) => {
-                let i = self.sounding.iter().position(|n| n.0 == p)?;
-                let (pitch, start, velocity, program, bar) = self.sounding.remove(i);
+            Token::NoteOn(pitch) => self.sounding.push(Sounding {
+                pitch,
+                start: seconds,
+                velocity: None,
+                program,
+                bar,
+            }),
+            Token::NoteOff(pitch) => {
+                // The oldest sounding note of this pitch on the current instrument, as the
+                // decoder pairs them.
+                let i = self
+                    .sounding
+                    .iter()
+                    .position(|n| n.pitch == pitch && n.program == program)?;
+                let note = self.sounding.remove(i);
                 return Some(StreamNote {
                     pitch,
-                    velocity,
+                    velocity: note.velocity?,
                     program,
                     voice: 0,
-                    bar,
-                    start_seconds: start,
-                    duration_seconds: seconds - start,
+                    bar: note.bar,
+                    start_seconds: note.start,
+                    duration_seconds: seconds - note.start,
                 });
             }
             _ => {}
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aurl_core::tokenize::{TokenizerConfig, by_name};
+
+    use super::*;
+
+    #[test]
+    fn event_notes_take_the_velocity_after_their_note_on() {
+        let event = by_name("event", &TokenizerConfig::default()).unwrap();
+        let grid = event.vocab().grid();
+        let mut f = NoteFollower::default();
+        let mut feed = |token, seconds| f.follow(token, grid, seconds, 0.125, 0);
+        assert_eq!(feed(Token::Velocity(1), 0.0), None);
+        assert_eq!(feed(Token::NoteOn(60), 0.0), None);
+        assert_eq!(feed(Token::Velocity(5), 0.0), None);
+        // A NoteOn without its Velocity is no note: the decoder drops it, so does the stream.
+        assert_eq!(feed(Token::NoteOn(64), 0.0), None);
+        assert_eq!(feed(Token::TimeShift(3), 0.5), None);
+        assert_eq!(feed(Token::NoteOff(64), 0.5), None);
+        let note = feed(Token::NoteOff(60), 0.5).expect("the note ends");
+        assert_eq!(note.velocity, grid.velocities[5]);
+        assert_eq!(
+            (note.pitch, note.start_seconds, note.duration_seconds),
+            (60, 0.0, 0.5)
+        );
     }
 }

@@ -67,7 +67,14 @@ fn streamed_notes_are_the_decoded_notes_of_the_piece() {
             // A piece cut by its limit is closed after streaming: the event scheme's closing
             // NoteOffs complete notes the stream never saw end.
             if piece.closed > 0 && scheme == "event" {
-                assert!(streamed.iter().all(|n| decoded.contains(n)), "{scheme} {i}");
+                assert!(
+                    streamed.iter().all(|n| decoded.contains(n)),
+                    "{scheme} {i}: {:?} not in {decoded:?}",
+                    streamed
+                        .iter()
+                        .filter(|n| !decoded.contains(n))
+                        .collect::<Vec<_>>()
+                );
             } else {
                 assert_eq!(streamed, decoded, "{scheme} piece {i}");
             }
