@@ -161,9 +161,9 @@ pub struct TransformerConfig {
     /// How positions are encoded.
     pub positions: PositionEncoding,
     /// With [`PositionEncoding::Relative`]: distances `0..max_relative` have their own
-    /// embedding, farther keys share the last one (0 = `max_seq_len`).
-    #[serde(default)]
-    pub max_relative: usize,
+    /// embedding, farther keys share the last one (`None`: `max_seq_len`; `0` in a file).
+    #[serde(default, with = "crate::zero_is_none")]
+    pub max_relative: Option<usize>,
     /// Which keys each query attends to.
     pub attention: AttentionKind,
     /// The feed-forward variant.
@@ -189,7 +189,7 @@ impl TransformerConfig {
             max_positions: 256,
             dropout: 0.0,
             positions: PositionEncoding::Sinusoidal,
-            max_relative: 0,
+            max_relative: None,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
@@ -211,7 +211,7 @@ impl TransformerConfig {
             max_positions: 8192,
             dropout: 0.1,
             positions: PositionEncoding::Sinusoidal,
-            max_relative: 0,
+            max_relative: None,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
@@ -233,7 +233,7 @@ impl TransformerConfig {
             max_positions: 8192,
             dropout: 0.1,
             positions: PositionEncoding::Rotary,
-            max_relative: 0,
+            max_relative: None,
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
@@ -259,7 +259,7 @@ impl TransformerConfig {
             max_positions: 8192,
             dropout: 0.1,
             positions: PositionEncoding::Relative,
-            max_relative: 1024,
+            max_relative: Some(1024),
             attention: AttentionKind::Full,
             feed_forward: FeedForward::Gelu,
             musical_positions: None,
@@ -270,11 +270,7 @@ impl TransformerConfig {
     /// The relative-distance table size the attention layers use, if positions are relative.
     #[must_use]
     pub fn relative_distance(&self) -> Option<usize> {
-        let distance = if self.max_relative == 0 {
-            self.max_seq_len
-        } else {
-            self.max_relative
-        };
+        let distance = self.max_relative.unwrap_or(self.max_seq_len);
         (self.positions == PositionEncoding::Relative).then_some(distance)
     }
 
@@ -323,6 +319,12 @@ impl TransformerConfig {
             return Err(invalid(
                 "d_model",
                 "sinusoidal positions need an even width",
+            ));
+        }
+        if self.max_relative == Some(0) {
+            return Err(invalid(
+                "max_relative",
+                "must be at least 1 (None, or 0 in a file: max_seq_len)",
             ));
         }
         if self.max_positions != 0 && self.max_positions < self.max_seq_len {

@@ -70,6 +70,7 @@ mod transformer;
 pub mod vae;
 mod vae_gan;
 pub mod weights;
+mod zero_is_none;
 
 pub use attention::{SelfAttention, SelfAttentionConfig};
 pub use block::Block;

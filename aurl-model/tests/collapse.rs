@@ -30,8 +30,8 @@ fn a_collapse_of_the_samples_rolls_back_then_stops() {
         steps: 10,
         batch_size: 4,
         warmup_steps: 2,
-        eval_every: 2,
-        sample_every: 3,
+        eval_every: Some(2),
+        sample_every: Some(3),
         collapse_repeat: Some(20),
         max_rollbacks: 1,
         ..TrainConfig::default()

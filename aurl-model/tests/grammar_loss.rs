@@ -31,7 +31,7 @@ fn config(grammar_loss: f32) -> TrainConfig {
         batch_size: 4,
         warmup_steps: 2,
         learning_rate: 3e-3,
-        eval_every: 0,
+        eval_every: None,
         grammar_loss,
         ..TrainConfig::default()
     }

@@ -27,7 +27,7 @@ fn losses(mode: KernelMode) -> Vec<f64> {
         steps: 200,
         batch_size: 4,
         warmup_steps: 10,
-        eval_every: 100,
+        eval_every: Some(100),
         ..TrainConfig::default()
     };
     let mut seen = Vec::new();

@@ -43,7 +43,7 @@ fn variants() -> Vec<TransformerConfig> {
                 out.push(TransformerConfig {
                     positions,
                     // Relative distances from 8 on share an embedding (21-token tests).
-                    max_relative: 8,
+                    max_relative: Some(8),
                     attention,
                     feed_forward,
                     ..TransformerConfig::tiny(VOCAB)

@@ -51,7 +51,7 @@ fn training_lowers_loss_and_reports_validation() {
         steps: 60,
         batch_size: 8,
         warmup_steps: 5,
-        eval_every: 30,
+        eval_every: Some(30),
         ..TrainConfig::default()
     };
     let mut seen = Vec::new();
@@ -94,7 +94,7 @@ fn every_optimizer_trains_and_a_resume_keeps_its_optimizer() {
             steps: 60,
             batch_size: 8,
             warmup_steps: 5,
-            eval_every: 0,
+            eval_every: None,
             optimizer,
             learning_rate,
             min_learning_rate: learning_rate / 10.0,
@@ -116,7 +116,7 @@ fn every_optimizer_trains_and_a_resume_keeps_its_optimizer() {
         steps: 2,
         batch_size: 2,
         warmup_steps: 1,
-        eval_every: 0,
+        eval_every: None,
         optimizer: OptimizerKind::Lion,
         ..TrainConfig::default()
     };
@@ -192,7 +192,7 @@ fn a_resumed_run_continues_exactly_where_the_checkpoint_left_it() {
         steps: 12,
         batch_size: 4,
         warmup_steps: 3,
-        eval_every: 0,
+        eval_every: None,
         checkpoint_every: 6,
         keep_checkpoints: 5,
         ..TrainConfig::default()
@@ -269,7 +269,7 @@ fn early_stopping_ends_a_worsening_run_and_the_best_weights_come_back() {
         batch_size: 8,
         learning_rate: 3e-3,
         warmup_steps: 2,
-        eval_every: 5,
+        eval_every: Some(5),
         early_stopping: Some(3),
         checkpoint_every: 0,
         ..TrainConfig::default()
@@ -328,7 +328,7 @@ fn per_epoch_windows_resume_exactly_mid_epoch() {
         steps: 10,
         batch_size: 4,
         warmup_steps: 2,
-        eval_every: 0,
+        eval_every: None,
         checkpoint_every: 5,
         keep_checkpoints: 5,
         ..TrainConfig::default()
@@ -406,7 +406,7 @@ fn accumulating_two_half_batches_matches_one_full_batch() {
             batch_size,
             grad_accumulation,
             warmup_steps: 1,
-            eval_every: 0,
+            eval_every: None,
             ..TrainConfig::default()
         };
         device.seed(11);
@@ -456,7 +456,7 @@ fn the_plateau_schedule_halves_the_rate_after_validations_without_improvement() 
         learning_rate: 3e-3,
         min_learning_rate: 1e-4,
         warmup_steps: 2,
-        eval_every: 5,
+        eval_every: Some(5),
         lr_schedule: LrSchedule::Plateau {
             factor: 0.5,
             patience: 2,
@@ -508,7 +508,7 @@ fn runs_of_bad_steps_roll_back_with_a_lower_rate_then_stop_with_a_typed_error() 
     let config = TrainConfig {
         steps: 50,
         batch_size: 4,
-        eval_every: 0,
+        eval_every: None,
         skip_grad_norm: Some(1e-9),
         max_bad_steps: 2,
         max_rollbacks: 2,
@@ -554,7 +554,7 @@ fn a_diverged_run_rolls_back_and_recovers_at_the_lower_rate() {
         min_learning_rate: 0.0,
         warmup_steps: 0,
         grad_clip_norm: None,
-        eval_every: 0,
+        eval_every: None,
         max_bad_steps: 2,
         max_rollbacks: 1,
         rollback_lr_factor: 1e-33,

@@ -36,7 +36,7 @@ fn a_vae_trains_checkpoints_and_resumes_exactly() {
         steps: 12,
         batch_size: 4,
         warmup_steps: 3,
-        eval_every: 6,
+        eval_every: Some(6),
         checkpoint_every: 6,
         keep_checkpoints: 5,
         ..TrainConfig::default()

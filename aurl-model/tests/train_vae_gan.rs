@@ -94,7 +94,7 @@ fn a_vae_gan_trains_in_stages_checkpoints_both_optimizers_and_resumes_exactly() 
         steps: 10,
         batch_size: 4,
         warmup_steps: 2,
-        eval_every: 5,
+        eval_every: Some(5),
         checkpoint_every: 5,
         keep_checkpoints: 5,
         discriminator: AdversaryTraining {
@@ -205,8 +205,8 @@ fn quick(steps: usize, learning_rate: f64) -> TrainConfig {
         learning_rate,
         min_learning_rate: learning_rate / 10.0,
         warmup_steps: 10,
-        eval_every: 0,
-        sample_every: 0,
+        eval_every: None,
+        sample_every: None,
         discriminator: AdversaryTraining {
             learning_rate: 2e-3,
             ..AdversaryTraining::default()

@@ -18,7 +18,7 @@ fn configs() -> Vec<TransformerConfig> {
         TransformerConfig::tiny(VOCAB),
         TransformerConfig {
             positions: PositionEncoding::Relative,
-            max_relative: 8,
+            max_relative: Some(8),
             feed_forward: FeedForward::SwiGlu,
             ..TransformerConfig::tiny(VOCAB)
         },

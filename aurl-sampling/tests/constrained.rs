@@ -150,7 +150,7 @@ fn a_long_prompt_prefilled_in_chunks_continues_as_a_full_recomputation_does() {
         let model = TransformerConfig {
             attention,
             positions,
-            max_relative: 64,
+            max_relative: Some(64),
             max_positions: 1024,
             ..TransformerConfig::tiny(vocab)
         }

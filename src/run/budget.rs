@@ -33,8 +33,8 @@ pub fn step_seconds<M: TrainModel>(
     let model = <M as ModelKind>::build(model_config, &device)?;
     let probe = TrainConfig {
         steps: PROBE_STEPS,
-        eval_every: 0,
-        sample_every: 0,
+        eval_every: None,
+        sample_every: None,
         max_seconds: None,
         ..config.train.clone()
     };
@@ -72,7 +72,7 @@ pub struct BudgetPlan {
 /// use aurl::run::budget::plan_budget;
 ///
 /// let mut config = RunConfig::default();
-/// config.train.eval_every = 0;
+/// config.train.eval_every = None;
 /// let plan = plan_budget(&config, 300.0, 0.5, 0);
 /// assert!(plan.steps > 400 && plan.steps < 600, "{plan:?}");
 /// assert!(plan.train_seconds < 300.0);
@@ -95,8 +95,8 @@ pub fn plan_budget(
     let samples = config.sample.tokens.min(2048) as f64 / 300.0 + 5.0;
     let fixed = valid_pass + samples;
     let per_step = match config.train.eval_every {
-        0 => step,
-        every => step + valid_pass / every as f64,
+        None => step,
+        Some(every) => step + valid_pass / every as f64,
     };
     let train_seconds = ((seconds_left - fixed) * 0.97).max(step);
     BudgetPlan {
@@ -114,9 +114,9 @@ mod tests {
     fn validation_and_samples_take_their_share_and_a_tiny_budget_still_trains() {
         let mut config = RunConfig::default();
         config.train.batch_size = 16;
-        config.train.eval_every = 0;
+        config.train.eval_every = None;
         let quiet = plan_budget(&config, 600.0, 1.0, 160);
-        config.train.eval_every = 50;
+        config.train.eval_every = Some(50);
         let validating = plan_budget(&config, 600.0, 1.0, 160);
         // Validating every 50 steps (10 steps' worth of windows at a third of the cost)
         // costs about 1/15 of the steps.

@@ -134,8 +134,8 @@ impl Job {
         let train = &mut self.config.train;
         train.steps = plan.steps;
         train.max_seconds = Some(plan.train_seconds);
-        if train.eval_every > plan.steps {
-            train.eval_every = 0;
+        if train.eval_every.is_some_and(|every| every > plan.steps) {
+            train.eval_every = None;
         }
         Ok((plan, step))
     }

@@ -366,6 +366,29 @@ mod tests {
     }
 
     #[test]
+    fn zero_still_turns_a_periodic_setting_off_and_round_trips() {
+        let off = RunConfig::from_toml_str(
+            "",
+            &[
+                "train.eval_every=0".into(),
+                "train.sample_every=0".into(),
+                "model.max_relative=0".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!((off.train.eval_every, off.train.sample_every), (None, None));
+        let text = off.to_toml().unwrap();
+        assert!(text.contains("eval_every = 0"), "{text}");
+        assert_eq!(RunConfig::from_toml_str(&text, &[]).unwrap(), off);
+        let on = RunConfig::from_toml_str("[train]\neval_every = 7", &[]).unwrap();
+        assert_eq!(on.train.eval_every, Some(7));
+        let mut bad = on.train.clone();
+        bad.sample_every = Some(0);
+        let err = bad.validate().unwrap_err();
+        assert!(err.to_string().contains("train.sample_every"), "{err}");
+    }
+
+    #[test]
     fn the_vae_gan_config_resolves_with_its_stages() {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
         let c = RunConfig::from_file(&dir.join("vae_gan.toml"), &[]).unwrap();

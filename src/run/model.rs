@@ -186,7 +186,10 @@ impl ModelConfig {
         c.dropout = self.dropout.unwrap_or(c.dropout);
         c.attention_dropout = self.attention_dropout.or(c.attention_dropout);
         c.positions = self.positions.unwrap_or(c.positions);
-        c.max_relative = self.max_relative.unwrap_or(c.max_relative);
+        // 0 (in a file or `--set`) means the model's context, as in `TransformerConfig`.
+        if let Some(distance) = self.max_relative {
+            c.max_relative = (distance > 0).then_some(distance);
+        }
         c.attention = self.attention.unwrap_or(c.attention);
         c.feed_forward = self.feed_forward.unwrap_or(c.feed_forward);
         c

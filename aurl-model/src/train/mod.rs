@@ -106,8 +106,10 @@ pub struct TrainConfig {
     /// next, see [`crate::loss::GrammarLoss`]) added to the objective; 0 = off. Needs the
     /// vocabulary ([`Trainer::with_grammar`]).
     pub grammar_loss: f32,
-    /// Validate every this many steps (and after the last one); 0 = only at the end.
-    pub eval_every: usize,
+    /// Validate every this many steps (and after the last one); `None`: only at the end
+    /// (`0` in a config file).
+    #[serde(with = "crate::zero_is_none")]
+    pub eval_every: Option<usize>,
     /// Seed of the batch order (weights are seeded through the device).
     pub seed: u64,
     /// After this many consecutive bad steps (non-finite loss or gradient, or a gradient
@@ -124,8 +126,10 @@ pub struct TrainConfig {
     /// Learning-rate multiplier applied at each rollback, in (0, 1].
     pub rollback_lr_factor: f64,
     /// Sample a few sequences every this many steps (through the sampler given to
-    /// [`Trainer::run_sampled`]) and log their [`SampleCheck`]; 0 = never.
-    pub sample_every: usize,
+    /// [`Trainer::run_sampled`]) and log their [`SampleCheck`]; `None`: never (`0` in a
+    /// config file).
+    #[serde(with = "crate::zero_is_none")]
+    pub sample_every: Option<usize>,
     /// Samples whose grammar error rate exceeds this count as a collapse: the run rolls back
     /// as after `max_bad_steps` bad steps (`None`: never).
     pub collapse_error_rate: Option<f64>,
@@ -163,13 +167,13 @@ impl Default for TrainConfig {
             grad_clip_norm: Some(1.0),
             label_smoothing: 0.0,
             grammar_loss: 0.0,
-            eval_every: 100,
+            eval_every: Some(100),
             seed: 42,
             max_bad_steps: 20,
             skip_grad_norm: None,
             max_rollbacks: 3,
             rollback_lr_factor: 0.5,
-            sample_every: 250,
+            sample_every: Some(250),
             collapse_error_rate: None,
             collapse_repeat: None,
             max_seconds: None,
@@ -193,6 +197,17 @@ impl TrainConfig {
         }
         if self.batch_size == 0 {
             return Err(invalid("train.batch_size", "must be at least 1"));
+        }
+        for (field, every) in [
+            ("train.eval_every", self.eval_every),
+            ("train.sample_every", self.sample_every),
+        ] {
+            if every == Some(0) {
+                return Err(invalid(
+                    field,
+                    "must be at least 1 (None, or 0 in a file: off)",
+                ));
+            }
         }
         if self.grad_accumulation == 0 {
             return Err(invalid("train.grad_accumulation", "must be at least 1"));

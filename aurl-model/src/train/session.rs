@@ -335,7 +335,10 @@ impl<'t, 'a, M: TrainModel<Config = C>, C: Clone> Session<'t, 'a, M, C> {
         }
         let out_of_time = self.out_of_time();
         let last = step == config.steps || out_of_time;
-        let validated = last || (config.eval_every > 0 && step.is_multiple_of(config.eval_every));
+        let validated = last
+            || config
+                .eval_every
+                .is_some_and(|every| step.is_multiple_of(every));
         if validated {
             self.validate(model, collapse.is_some(), lr)?;
         }

@@ -151,8 +151,9 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 }
             };
             let step_seconds = step_start.elapsed().as_secs_f64();
-            let samples = (config.sample_every > 0
-                && session.state.step.is_multiple_of(config.sample_every))
+            let samples = (config
+                .sample_every
+                .is_some_and(|every| session.state.step.is_multiple_of(every)))
             .then(|| sample(&model.valid()))
             .flatten();
             let outcome = session.after_step(&model, samples.as_ref(), rates.lr)?;
