@@ -20,12 +20,11 @@ use std::process::ExitCode;
 use aurl::data::audio::SoundFont;
 use aurl::model::WeightFormat;
 use aurl::model::any::load_any;
-use aurl::model::vae::interpolate;
 use aurl::model::weights::model_dir;
 use aurl::run::{GenerationSummary, PieceFiles, write_pieces};
 use aurl::sampling::{
-    BarControl, BeamConfig, GenerationConfig, Generator, Request, SamplingError, Strategy,
-    StreamStats, prompt_from_midi,
+    BarControl, BeamConfig, GenerationConfig, Generator, Request, Strategy, StreamStats,
+    interpolation_from_midi, prompt_from_midi,
 };
 use clap::Parser;
 
@@ -140,9 +139,6 @@ struct Args {
     /// per step decode faster on CPU; samples differ slightly from the f32 model's).
     #[arg(long, default_value = "f32")]
     weights: WeightFormat,
-    /// The same as `--weights f16`.
-    #[arg(long, hide = true)]
-    half_weights: bool,
     /// VAE runs: decode `--count` codes interpolated (spherically) from the code of the
     /// first piece to that of the second.
     #[arg(long, num_args = 2, value_names = ["A", "B"])]
@@ -166,11 +162,6 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let model = load_any(&dir, &device)?.into_generative();
     let (vocabulary, max_seq_len) = (model.vocabulary().clone(), model.max_seq_len());
     let tokenizer = vocabulary.scheme().tokenizer(vocabulary.config())?;
-    let weights = if args.half_weights {
-        WeightFormat::F16
-    } else {
-        args.weights
-    };
     let config = GenerationConfig {
         strategy: Strategy {
             temperature: args.temperature,
@@ -193,18 +184,11 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
             .workers
             .unwrap_or_else(|| aurl::backend::decode_workers(args.backend.as_deref()))
             .max(1),
-        weights,
+        weights: args.weights,
     };
-    let latents = if args.interpolate.is_empty() {
-        model.prior_codes(args.count, args.seed, &device)
-    } else {
-        let vae = model.vae().ok_or("--interpolate needs a VAE run")?;
-        let code = |path: &PathBuf| -> Result<Vec<f32>, SamplingError> {
-            let ids = prompt_from_midi(path, tokenizer.as_ref(), max_seq_len)?;
-            Ok(vae.code_of(&ids, &device))
-        };
-        let (a, b) = (code(&args.interpolate[0])?, code(&args.interpolate[1])?);
-        Some(interpolate(&a, &b, args.count))
+    let latents = match &args.interpolate[..] {
+        [a, b] => interpolation_from_midi(&model, [a, b], args.count, &device).map(Some)?,
+        _ => model.prior_codes(args.count, args.seed, &device),
     };
     let generator = Generator::for_model(&model, config)?;
     let controls = (args.controls.iter())
@@ -246,8 +230,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     let seconds = stats.elapsed_seconds();
     std::fs::create_dir_all(&args.out)?;
     let wav = args.wav || args.soundfont.is_some();
-    let font = wav.then(|| SoundFont::require(args.soundfont.as_deref()));
-    let font = font.transpose()?;
+    let font = (wav.then(|| SoundFont::require(args.soundfont.as_deref()))).transpose()?;
     let files = PieceFiles {
         stem: "piece",
         piano_roll: false,
@@ -257,7 +240,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     for piece in &written {
         eprintln!("wrote {piece}");
     }
-    let summary = GenerationSummary::new(&dir, weights, &pieces, written, seconds, &stats);
+    let summary = GenerationSummary::new(&dir, args.weights, &pieces, written, seconds, &stats);
     summary.write(&args.out.join("summary.json"))?;
     eprintln!("{summary}");
     Ok(())

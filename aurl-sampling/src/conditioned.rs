@@ -1,15 +1,50 @@
 //! Generation from a VAE's latent codes: the decoder's inputs are offset by the code's
 //! conditioning at every position, on every decoding path of [`Generator`].
 
+use std::path::Path;
+
 use aurl_core::tokenize::{TokenId, Vocabulary};
 use aurl_model::KvCache;
 use aurl_model::any::Generative;
-use aurl_model::vae::{Latent, Vae};
+use aurl_model::vae::{Latent, Vae, interpolate};
 use burn::prelude::*;
 
-use crate::SamplingError;
 use crate::config::GenerationConfig;
 use crate::generate::{Generator, Request};
+use crate::{SamplingError, prompt_from_midi};
+
+/// `count` latent codes along the spherical path from the code of the MIDI file `a` to that
+/// of `b` (both ends included), for requests to a VAE's [`Generator`]: each file is
+/// tokenized with the model's vocabulary (its first `max_seq_len` tokens) and encoded to
+/// the mean of its posterior.
+///
+/// # Errors
+/// [`SamplingError::InvalidConfig`] (field `interpolate`) when `model` is not a VAE;
+/// [`SamplingError::PromptFile`] when a file cannot be read or tokenized.
+pub fn interpolation_from_midi(
+    model: &Generative,
+    [a, b]: [&Path; 2],
+    count: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>, SamplingError> {
+    let vae = model.vae().ok_or_else(|| SamplingError::InvalidConfig {
+        field: "interpolate".into(),
+        reason: "needs a VAE model (this one takes no latent code)".into(),
+    })?;
+    let vocabulary = model.vocabulary();
+    let tokenizer = vocabulary
+        .scheme()
+        .tokenizer(vocabulary.config())
+        .map_err(|e| SamplingError::InvalidConfig {
+            field: "vocabulary".into(),
+            reason: e.to_string(),
+        })?;
+    let code = |path: &Path| -> Result<Vec<f32>, SamplingError> {
+        let ids = prompt_from_midi(path, tokenizer.as_ref(), model.max_seq_len())?;
+        Ok(vae.code_of(&ids, device))
+    };
+    Ok(interpolate(&code(a)?, &code(b)?, count))
+}
 
 /// Positions a cached prefill feeds the model per forward call. A long prompt goes through
 /// the cache in chunks of this many, so its attention scores take O(prompt × chunk) memory

@@ -34,6 +34,7 @@ mod schedule;
 mod strategy;
 
 pub use beam::BeamConfig;
+pub use conditioned::interpolation_from_midi;
 pub use config::GenerationConfig;
 pub use controls::BarControl;
 pub use export::{PieceSummary, prompt_from_midi, write_piece};

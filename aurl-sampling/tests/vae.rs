@@ -119,3 +119,49 @@ fn a_conditioned_generator_decodes_with_half_weights() {
         "the VAE keeps its f32 weights"
     );
 }
+
+#[test]
+fn interpolation_from_midi_runs_from_one_pieces_code_to_the_others() {
+    use aurl_model::any::Generative;
+    use aurl_model::weights::SavedModel;
+    use aurl_sampling::interpolation_from_midi;
+    let device = Device::flex();
+    let tokenizer = by_name("remi", &TokenizerConfig::default()).unwrap();
+    let config = VaeConfig::tiny(tokenizer.vocab().len());
+    let model = Generative::Vae(SavedModel {
+        model: config.init(&device).unwrap(),
+        config,
+        vocabulary: tokenizer.vocab().clone(),
+    });
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let (a, b) = (
+        fixtures.join("triplets.mid"),
+        fixtures.join("tempo_timesig_changes.mid"),
+    );
+    let codes = interpolation_from_midi(&model, [&a, &b], 4, &device).unwrap();
+    assert_eq!(codes.len(), 4);
+    let vae = model.vae().unwrap();
+    let code = |path: &std::path::Path| {
+        let ids = aurl_sampling::prompt_from_midi(path, tokenizer.as_ref(), model.max_seq_len());
+        vae.code_of(&ids.unwrap(), &device)
+    };
+    let close = |x: &[f32], y: &[f32]| x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-5);
+    assert!(close(&codes[0], &code(&a)) && close(&codes[3], &code(&b)));
+    assert!(!close(&codes[1], &codes[2]), "the path moves");
+
+    let missing = fixtures.join("no_such_file.mid");
+    let err = interpolation_from_midi(&model, [&a, &missing], 4, &device).unwrap_err();
+    assert!(matches!(err, SamplingError::PromptFile { .. }), "{err}");
+
+    let config = aurl_model::TransformerConfig::tiny(tokenizer.vocab().len());
+    let transformer = Generative::Transformer(SavedModel {
+        model: config.init(&device).unwrap(),
+        config,
+        vocabulary: tokenizer.vocab().clone(),
+    });
+    let err = interpolation_from_midi(&transformer, [&a, &b], 4, &device).unwrap_err();
+    assert!(
+        matches!(&err, SamplingError::InvalidConfig { field, .. } if field == "interpolate"),
+        "{err}"
+    );
+}
