@@ -8,6 +8,7 @@ mod batch;
 mod checkpoint;
 mod clip;
 mod dataset;
+pub mod distributed;
 mod gradients;
 mod likelihood;
 mod metrics;
