@@ -8,6 +8,7 @@ use aurl_core::tokenize::TokenId;
 use burn::optim::{GradientsAccumulator, GradientsParams};
 
 use super::adversary::adversary_round;
+use super::distributed::{Collective, CollectiveError, GradientPacking, shard};
 use super::objective::{StepContext, TrainBatch, TrainModel};
 use super::session::{Rates, Session, fits};
 use super::{TokenWindows, WindowTensors};
@@ -34,8 +35,13 @@ pub(super) struct StepGradients {
 #[derive(Default)]
 pub(super) struct Batches {
     rows: TokenWindows,
+    /// The rows of `rows` this process trains on (all of them, or its rank's share).
     all_rows: Vec<usize>,
     input_rows: Vec<Vec<TokenId>>,
+    /// This rank's share of the batch's real target tokens (1 alone): its loss's weight.
+    weight: f64,
+    /// The batch's real target tokens over all ranks.
+    tokens: usize,
 }
 
 impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
@@ -78,6 +84,10 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
         if micro > 1 {
             (out.grads, out.adversary_grads) = (accumulated.grads(), adversary_accumulated.grads());
         }
+        if let Some(ranks) = self.trainer.ranks() {
+            sum_over_ranks(&model, ranks, &mut out)
+                .map_err(|e| ModelError::Training(format!("step {}: {e}", self.state.step)))?;
+        }
         Ok((model, out))
     }
 
@@ -86,7 +96,35 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
     fn next_batch(&mut self, model: &M, b: &mut Batches) -> Result<TrainBatch, ModelError> {
         self.data.next_batch(self.config.batch_size, &mut b.rows)?;
         b.all_rows.clear();
-        b.all_rows.extend(0..b.rows.count());
+        match self.trainer.ranks() {
+            None => {
+                b.all_rows.extend(0..b.rows.count());
+                b.tokens = b.rows.target_tokens(&b.all_rows);
+                b.weight = 1.0;
+            }
+            Some(ranks) => {
+                let count = b.rows.count();
+                b.all_rows.extend(shard(count, ranks.rank(), ranks.world()));
+                if b.all_rows.is_empty() {
+                    return Err(ModelError::Training(format!(
+                        "a batch of {count} windows (the end of a curriculum stage) cannot \
+                         feed {} ranks",
+                        ranks.world()
+                    )));
+                }
+                let local = b.rows.target_tokens(&b.all_rows);
+                let mut total = [local as f64];
+                ranks
+                    .all_reduce_f64(&mut total)
+                    .map_err(|e| ModelError::Training(format!("step {}: {e}", self.state.step)))?;
+                b.tokens = total[0] as usize;
+                b.weight = if total[0] > 0.0 {
+                    local as f64 / total[0]
+                } else {
+                    0.0
+                };
+            }
+        }
         fits(b.rows.len(), model.max_positions())?;
         let (inputs, targets) = b.rows.batch(&b.all_rows, &self.device);
         Ok(TrainBatch {
@@ -135,9 +173,14 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
         out: &mut StepGradients,
     ) -> Result<(GradientsParams, GradientsParams), ModelError> {
         let micro = self.config.grad_accumulation;
-        let share = |value: f64| value / micro as f64;
+        // Alone, the weight is 1 and nothing is scaled.
+        let weight = b.weight;
+        let share = |value: f64| value * weight / micro as f64;
         let step_loss = model.train_loss(batch, &self.loss_fn, context)?;
         let mut loss = step_loss.total;
+        if weight != 1.0 {
+            loss = loss.mul_scalar(weight);
+        }
         if let (Some(grammar), Some(logits)) = (&self.grammar, step_loss.logits) {
             let window_len = b.rows.len();
             b.input_rows.clear();
@@ -150,7 +193,7 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
             let mass = grammar.forward(logits, grammar.masks(&b.input_rows, &self.device)?);
             *out.components.entry("grammar").or_insert(0.0) +=
                 share(f64::from(mass.clone().into_scalar::<f32>()));
-            loss = loss + mass.mul_scalar(self.config.grammar_loss);
+            loss = loss + mass.mul_scalar(f64::from(self.config.grammar_loss) * weight);
         }
         if micro > 1 {
             loss = loss.div_scalar(micro as f64);
@@ -163,10 +206,12 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
         for (name, value) in step_loss.values {
             *out.components.entry(name).or_insert(0.0) += share(value);
         }
-        out.tokens += b.rows.target_tokens(&b.all_rows);
+        out.tokens += b.tokens;
         let objective = match step_loss.adversary {
             Some(adversary) => {
-                let adversary = if micro > 1 {
+                let adversary = if weight != 1.0 {
+                    adversary.mul_scalar(weight / micro as f64)
+                } else if micro > 1 {
                     adversary.div_scalar(micro as f64)
                 } else {
                     adversary
@@ -182,4 +227,33 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
             model.adversary_grads(&mut raw),
         ))
     }
+}
+
+/// Sums `out` over the ranks in place: both players' gradients in one packed buffer, the
+/// losses and the components in another (each rank's are already weighted by its share).
+fn sum_over_ranks<M: TrainModel>(
+    model: &M,
+    ranks: &dyn Collective,
+    out: &mut StepGradients,
+) -> Result<(), CollectiveError> {
+    let packing = GradientPacking::of(model);
+    let mut packed = packing.pack(model, &out.grads);
+    let players = if model.has_adversary() { 2 } else { 1 };
+    if players == 2 {
+        packed.extend(packing.pack(model, &out.adversary_grads));
+    }
+    ranks.all_reduce_f32(&mut packed)?;
+    let (generator, adversary) = packed.split_at(packing.gradient_len());
+    out.grads = packing.unpack(model, generator);
+    if players == 2 {
+        out.adversary_grads = packing.unpack(model, adversary);
+    }
+    let mut scalars = vec![out.loss, out.adversary_loss];
+    scalars.extend(out.components.values());
+    ranks.all_reduce_f64(&mut scalars)?;
+    (out.loss, out.adversary_loss) = (scalars[0], scalars[1]);
+    for (value, sum) in out.components.values_mut().zip(&scalars[2..]) {
+        *value = *sum;
+    }
+    Ok(())
 }

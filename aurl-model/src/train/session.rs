@@ -333,7 +333,7 @@ impl<'t, 'a, M: TrainModel<Config = C>, C: Clone> Session<'t, 'a, M, C> {
                 "samples"
             );
         }
-        let out_of_time = self.out_of_time();
+        let (collapse, out_of_time) = self.rank_zero_decides(collapse, self.out_of_time())?;
         let last = step == config.steps || out_of_time;
         let validated = last
             || config
@@ -363,6 +363,31 @@ impl<'t, 'a, M: TrainModel<Config = C>, C: Clone> Session<'t, 'a, M, C> {
             Next::Continue
         };
         Ok(AfterStep { validated, next })
+    }
+
+    /// Rank 0's decisions (a collapse of its samples, its clock's time budget) on every
+    /// rank, so all stop or roll back at the same step; alone, the decisions as they are.
+    ///
+    /// # Errors
+    /// [`ModelError::Training`] when the broadcast fails.
+    fn rank_zero_decides(
+        &self,
+        collapse: Option<String>,
+        out_of_time: bool,
+    ) -> Result<(Option<String>, bool), ModelError> {
+        let Some(ranks) = self.trainer.ranks() else {
+            return Ok((collapse, out_of_time));
+        };
+        let mut flags = [
+            f32::from(u8::from(collapse.is_some())),
+            f32::from(u8::from(out_of_time)),
+        ];
+        ranks
+            .broadcast_f32(&mut flags, 0)
+            .map_err(|e| ModelError::Training(format!("step {}: {e}", self.state.step)))?;
+        let collapse = (flags[0] > 0.0)
+            .then(|| collapse.unwrap_or_else(|| "rank 0's samples collapsed".to_owned()));
+        Ok((collapse, flags[1] > 0.0))
     }
 
     /// Whether the run's time budget (`train.max_seconds`) is spent.
@@ -402,7 +427,12 @@ impl<'t, 'a, M: TrainModel<Config = C>, C: Clone> Session<'t, 'a, M, C> {
             self.state.plateau_evals = 0;
             if config.keep_best {
                 self.best_model = Some(model.clone());
-                if let Some(c) = &self.trainer.checkpoints {
+                if let Some(c) = self
+                    .trainer
+                    .checkpoints
+                    .as_ref()
+                    .filter(|_| self.trainer.writes())
+                {
                     c.write_best(model)?;
                 }
             }
@@ -430,7 +460,12 @@ impl<'t, 'a, M: TrainModel<Config = C>, C: Clone> Session<'t, 'a, M, C> {
     /// # Errors
     /// Writing the checkpoint failed.
     fn checkpoint(&self, model: &M, due: bool) -> Result<(), ModelError> {
-        let Some(c) = &self.trainer.checkpoints else {
+        let Some(c) = self
+            .trainer
+            .checkpoints
+            .as_ref()
+            .filter(|_| self.trainer.writes())
+        else {
             return Ok(());
         };
         if due || (c.every > 0 && self.state.step.is_multiple_of(c.every)) {

@@ -4,6 +4,7 @@ use std::time::Instant;
 
 use aurl_core::tokenize::Vocabulary;
 
+use super::distributed::{Collective, GradientPacking};
 use super::gradients::Batches;
 use super::objective::TrainModel;
 use super::session::{Applied, Next, Session};
@@ -30,6 +31,7 @@ pub struct Trainer<'a, C = TransformerConfig> {
     pub(super) valid: &'a TokenWindows,
     pub(super) checkpoints: Option<Checkpointing<'a, C>>,
     pub(super) vocabulary: Option<&'a Vocabulary>,
+    pub(super) collective: Option<&'a dyn Collective>,
 }
 
 /// Trains `model` (on an autodiff device) without checkpoints; see [`Trainer::run`].
@@ -56,6 +58,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
             valid,
             checkpoints: None,
             vocabulary: None,
+            collective: None,
         }
     }
 
@@ -75,6 +78,56 @@ impl<'a, C: Clone> Trainer<'a, C> {
     pub fn with_epoch_windows(mut self, windows: &'a (dyn Fn(u64) -> TokenWindows + Sync)) -> Self {
         self.train = EpochWindows::PerEpoch(windows);
         self
+    }
+
+    /// Trains as one rank of `collective` (data parallel): rank 0's initial weights are
+    /// broadcast; each rank trains on its share of every global batch of
+    /// `train.batch_size` rows ([`shard`](super::distributed::shard)), its loss weighted by
+    /// its share of the batch's real target tokens; gradients, losses and the metrics'
+    /// components are summed over the ranks in one buffer each step, so every replica
+    /// applies the same update and logs the same global loss as one process training on
+    /// the whole batch (up to summation order). Rank 0 decides what ends or changes the run
+    /// (time budget, sample collapse) and alone writes checkpoints. Every rank validates on
+    /// all of `valid` (with the same weights, the same result).
+    ///
+    /// `train.batch_size` must divide by the number of ranks.
+    #[must_use]
+    pub fn with_collective(mut self, collective: &'a dyn Collective) -> Self {
+        self.collective = Some(collective);
+        self
+    }
+
+    /// The collective when there is more than one rank.
+    pub(super) fn ranks(&self) -> Option<&'a dyn Collective> {
+        self.collective.filter(|c| c.world() > 1)
+    }
+
+    /// Whether this process writes files (rank 0, or training alone).
+    pub(super) fn writes(&self) -> bool {
+        self.ranks().is_none_or(|c| c.rank() == 0)
+    }
+
+    /// `model` with rank 0's weights on every rank.
+    ///
+    /// # Errors
+    /// [`ModelError::InvalidConfig`] when `train.batch_size` does not divide by the ranks;
+    /// [`ModelError::Training`] when the broadcast fails.
+    fn replicate<M: TrainModel<Config = C>>(&self, model: M) -> Result<M, ModelError> {
+        let Some(ranks) = self.ranks() else {
+            return Ok(model);
+        };
+        if !self.config.batch_size.is_multiple_of(ranks.world()) {
+            return Err(crate::error::invalid(
+                "train.batch_size",
+                format!("must divide by the {} ranks", ranks.world()),
+            ));
+        }
+        let packing = GradientPacking::of(&model);
+        let mut weights = packing.weights(&model);
+        ranks
+            .broadcast_f32(&mut weights, 0)
+            .map_err(|e| ModelError::Training(format!("initial weights: {e}")))?;
+        Ok(packing.load_weights(model, &weights))
     }
 
     /// Writes checkpoints as `policy` says.
@@ -123,6 +176,7 @@ impl<'a, C: Clone> Trainer<'a, C> {
         mut sample: impl FnMut(&M) -> Option<SampleCheck>,
     ) -> Result<(M, TrainReport), ModelError> {
         let config = self.config;
+        model = self.replicate(model)?;
         let mut session = Session::start(self, &model, resume)?;
         let mut batches = Batches::default();
         // Set by a run of bad steps or a collapse of the samples: the next iteration rolls
@@ -151,11 +205,13 @@ impl<'a, C: Clone> Trainer<'a, C> {
                 }
             };
             let step_seconds = step_start.elapsed().as_secs_f64();
-            let samples = (config
+            // Rank 0 samples; what it decides reaches the others in `after_step`.
+            let due = config
                 .sample_every
-                .is_some_and(|every| session.state.step.is_multiple_of(every)))
-            .then(|| sample(&model.valid()))
-            .flatten();
+                .is_some_and(|every| session.state.step.is_multiple_of(every));
+            let samples = (due && self.writes())
+                .then(|| sample(&model.valid()))
+                .flatten();
             let outcome = session.after_step(&model, samples.as_ref(), rates.lr)?;
             on_step(&StepMetrics {
                 step: session.state.step,

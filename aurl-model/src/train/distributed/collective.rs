@@ -29,7 +29,7 @@ pub enum CollectiveError {
 /// What data-parallel training asks of its transport. Every rank calls the same operations
 /// in the same order with buffers of the same length; results are identical on every rank
 /// (bit for bit), so replicas that apply them stay identical.
-pub trait Collective: Send {
+pub trait Collective: Send + std::fmt::Debug {
     /// This process's rank, `0..world()`.
     fn rank(&self) -> usize;
     /// Number of ranks.
@@ -83,7 +83,7 @@ impl Collective for Single {
 ///
 /// ```
 /// use aurl_model::train::distributed::{Collective, ThreadGroup};
-/// let ranks = ThreadGroup::new(3, std::time::Duration::from_secs(10));
+/// let ranks = ThreadGroup::ranks(3, std::time::Duration::from_secs(10));
 /// let sums: Vec<Vec<f32>> = std::thread::scope(|s| {
 ///     let handles: Vec<_> = ranks
 ///         .into_iter()
@@ -104,7 +104,7 @@ impl ThreadGroup {
     /// The `world` ranks of a new group (move one into each thread); an operation that
     /// waits longer than `timeout` for the others fails with [`CollectiveError::Timeout`].
     #[must_use]
-    pub fn new(world: usize, timeout: Duration) -> Vec<ThreadRank> {
+    pub fn ranks(world: usize, timeout: Duration) -> Vec<ThreadRank> {
         let world = world.max(1);
         let shared = Arc::new(Shared {
             world,
@@ -269,7 +269,7 @@ mod tests {
         timeout: Duration,
         f: impl Fn(ThreadRank) -> T + Sync,
     ) -> Vec<T> {
-        let ranks = ThreadGroup::new(world, timeout);
+        let ranks = ThreadGroup::ranks(world, timeout);
         std::thread::scope(|s| {
             let handles: Vec<_> = ranks.into_iter().map(|r| s.spawn(|| f(r))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
