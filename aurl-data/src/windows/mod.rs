@@ -66,7 +66,7 @@ impl Default for Store {
 impl TokenWindows {
     /// Windows over `source`, cut like [`TokenWindows::new`] — or like
     /// [`TokenWindows::with_headers`] when `headers` gives the vocabulary — but read from
-    /// the source only when asked for ([`TokenWindows::get`], [`TokenWindows::batch`]):
+    /// the source only when asked for ([`TokenWindows::get`], [`TokenWindows::inputs_and_targets`]):
     /// what is held is the source and where each window starts. The windows equal the
     /// held ones over the same sequences. With `headers`, the padding id is the
     /// vocabulary's (as in `with_headers`) and `pad` is ignored.
