@@ -48,6 +48,8 @@ pub use aurl_model as model;
 pub use aurl_sampling as sampling;
 
 pub mod evaluate;
+#[cfg(feature = "mpi")]
+pub mod mpi;
 pub mod run;
 
 #[cfg(any(

@@ -29,7 +29,7 @@ pub enum CollectiveError {
 /// What data-parallel training asks of its transport. Every rank calls the same operations
 /// in the same order with buffers of the same length; results are identical on every rank
 /// (bit for bit), so replicas that apply them stay identical.
-pub trait Collective: Send + std::fmt::Debug {
+pub trait Collective: std::fmt::Debug {
     /// This process's rank, `0..world()`.
     fn rank(&self) -> usize;
     /// Number of ranks.
