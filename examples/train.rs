@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use aurl::data::audio::{SOUNDFONT_HINT, SoundFont};
 use aurl::model::train::StepMetrics;
+use aurl::model::train::distributed::Collective;
 use aurl::run::{Job, RunConfig, RunDir};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -118,6 +119,14 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         None => aurl::backend::default_device(),
     };
     let config = config(args)?;
+    // Under `mpirun` (feature `mpi`) this process is one rank; rank 0 alone writes.
+    #[cfg(feature = "mpi")]
+    let mpi = aurl::mpi::Mpi::init(Duration::from_secs_f64(config.train.distributed.timeout_s))?;
+    #[cfg(feature = "mpi")]
+    let ranks: Option<&dyn Collective> = Some(&mpi);
+    #[cfg(not(feature = "mpi"))]
+    let ranks: Option<&dyn Collective> = None;
+    let rank = ranks.map_or(0, Collective::rank);
     eprintln!("reading and tokenizing {:?} ...", config.data.paths);
     let mut job = Job::load(config, device)?;
     eprintln!("{}", job.describe_data());
@@ -132,6 +141,12 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         let deadline = started + Duration::from_secs_f64(minutes * 60.0);
         let left = deadline.saturating_duration_since(Instant::now());
         let (plan, step) = job.plan_minutes(left.as_secs_f64())?;
+        if let Some(ranks) = ranks {
+            // Every rank runs rank 0's plan (its clock also decides when time is up).
+            let mut steps = [job.config.train.steps as f32];
+            ranks.broadcast_f32(&mut steps, 0)?;
+            job.config.train.steps = steps[0] as usize;
+        }
         eprintln!(
             "{minutes} minute budget: {} steps of {step:.2} s planned ({:.0} s of training, \
              the rest for validation, samples and audio)",
@@ -141,15 +156,25 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
 
     let dir = match &args.resume {
         Some(run) => RunDir::resume(run)?,
-        None => RunDir::create(&job, &args.out, args.name.as_deref())?,
+        None if rank == 0 => RunDir::create(&job, &args.out, args.name.as_deref())?,
+        // The other ranks write nothing: their directory is never created.
+        None => RunDir {
+            path: args.out.join(format!(".rank-{rank}")),
+            resume_from: None,
+        },
     };
     if let Some(checkpoint) = &dir.resume_from {
         eprintln!("resuming from {}", checkpoint.display());
     }
+    if rank > 0 {
+        let trained = job.train_on(&dir, ranks, |_| {})?;
+        eprintln!("rank {rank}: {} steps", trained.report.steps);
+        return Ok(());
+    }
     init_logging(&dir.path)?;
     eprintln!("{}", job.describe_training());
     let bar = progress(job.config.train.steps as u64);
-    let trained = job.train(&dir, |m| show_step(&bar, m))?;
+    let trained = job.train_on(&dir, ranks, |m| show_step(&bar, m))?;
     bar.finish_and_clear();
 
     let workers = aurl::backend::decode_workers(args.backend.as_deref());

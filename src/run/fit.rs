@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::burn::module::Module;
+use crate::model::train::distributed::Collective;
 use crate::model::train::{
     Checkpointing, MetricsLog, Resume, SampleCheck, StepMetrics, TrainModel, TrainReport, Trainer,
     latest_checkpoint, load_checkpoint_as,
@@ -102,13 +103,28 @@ impl Job {
         dir: &RunDir,
         on_step: impl FnMut(&StepMetrics),
     ) -> Result<Trained, RunError> {
+        self.train_on(dir, None, on_step)
+    }
+
+    /// [`Job::train`] as one rank of a data-parallel run (see
+    /// [`Trainer::with_collective`]): rank 0 writes the run directory (metrics, checkpoints,
+    /// `loss.png`, `model/`); the other ranks train the same replica and write nothing.
+    ///
+    /// # Errors
+    /// As [`Job::train`].
+    pub fn train_on(
+        &self,
+        dir: &RunDir,
+        ranks: Option<&dyn Collective>,
+        on_step: impl FnMut(&StepMetrics),
+    ) -> Result<Trained, RunError> {
         let sampling = Sampling::new(self, 1);
         let (config, vocab) = (&self.config, &self.vocab);
         Ok(match config.model.mode {
             ModelMode::Transformer => {
                 let model_config = config.model.resolve(vocab)?;
                 let check = |m: &Transformer| sampling.check_lm(m, self);
-                let (model, report) = self.fit(dir, &model_config, on_step, check)?;
+                let (model, report) = self.fit(dir, ranks, &model_config, on_step, check)?;
                 Trained {
                     parameters: model.num_params(),
                     model: TrainedModel::Transformer(model),
@@ -119,7 +135,7 @@ impl Job {
             ModelMode::Vae => {
                 let model_config = config.model.resolve_vae(vocab)?;
                 let check = |m: &Vae| sampling.check_vae(m, self);
-                let (model, report) = self.fit(dir, &model_config, on_step, check)?;
+                let (model, report) = self.fit(dir, ranks, &model_config, on_step, check)?;
                 Trained {
                     parameters: model.num_params(),
                     model: TrainedModel::Vae(model),
@@ -130,7 +146,8 @@ impl Job {
             ModelMode::VaeGan => {
                 let model_config = config.model.resolve_vae_gan(vocab)?;
                 let check = |m: &VaeGan| sampling.check_vae(m.vae(), self);
-                let (model, report): (VaeGan, _) = self.fit(dir, &model_config, on_step, check)?;
+                let (model, report): (VaeGan, _) =
+                    self.fit(dir, ranks, &model_config, on_step, check)?;
                 Trained {
                     parameters: model.num_params(),
                     model: TrainedModel::Vae(model.into_parts().0),
@@ -164,13 +181,18 @@ impl Job {
     fn fit<M: TrainModel>(
         &self,
         dir: &RunDir,
+        ranks: Option<&dyn Collective>,
         model_config: &M::Config,
         mut on_step: impl FnMut(&StepMetrics),
         sample: impl FnMut(&M) -> Option<SampleCheck>,
     ) -> Result<(M, TrainReport), RunError> {
         let (config, vocab) = (&self.config, &self.vocab);
-        let (model, resume, mut metrics) = self.start::<M>(dir, model_config)?;
+        let writes = ranks.is_none_or(|r| r.rank() == 0);
+        let (model, resume, mut metrics) = self.start::<M>(dir, model_config, writes)?;
         let mut trainer = Trainer::new(&config.train, &self.train, &self.valid).with_grammar(vocab);
+        if let Some(ranks) = ranks {
+            trainer = trainer.with_collective(ranks);
+        }
         let per_epoch = |epoch| self.epoch_windows(epoch);
         if self.windows_vary() {
             trainer = trainer.with_epoch_windows(&per_epoch);
@@ -184,7 +206,7 @@ impl Job {
         });
         let mut log_error = None;
         let step = |m: &StepMetrics| {
-            if let Err(e) = metrics.write(m) {
+            if let Some(Err(e)) = metrics.as_mut().map(|log| log.write(m)) {
                 log_error.get_or_insert(e);
             }
             on_step(m);
@@ -193,9 +215,11 @@ impl Job {
         if let Some(e) = log_error {
             return Err(e.into());
         }
-        super::plots::write_loss_png(&dir.path)?;
         let model = model.valid();
-        save_model_as(&dir.path.join("model"), &model, model_config, vocab)?;
+        if writes {
+            super::plots::write_loss_png(&dir.path)?;
+            save_model_as(&dir.path.join("model"), &model, model_config, vocab)?;
+        }
         Ok((model, report))
     }
 
@@ -206,13 +230,15 @@ impl Job {
         &self,
         dir: &RunDir,
         model_config: &M::Config,
-    ) -> Result<(M, Option<Resume>, MetricsLog), RunError> {
+        writes: bool,
+    ) -> Result<(M, Option<Resume>, Option<MetricsLog>), RunError> {
         let device = self.device.clone().autodiff();
         let log = dir.path.join("metrics.jsonl");
         let Some(latest) = &dir.resume_from else {
             device.seed(self.config.train.seed);
             let model = M::build(model_config, &device)?;
-            return Ok((model, None, MetricsLog::create(&log)?));
+            let metrics = writes.then(|| MetricsLog::create(&log)).transpose()?;
+            return Ok((model, None, metrics));
         };
         let r = load_checkpoint_as::<M>(latest, &device)?;
         r.vocabulary
@@ -231,7 +257,9 @@ impl Job {
             });
         }
         tracing::info!("resuming from {} (step {})", latest.display(), r.state.step);
-        let metrics = MetricsLog::resume(&log, r.state.step)?;
+        let metrics = writes
+            .then(|| MetricsLog::resume(&log, r.state.step))
+            .transpose()?;
         let (model, resume) = r.into_resume();
         Ok((model, Some(resume), metrics))
     }

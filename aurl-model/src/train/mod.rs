@@ -151,6 +151,23 @@ pub struct TrainConfig {
     pub early_stopping: Option<usize>,
     /// The second player's optimizer, schedule and D:G ratio (VAE-GAN runs).
     pub discriminator: AdversaryTraining,
+    /// Data-parallel runs (see [`Trainer::with_collective`]).
+    pub distributed: DistributedTraining,
+}
+
+/// Settings of data-parallel runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DistributedTraining {
+    /// Seconds a rank waits for the others in one collective operation before the run
+    /// stops with an error (a rank died or hangs).
+    pub timeout_s: f64,
+}
+
+impl Default for DistributedTraining {
+    fn default() -> Self {
+        Self { timeout_s: 300.0 }
+    }
 }
 
 impl Default for TrainConfig {
@@ -183,6 +200,7 @@ impl Default for TrainConfig {
             keep_best: true,
             early_stopping: None,
             discriminator: AdversaryTraining::default(),
+            distributed: DistributedTraining::default(),
         }
     }
 }
@@ -280,6 +298,13 @@ impl TrainConfig {
             return Err(invalid(
                 "train.early_stopping",
                 "must be at least 1 validation",
+            ));
+        }
+        let timeout = self.distributed.timeout_s;
+        if !(timeout.is_finite() && timeout > 0.0) {
+            return Err(invalid(
+                "train.distributed.timeout_s",
+                "must be finite and > 0",
             ));
         }
         self.discriminator.validate()
