@@ -90,7 +90,8 @@ impl<'a, C: Clone> Trainer<'a, C> {
     /// (time budget, sample collapse) and alone writes checkpoints. Every rank validates on
     /// all of `valid` (with the same weights, the same result).
     ///
-    /// `train.batch_size` must divide by the number of ranks.
+    /// `train.batch_size` must divide by the number of ranks, and a model with a second
+    /// player trains it once per step (`train.discriminator.steps = 1`).
     #[must_use]
     pub fn with_collective(mut self, collective: &'a dyn Collective) -> Self {
         self.collective = Some(collective);
@@ -120,6 +121,13 @@ impl<'a, C: Clone> Trainer<'a, C> {
             return Err(crate::error::invalid(
                 "train.batch_size",
                 format!("must divide by the {} ranks", ranks.world()),
+            ));
+        }
+        if model.has_adversary() && self.config.discriminator.steps > 1 {
+            // Its extra rounds step the second player on one rank's gradients alone.
+            return Err(crate::error::invalid(
+                "train.discriminator.steps",
+                "must be 1 when training on several ranks",
             ));
         }
         let packing = GradientPacking::of(&model);
