@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use mpi::collective::SystemOperation;
 use mpi::topology::SimpleCommunicator;
-use mpi::traits::{Communicator, CommunicatorCollectives, Root};
+use mpi::traits::{Communicator, CommunicatorCollectives, Equivalence, Root};
 
 use crate::model::train::distributed::{Collective, CollectiveError};
 
@@ -76,6 +76,17 @@ impl Mpi {
     }
 }
 
+impl Mpi {
+    /// `values` summed over the ranks, in place (MPI_Allreduce, under the watchdog).
+    fn sum<T: Equivalence + Clone>(&self, values: &mut [T]) {
+        let send = values.to_vec();
+        self.watched(|| {
+            self.world
+                .all_reduce_into(&send[..], values, SystemOperation::sum());
+        });
+    }
+}
+
 /// Ends the process when an operation has run longer than `timeout`.
 fn watchdog(started: &AtomicU64, epoch: Instant, timeout: Duration, rank: usize) {
     let limit = timeout.as_millis() as u64;
@@ -104,20 +115,12 @@ impl Collective for Mpi {
     }
 
     fn all_reduce_f32(&self, values: &mut [f32]) -> Result<(), CollectiveError> {
-        let send = values.to_vec();
-        self.watched(|| {
-            self.world
-                .all_reduce_into(&send[..], values, SystemOperation::sum());
-        });
+        self.sum(values);
         Ok(())
     }
 
     fn all_reduce_f64(&self, values: &mut [f64]) -> Result<(), CollectiveError> {
-        let send = values.to_vec();
-        self.watched(|| {
-            self.world
-                .all_reduce_into(&send[..], values, SystemOperation::sum());
-        });
+        self.sum(values);
         Ok(())
     }
 
