@@ -112,14 +112,12 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
                         ranks.world()
                     )));
                 }
+                // Every rank holds the whole global batch: its token count needs no message.
                 let local = b.rows.target_tokens(&b.all_rows);
-                let mut total = [local as f64];
-                ranks
-                    .all_reduce_f64(&mut total)
-                    .map_err(|e| ModelError::Training(format!("step {}: {e}", self.state.step)))?;
-                b.tokens = total[0] as usize;
-                b.weight = if total[0] > 0.0 {
-                    local as f64 / total[0]
+                let total = b.rows.target_tokens(&(0..count).collect::<Vec<_>>());
+                b.tokens = total;
+                b.weight = if total > 0 {
+                    local as f64 / total as f64
                 } else {
                     0.0
                 };
