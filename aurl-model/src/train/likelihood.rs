@@ -1,7 +1,8 @@
 //! A trained model's likelihood of a set of pieces: NLL per token and per note, and
 //! perplexity — the numbers a checkpoint is compared by across tokenizations.
 
-use super::{TokenWindows, evaluate};
+use super::{TokenWindows, WindowTensors, evaluate};
+use crate::loss::TokenLoss;
 use crate::weights::SavedModel;
 use aurl_core::Score;
 use aurl_core::metrics::bits_per_note;
@@ -21,6 +22,71 @@ pub struct NllReport {
     pub tokens: usize,
     /// Notes in the pieces.
     pub notes: usize,
+}
+
+/// A negative log-likelihood as a sum, so that parts (the shards of a validation split
+/// evaluated on several ranks, say) add up before the mean is taken.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct NllSum {
+    /// Summed NLL of the predicted tokens, in nats.
+    pub nats: f64,
+    /// Real (non-padding) target tokens predicted.
+    pub tokens: f64,
+}
+
+impl std::ops::Add for NllSum {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            nats: self.nats + other.nats,
+            tokens: self.tokens + other.tokens,
+        }
+    }
+}
+
+impl NllSum {
+    /// Nats per token; `None` without tokens.
+    ///
+    /// ```
+    /// use aurl_model::train::NllSum;
+    /// let shards = [NllSum { nats: 3.0, tokens: 2.0 }, NllSum { nats: 1.0, tokens: 2.0 }];
+    /// let all = shards[0] + shards[1];
+    /// assert_eq!(all.mean(), Some(1.0));
+    /// assert_eq!(NllSum::default().mean(), None);
+    /// ```
+    #[must_use]
+    pub fn mean(self) -> Option<f64> {
+        (self.tokens > 0.0).then(|| self.nats / self.tokens)
+    }
+
+    /// The NLL of the windows `rows` of `windows`, in batches of `batch_size`, under the
+    /// model `logits` stands for (inputs `[b, t]` to logits `[b, t, vocab]`); `None` when it
+    /// fails on a batch. Padding targets do not count.
+    pub(crate) fn over(
+        windows: &TokenWindows,
+        rows: std::ops::Range<usize>,
+        batch_size: usize,
+        device: &burn::prelude::Device,
+        vocab_size: usize,
+        logits: impl Fn(
+            burn::prelude::Tensor<2, burn::prelude::Int>,
+        ) -> Option<burn::prelude::Tensor<3>>,
+    ) -> Option<Self> {
+        let loss = TokenLoss::new(vocab_size).with_padding(usize::from(windows.pad()));
+        let rows: Vec<usize> = rows.filter(|&i| i < windows.count()).collect();
+        let mut sum = Self::default();
+        for chunk in rows.chunks(batch_size.max(1)) {
+            let (inputs, targets) = windows.batch(chunk, device);
+            let (nats, tokens) = loss.sums(logits(inputs)?, targets);
+            sum = sum
+                + Self {
+                    nats: f64::from(nats.into_scalar::<f32>()),
+                    tokens: f64::from(tokens.into_scalar::<f32>()),
+                };
+        }
+        Some(sum)
+    }
 }
 
 /// The NLL of `scores` under `saved`, tokenized with its vocabulary and framed with BOS/EOS

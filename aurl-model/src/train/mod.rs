@@ -34,7 +34,7 @@ pub use checkpoint::{
 };
 pub use clip::{clip_global_norm, global_grad_norm};
 pub use dataset::{WindowBatch, WindowBatcher, WindowDataset};
-pub use likelihood::{NllReport, negative_log_likelihood};
+pub use likelihood::{NllReport, NllSum, negative_log_likelihood};
 pub use metrics::{MetricsLog, StepMetrics};
 pub use objective::{StepContext, TrainBatch, TrainLoss, TrainModel};
 pub use samples::SampleCheck;
@@ -43,7 +43,6 @@ pub use trainer::{Trainer, train};
 
 use crate::Transformer;
 use crate::error::{ModelError, invalid};
-use crate::loss::TokenLoss;
 
 /// Which optimizer updates the weights: Adam and AdamW through the fused
 /// [`crate::kernels::adam`] update ([`FusedAdam`], [`FusedAdamW`]), Lion Burn's own.
@@ -162,11 +161,20 @@ pub struct DistributedTraining {
     /// Seconds a rank waits for the others in one collective operation before the run
     /// stops with an error (a rank died or hangs).
     pub timeout_s: f64,
+    /// Every this many steps the ranks compare a checksum of their weights and stop with
+    /// [`ModelError::Training`] if any replica differs from rank 0's (bit for bit) — a guard
+    /// against drift (a rank on another library build, a nondeterministic kernel). It costs
+    /// one pass over the weights and a broadcast. `None` (0 in a file): never.
+    #[serde(with = "crate::zero_is_none")]
+    pub check_every: Option<usize>,
 }
 
 impl Default for DistributedTraining {
     fn default() -> Self {
-        Self { timeout_s: 300.0 }
+        Self {
+            timeout_s: 300.0,
+            check_every: Some(100),
+        }
     }
 }
 
@@ -220,6 +228,10 @@ impl TrainConfig {
         for (field, every) in [
             ("train.eval_every", self.eval_every),
             ("train.sample_every", self.sample_every),
+            (
+                "train.distributed.check_every",
+                self.distributed.check_every,
+            ),
         ] {
             if every == Some(0) {
                 return Err(invalid(
@@ -344,22 +356,10 @@ pub struct TrainReport {
 
 /// Mean negative log-likelihood per real target token of `model` over `windows`
 /// (in nats; `exp` of it is the perplexity), in batches of `batch_size`.
+/// `None` without windows or when the model cannot take them.
+#[must_use]
 pub fn evaluate(model: &Transformer, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
-    if windows.is_empty() {
-        return None;
-    }
-    let device = model_device(model)?;
-    let loss = TokenLoss::new(model.vocab_size()).with_padding(usize::from(windows.pad()));
-    let (mut total, mut count) = (0.0f64, 0.0f64);
-    let indices: Vec<usize> = (0..windows.count()).collect();
-    for chunk in indices.chunks(batch_size.max(1)) {
-        let (inputs, targets) = windows.batch(chunk, &device);
-        let logits = model.forward(inputs, 0, None).ok()?;
-        let (t, c) = loss.sums(logits, targets);
-        total += f64::from(t.into_scalar::<f32>());
-        count += f64::from(c.into_scalar::<f32>());
-    }
-    (count > 0.0).then(|| total / count)
+    model.valid_nll(windows, batch_size)
 }
 
 pub(crate) fn model_device<M: Module>(model: &M) -> Option<Device> {

@@ -4,12 +4,11 @@
 //! [`VaeGan`] adds the adversarial terms, and its discriminator is a second player with its
 //! own loss and optimizer (`train.discriminator`).
 
-use burn::module::Module;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
 use burn::tensor::Gradients;
 
-use super::{TokenWindows, WindowTensors};
+use super::{NllSum, TokenWindows};
 use crate::error::ModelError;
 use crate::loss::TokenLoss;
 use crate::vae::{LatentRng, Vae};
@@ -94,10 +93,22 @@ pub trait TrainModel: ModelKind + Clone {
         tokens: &TokenLoss,
         context: StepContext,
     ) -> Result<TrainLoss, ModelError>;
+    /// The validation NLL, summed over the windows `rows` of `windows` (for a VAE, the
+    /// reconstruction NLL from the posterior means), in batches of `batch_size`; `None`
+    /// when the model cannot take them. Sums, so that the shards of several ranks add up.
+    fn valid_sum(
+        &self,
+        windows: &TokenWindows,
+        rows: std::ops::Range<usize>,
+        batch_size: usize,
+    ) -> Option<NllSum>;
+
     /// The validation figure minimised by early stopping and keep-best: mean NLL per real
-    /// target token over `windows` (for a VAE, the reconstruction NLL from the posterior
-    /// means), in batches of `batch_size`; `None` without windows.
-    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64>;
+    /// target token over all of `windows`; `None` without windows.
+    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
+        self.valid_sum(windows, 0..windows.count(), batch_size)?
+            .mean()
+    }
 
     /// Whether the model has a second player (a discriminator) that the trainer updates with
     /// its own optimizer and schedule (`train.discriminator`). Default: no.
@@ -171,8 +182,21 @@ impl TrainModel for Transformer {
         })
     }
 
-    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
-        super::evaluate(self, windows, batch_size)
+    fn valid_sum(
+        &self,
+        windows: &TokenWindows,
+        rows: std::ops::Range<usize>,
+        batch_size: usize,
+    ) -> Option<NllSum> {
+        let device = super::model_device(self)?;
+        NllSum::over(
+            windows,
+            rows,
+            batch_size,
+            &device,
+            self.vocab_size(),
+            |inputs| self.forward(inputs, 0, None).ok(),
+        )
     }
 }
 
@@ -211,25 +235,26 @@ impl TrainModel for Vae {
         })
     }
 
-    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
-        if windows.is_empty() {
-            return None;
-        }
-        let device = self.devices().into_iter().next()?;
-        let pad = usize::from(windows.pad());
-        let loss = TokenLoss::new(self.vocab_size()).with_padding(pad);
-        let (mut total, mut count) = (0.0f64, 0.0f64);
-        let indices: Vec<usize> = (0..windows.count()).collect();
-        for chunk in indices.chunks(batch_size.max(1)) {
-            let (inputs, targets) = windows.batch(chunk, &device);
-            let padding = inputs.clone().equal_elem(pad as i64);
-            let latent = self.encode(inputs.clone(), padding.clone()).mode();
-            let logits = self.decode(inputs, padding, &latent).ok()?;
-            let (t, c) = loss.sums(logits, targets);
-            total += f64::from(t.into_scalar::<f32>());
-            count += f64::from(c.into_scalar::<f32>());
-        }
-        (count > 0.0).then(|| total / count)
+    fn valid_sum(
+        &self,
+        windows: &TokenWindows,
+        rows: std::ops::Range<usize>,
+        batch_size: usize,
+    ) -> Option<NllSum> {
+        let device = super::model_device(self)?;
+        let pad = i64::from(windows.pad());
+        NllSum::over(
+            windows,
+            rows,
+            batch_size,
+            &device,
+            self.vocab_size(),
+            |inputs| {
+                let padding = inputs.clone().equal_elem(pad);
+                let latent = self.encode(inputs.clone(), padding.clone()).mode();
+                self.decode(inputs, padding, &latent).ok()
+            },
+        )
     }
 }
 
@@ -269,8 +294,13 @@ impl TrainModel for VaeGan {
         })
     }
 
-    fn valid_nll(&self, windows: &TokenWindows, batch_size: usize) -> Option<f64> {
-        self.vae().valid_nll(windows, batch_size)
+    fn valid_sum(
+        &self,
+        windows: &TokenWindows,
+        rows: std::ops::Range<usize>,
+        batch_size: usize,
+    ) -> Option<NllSum> {
+        self.vae().valid_sum(windows, rows, batch_size)
     }
 
     fn has_adversary(&self) -> bool {

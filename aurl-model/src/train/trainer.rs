@@ -87,8 +87,10 @@ impl<'a, C: Clone> Trainer<'a, C> {
     /// components are summed over the ranks in one buffer each step, so every replica
     /// applies the same update and logs the same global loss as one process training on
     /// the whole batch (up to summation order). Rank 0 decides what ends or changes the run
-    /// (time budget, sample collapse) and alone writes checkpoints. Every rank validates on
-    /// all of `valid` (with the same weights, the same result).
+    /// (time budget, sample collapse) and alone writes checkpoints. Each rank validates its
+    /// shard of `valid` and the NLL sums are all-reduced; every
+    /// `train.distributed.check_every` steps the replicas compare weight checksums. A
+    /// checkpoint resumes on any number of ranks (its data cursor counts global batches).
     ///
     /// `train.batch_size` must divide by the number of ranks, and a model with a second
     /// player trains it once per step (`train.discriminator.steps = 1`).

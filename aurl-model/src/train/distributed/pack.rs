@@ -97,6 +97,15 @@ impl GradientPacking {
         weights.0
     }
 
+    /// A 64-bit checksum of `module`'s weights, bit for bit and in packing order: equal on
+    /// two replicas exactly when (up to hash collisions) their weights are identical.
+    #[must_use]
+    pub fn checksum<M: Module>(&self, module: &M) -> u64 {
+        self.weights(module).iter().fold(0x5EED, |h, w| {
+            aurl_core::rng::mix64(h ^ u64::from(w.to_bits()))
+        })
+    }
+
     /// `module` with its weights replaced by `weights` (from [`GradientPacking::weights`]).
     ///
     /// # Panics
