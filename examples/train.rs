@@ -127,9 +127,19 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
     #[cfg(not(feature = "mpi"))]
     let ranks: Option<&dyn Collective> = None;
     let rank = ranks.map_or(0, Collective::rank);
-    eprintln!("reading and tokenizing {:?} ...", config.data.paths);
-    let mut job = Job::load(config, device)?;
-    eprintln!("{}", job.describe_data());
+    if rank == 0 {
+        eprintln!("reading and tokenizing {:?} ...", config.data.paths);
+        if ranks.is_some_and(|r| r.world() > 1) && config.data.cache.is_none() {
+            eprintln!(
+                "note: without data.cache every rank tokenizes the whole corpus; with it the \
+                 ranks share the work and the memory-mapped tokens"
+            );
+        }
+    }
+    let mut job = Job::load_on(config, device, ranks)?;
+    if rank == 0 {
+        eprintln!("{}", job.describe_data());
+    }
     if let Some(epochs) = args.epochs {
         let steps = job.set_epochs(epochs)?;
         eprintln!(

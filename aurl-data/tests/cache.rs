@@ -183,3 +183,54 @@ fn concurrent_builders_of_one_cache_agree() {
     assert!(same(&after.tokenized(), &builds[0]));
     std::fs::remove_dir_all(&cache).unwrap();
 }
+
+#[test]
+fn parts_built_by_several_processes_tokenize_each_file_once_and_fill_the_whole_cache() {
+    let cache = temp("parts");
+    let roots = [fixtures_dir()];
+    let rule = SplitRule::Hash(10);
+    let options = CacheOptions {
+        shard_files: 4,
+        ..CacheOptions::new(&cache)
+    };
+    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    let reports: Vec<_> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3)
+            .map(|k| {
+                let options = options.clone().part_of(k, 3);
+                let remi = &remi;
+                let rule = &rule;
+                let roots = &roots;
+                s.spawn(move || {
+                    build_cache(roots, rule, remi, None, &options, |_| {})
+                        .unwrap()
+                        .report
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let whole = build_cache(&roots, &rule, &remi, None, &options, |_| {}).unwrap();
+    // Every file was found by exactly one part, and tokenized there.
+    let found: usize = reports.iter().map(|r| r.files).sum();
+    let tokenized: usize = reports.iter().map(|r| r.tokenized).sum();
+    assert_eq!(found, whole.report.files);
+    assert!(reports.iter().all(|r| r.files > 0 && r.cached == 0));
+    assert_eq!(
+        whole.report.tokenized, 0,
+        "the parts left nothing to tokenize"
+    );
+    assert_eq!(tokenized, whole.report.cached);
+    let alone = temp("parts-alone");
+    let fresh = build_cache(
+        &roots,
+        &rule,
+        &remi,
+        None,
+        &CacheOptions::new(&alone),
+        |_| {},
+    );
+    assert!(same(&whole.tokenized(), &fresh.unwrap().tokenized()));
+    std::fs::remove_dir_all(&cache).unwrap();
+    std::fs::remove_dir_all(&alone).unwrap();
+}

@@ -8,6 +8,7 @@ use crate::core::tokenize::{SequenceSource, TokenSequence, Tokenizer, Vocabulary
 use crate::data::cache::{CacheOptions, CacheReport, build_cache};
 use crate::data::corpus::{ScoreCorpus, read_corpus};
 use crate::data::windows::TokenWindows;
+use crate::model::train::distributed::Collective;
 
 use super::RunConfig;
 
@@ -49,6 +50,23 @@ impl RunData {
         config: &RunConfig,
         tokenizer: &(dyn Tokenizer + Sync),
     ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
+        Self::load_on(config, tokenizer, None)
+    }
+
+    /// [`RunData::load`] on one rank of a data-parallel run: with `data.cache` set, the
+    /// ranks first fill the cache together, each tokenizing its part of the files
+    /// ([`CacheOptions::part_of`]), then every rank reads the whole corpus from it
+    /// (memory-mapped: ranks of one machine share the pages). The cache must be on a
+    /// filesystem every rank sees; a rank that does not see another's part tokenizes it
+    /// itself. Without `data.cache` every rank reads and tokenizes the whole corpus.
+    ///
+    /// # Errors
+    /// As [`RunData::load`]; an error on any rank while filling the cache stops every rank.
+    pub fn load_on(
+        config: &RunConfig,
+        tokenizer: &(dyn Tokenizer + Sync),
+        ranks: Option<&dyn Collective>,
+    ) -> Result<Self, Box<dyn std::error::Error + Send + Sync>> {
         let vocab = tokenizer.vocab();
         let rule = config.data.split_rule()?;
         let read_scores = || read_corpus(&config.data.paths, &rule, Some(&config.preprocess));
@@ -58,6 +76,27 @@ impl RunData {
             Some(read_scores()?)
         };
         if let Some(root) = &config.data.cache {
+            if let Some(ranks) = ranks.filter(|r| r.world() > 1) {
+                let options = CacheOptions::new(root).part_of(ranks.rank(), ranks.world());
+                let part = build_cache(
+                    &config.data.paths,
+                    &rule,
+                    tokenizer,
+                    Some(&config.preprocess),
+                    &options,
+                    |_| {},
+                );
+                let mut failed = [f32::from(u8::from(part.is_err()))];
+                ranks.all_reduce_f32(&mut failed)?;
+                part?;
+                if failed[0] > 0.0 {
+                    return Err(format!(
+                        "{} other rank(s) could not build their part of the token cache",
+                        failed[0]
+                    )
+                    .into());
+                }
+            }
             let cached = build_cache(
                 &config.data.paths,
                 &rule,

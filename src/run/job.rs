@@ -3,6 +3,7 @@
 use crate::burn::prelude::Device;
 use crate::core::tokenize::{Tokenizer, Vocabulary};
 use crate::data::windows::TokenWindows;
+use crate::model::train::distributed::Collective;
 use crate::model::vae::Vae;
 use crate::model::{Transformer, VaeGan};
 
@@ -52,12 +53,25 @@ impl Job {
     /// # Errors
     /// [`RunError::NoData`] when no training file is usable; configuration and data errors.
     pub fn load(config: RunConfig, device: Device) -> Result<Self, RunError> {
+        Self::load_on(config, device, None)
+    }
+
+    /// [`Job::load`] on one rank of a data-parallel run: the ranks share the tokenization
+    /// through the token cache when `data.cache` is set (see [`RunData::load_on`]).
+    ///
+    /// # Errors
+    /// As [`Job::load`].
+    pub fn load_on(
+        config: RunConfig,
+        device: Device,
+        ranks: Option<&dyn Collective>,
+    ) -> Result<Self, RunError> {
         let tokenizer = config
             .scheme
             .tokenizer(&config.tokenizer)
             .map_err(|e| RunError::Data(Box::new(e)))?;
         let vocab = tokenizer.vocab().clone();
-        let data = RunData::load(&config, tokenizer.as_ref()).map_err(RunError::Data)?;
+        let data = RunData::load_on(&config, tokenizer.as_ref(), ranks).map_err(RunError::Data)?;
         if data.train.count() == 0 {
             return Err(RunError::NoData {
                 paths: config.data.paths.clone(),

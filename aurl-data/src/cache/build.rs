@@ -23,16 +23,41 @@ pub struct CacheOptions {
     /// Files per shard (and per unit of parallel work); memory while building grows with
     /// this, not with the corpus.
     pub shard_files: usize,
+    /// `Some((k, n))`: this build takes part `k` of `n` — every `n`-th file of the walk
+    /// from the `k`-th on — and leaves the others alone, so `n` processes (the ranks of a
+    /// data-parallel run) fill one cache together, each file tokenized once; a whole build
+    /// afterwards finds every file cached. `None`: all files.
+    pub part: Option<(usize, usize)>,
 }
 
 impl CacheOptions {
-    /// Options with 1,024 files per shard.
+    /// Options with 1,024 files per shard, for all files.
     #[must_use]
     pub fn new(root: impl Into<PathBuf>) -> Self {
         Self {
             root: root.into(),
             shard_files: 1024,
+            part: None,
         }
+    }
+
+    /// These options for part `k` of `n` (see [`CacheOptions::part`]); `n` of 0 or 1 is
+    /// the whole corpus.
+    ///
+    /// ```
+    /// # use aurl_data::cache::CacheOptions;
+    /// assert_eq!(CacheOptions::new("cache").part_of(1, 4).part, Some((1, 4)));
+    /// assert_eq!(CacheOptions::new("cache").part_of(0, 1).part, None);
+    /// ```
+    #[must_use]
+    pub fn part_of(mut self, k: usize, n: usize) -> Self {
+        self.part = (n > 1).then_some((k % n, n));
+        self
+    }
+
+    /// Whether the `i`-th file of the walk belongs to this build.
+    fn takes(&self, i: usize) -> bool {
+        self.part.is_none_or(|(k, n)| i % n == k)
     }
 }
 
@@ -170,7 +195,8 @@ enum Outcome {
 /// after each batch. Unusable files go to the report; nothing aborts the build.
 ///
 /// Memory stays bounded by one batch of files plus an index entry per cached file, whatever
-/// the corpus size.
+/// the corpus size. With [`CacheOptions::part`] only that part's files are built and
+/// listed (the report counts them alone).
 ///
 /// # Errors
 /// [`Error::InvalidConfig`] for an invalid preprocessing config; [`Error::Io`] if the
@@ -200,7 +226,10 @@ pub fn build_cache(
     let mut done = 0;
     // The folders are walked as the build goes: it starts at once, and only one shard's
     // worth of paths is pending.
-    let mut found = walk(roots);
+    let mut found = walk(roots)
+        .enumerate()
+        .filter(|(i, _)| options.takes(*i))
+        .map(|(_, item)| item);
     let mut chunk: Vec<PathBuf> = Vec::with_capacity(options.shard_files.max(1));
     loop {
         chunk.clear();

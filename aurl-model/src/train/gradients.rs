@@ -3,6 +3,7 @@
 //! players' gradients summed; the second player's extra rounds come first.
 
 use std::collections::BTreeMap;
+use std::time::Instant;
 
 use aurl_core::tokenize::TokenId;
 use burn::optim::{GradientsAccumulator, GradientsParams};
@@ -229,23 +230,30 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
 
 /// Sums `out` over the ranks in place: both players' gradients in one packed buffer, the
 /// losses and the components in another (each rank's are already weighted by its share).
+/// Adds this rank's costs to the components (not summed): `allreduce_seconds` (in the two
+/// all-reduces, waiting for slower ranks included), `pack_seconds` (packing and unpacking)
+/// and `allreduce_mb` (megabytes of the gradient buffer).
 fn sum_over_ranks<M: TrainModel>(
     model: &M,
     ranks: &dyn Collective,
     out: &mut StepGradients,
 ) -> Result<(), CollectiveError> {
+    let started = Instant::now();
     let packing = GradientPacking::of(model);
     let mut packed = packing.pack(model, &out.grads);
     let players = if model.has_adversary() { 2 } else { 1 };
     if players == 2 {
         packed.extend(packing.pack(model, &out.adversary_grads));
     }
+    let packed_at = Instant::now();
     ranks.all_reduce_f32(&mut packed)?;
+    let reduced_at = Instant::now();
     let (generator, adversary) = packed.split_at(packing.gradient_len());
     out.grads = packing.unpack(model, generator);
     if players == 2 {
         out.adversary_grads = packing.unpack(model, adversary);
     }
+    let unpacked_at = Instant::now();
     let mut scalars = vec![out.loss, out.adversary_loss];
     scalars.extend(out.components.values());
     ranks.all_reduce_f64(&mut scalars)?;
@@ -253,5 +261,12 @@ fn sum_over_ranks<M: TrainModel>(
     for (value, sum) in out.components.values_mut().zip(&scalars[2..]) {
         *value = *sum;
     }
+    let seconds = |a: Instant, b: Instant| b.duration_since(a).as_secs_f64();
+    let communicate = seconds(packed_at, reduced_at) + seconds(unpacked_at, Instant::now());
+    let pack = seconds(started, packed_at) + seconds(reduced_at, unpacked_at);
+    out.components.insert("allreduce_seconds", communicate);
+    out.components.insert("pack_seconds", pack);
+    out.components
+        .insert("allreduce_mb", (packed.len() * 4) as f64 / 1e6);
     Ok(())
 }
