@@ -61,7 +61,7 @@ impl<M: TrainModel<Config = C>, C: Clone> Session<'_, '_, M, C> {
         let micro = self.config.grad_accumulation;
         let context = StepContext {
             step: self.state.step,
-            seed: self.config.seed,
+            seed: self.trainer.noise_seed(),
             keep_logits: self.grammar.is_some(),
             adversary: rates.adversary_step,
         };

@@ -105,6 +105,22 @@ impl<'a, C: Clone> Trainer<'a, C> {
         self.collective.filter(|c| c.world() > 1)
     }
 
+    /// The seed of this process's own noise (dropout masks, a VAE's latent draws): the
+    /// run's seed, mixed with the rank when there are several — otherwise every rank would
+    /// draw the same noise for its rows. (So a run with noise matches a one-process run in
+    /// distribution, not bit for bit; without dropout and latent noise, up to summation
+    /// order.)
+    pub(super) fn noise_seed(&self) -> u64 {
+        match self.ranks() {
+            None => self.config.seed,
+            Some(r) => aurl_core::rng::SeedRng::derive(
+                self.config.seed,
+                &[r.rank() as u64, r.world() as u64],
+            )
+            .next_u64(),
+        }
+    }
+
     /// Whether this process writes files (rank 0, or training alone).
     pub(super) fn writes(&self) -> bool {
         self.ranks().is_none_or(|c| c.rank() == 0)
@@ -199,9 +215,11 @@ impl<'a, C: Clone> Trainer<'a, C> {
             if session.state.step >= config.steps {
                 return Ok(session.finish(model, false));
             }
-            // Dropout masks depend only on the seed and the step.
+            // Dropout masks depend only on the seed, the step (and the rank).
             let step = session.state.step;
-            session.device.seed(config.seed.wrapping_add(step as u64));
+            session
+                .device
+                .seed(self.noise_seed().wrapping_add(step as u64));
             let step_start = Instant::now();
             let rates = session.rates(&model, step);
             let (next, mut gradients) = session.gradients(model, rates, &mut batches)?;
