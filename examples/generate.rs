@@ -205,6 +205,7 @@ fn run(args: &Args) -> Result<(), Box<dyn std::error::Error>> {
         max_seconds: args.seconds,
         latent: None,
         controls,
+        ..Request::default()
     };
     let requests = template.repeated(args.count, latents.as_deref());
     let mut stats = StreamStats::start();

@@ -138,7 +138,7 @@ impl Generator<'_> {
             .into_iter()
             .max_by(|a, b| score(&a.0).total_cmp(&score(&b.0)))
             .ok_or(SamplingError::NoHypothesis)?;
-        Ok(self.finish(best.tokens, p, ended))
+        Ok(self.finish(best.tokens, p, ended, self.config.constrained))
     }
 
     /// Refuses what beam search does not do: latent codes, forced controls, a zero width or

@@ -11,7 +11,7 @@ use burn::prelude::*;
 
 use crate::config::GenerationConfig;
 use crate::generate::{Generator, Request};
-use crate::{SamplingError, prompt_from_midi};
+use crate::{SamplingError, prompt_from_midi_bytes};
 
 /// `count` latent codes along the spherical path from the code of the MIDI file `a` to that
 /// of `b` (both ends included), for requests to a VAE's [`Generator`]: each file is
@@ -27,6 +27,34 @@ pub fn interpolation_from_midi(
     count: usize,
     device: &Device,
 ) -> Result<Vec<Vec<f32>>, SamplingError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|e| SamplingError::PromptFile {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    };
+    let (bytes_a, bytes_b) = (read(a)?, read(b)?);
+    interpolation_from_midi_bytes(model, [&bytes_a, &bytes_b], count, device).map_err(|e| match e {
+        SamplingError::InvalidMidi { what, reason } => SamplingError::PromptFile {
+            path: if what.ends_with(".a") { a } else { b }.to_owned(),
+            reason,
+        },
+        other => other,
+    })
+}
+
+/// [`interpolation_from_midi`] for the bytes of two MIDI files (uploads, say).
+///
+/// # Errors
+/// [`SamplingError::InvalidConfig`] (field `interpolate`) when `model` is not a VAE;
+/// [`SamplingError::InvalidMidi`] (`interpolate.a`, `interpolate.b`) when bytes cannot be
+/// read or tokenized.
+pub fn interpolation_from_midi_bytes(
+    model: &Generative,
+    [a, b]: [&[u8]; 2],
+    count: usize,
+    device: &Device,
+) -> Result<Vec<Vec<f32>>, SamplingError> {
     let vae = model.vae().ok_or_else(|| SamplingError::InvalidConfig {
         field: "interpolate".into(),
         reason: "needs a VAE model (this one takes no latent code)".into(),
@@ -39,11 +67,23 @@ pub fn interpolation_from_midi(
             field: "vocabulary".into(),
             reason: e.to_string(),
         })?;
-    let code = |path: &Path| -> Result<Vec<f32>, SamplingError> {
-        let ids = prompt_from_midi(path, tokenizer.as_ref(), model.max_seq_len())?;
+    let code = |bytes: &[u8], what: &str| -> Result<Vec<f32>, SamplingError> {
+        let ids = prompt_from_midi_bytes(bytes, tokenizer.as_ref(), model.max_seq_len()).map_err(
+            |e| match e {
+                SamplingError::InvalidMidi { reason, .. } => SamplingError::InvalidMidi {
+                    what: what.into(),
+                    reason,
+                },
+                other => other,
+            },
+        )?;
         Ok(vae.code_of(&ids, device))
     };
-    Ok(interpolate(&code(a)?, &code(b)?, count))
+    Ok(interpolate(
+        &code(a, "interpolate.a")?,
+        &code(b, "interpolate.b")?,
+        count,
+    ))
 }
 
 /// Positions a cached prefill feeds the model per forward call. A long prompt goes through

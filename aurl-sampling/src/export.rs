@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use aurl_core::tokenize::{TokenId, Tokenizer};
-use aurl_data::{Mode, WriteOptions, read_midi_file, write_midi_file};
+use aurl_data::{Mode, WriteOptions, read_midi, write_atomically, write_midi};
 use serde::Serialize;
 
 use crate::{Generated, SamplingError};
@@ -40,10 +40,24 @@ pub fn write_piece(
     tokenizer: &dyn Tokenizer,
     path: &Path,
 ) -> Result<PieceSummary, SamplingError> {
+    let (bytes, summary) = piece_midi(piece, tokenizer)?;
+    write_atomically(path, &bytes).map_err(|e| SamplingError::Export(e.into()))?;
+    Ok(summary)
+}
+
+/// Decodes `piece` with `tokenizer`: the bytes of its standard MIDI file, and what they
+/// hold (for a server, say).
+///
+/// # Errors
+/// [`SamplingError::Export`] if the score cannot be written as MIDI.
+pub fn piece_midi(
+    piece: &Generated,
+    tokenizer: &dyn Tokenizer,
+) -> Result<(Vec<u8>, PieceSummary), SamplingError> {
     let (score, report) = tokenizer.decode(&piece.tokens);
-    write_midi_file(&score, path, &WriteOptions::default())
+    let bytes = write_midi(&score, &WriteOptions::default())
         .map_err(|e| SamplingError::Export(e.into()))?;
-    Ok(PieceSummary {
+    let summary = PieceSummary {
         tokens: piece.tokens.len(),
         new_tokens: piece.tokens.len() - piece.prompt_len,
         notes: score.note_count(),
@@ -52,7 +66,8 @@ pub fn write_piece(
         grammar_errors: piece.grammar.error_count(),
         decode_skipped: report.skipped(),
         ended: piece.ended,
-    })
+    };
+    Ok((bytes, summary))
 }
 
 /// The tokens of the MIDI file at `path` as a prompt: framed like a training piece (BOS
@@ -70,7 +85,27 @@ pub fn prompt_from_midi(
         path: path.to_owned(),
         reason,
     };
-    let (score, _) = read_midi_file(path, Mode::Lenient).map_err(|e| failed(e.to_string()))?;
+    let bytes = std::fs::read(path).map_err(|e| failed(e.to_string()))?;
+    prompt_from_midi_bytes(&bytes, tokenizer, limit).map_err(|e| match e {
+        SamplingError::InvalidMidi { reason, .. } => failed(reason),
+        other => other,
+    })
+}
+
+/// [`prompt_from_midi`] for the bytes of a MIDI file (an upload, say).
+///
+/// # Errors
+/// [`SamplingError::InvalidMidi`] when the bytes cannot be read (leniently) or tokenized.
+pub fn prompt_from_midi_bytes(
+    bytes: &[u8],
+    tokenizer: &dyn Tokenizer,
+    limit: usize,
+) -> Result<Vec<TokenId>, SamplingError> {
+    let failed = |reason: String| SamplingError::InvalidMidi {
+        what: "prompt".into(),
+        reason,
+    };
+    let (score, _) = read_midi(bytes, Mode::Lenient).map_err(|e| failed(e.to_string()))?;
     let vocabulary = tokenizer.vocab();
     let mut ids = tokenizer
         .encode(&score)

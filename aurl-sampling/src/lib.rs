@@ -34,11 +34,11 @@ mod schedule;
 mod strategy;
 
 pub use beam::BeamConfig;
-pub use conditioned::interpolation_from_midi;
+pub use conditioned::{interpolation_from_midi, interpolation_from_midi_bytes};
 pub use config::GenerationConfig;
 pub use controls::BarControl;
-pub use export::{PieceSummary, prompt_from_midi, write_piece};
-pub use generate::{Generated, Generator, Request, TokenEvent};
+pub use export::{PieceSummary, piece_midi, prompt_from_midi, prompt_from_midi_bytes, write_piece};
+pub use generate::{CancelToken, Generated, Generator, Request, TokenEvent};
 pub use notes::{StreamNote, StreamStats};
 pub use strategy::{Scratch, Strategy};
 
@@ -104,6 +104,14 @@ pub enum SamplingError {
     /// Writing the result failed.
     #[error("export: {0}")]
     Export(#[source] DataError),
+    /// MIDI bytes (an upload) could not be read or tokenized; `what` names them.
+    #[error("{what}: {reason}")]
+    InvalidMidi {
+        /// Which input (`prompt`, `interpolate.a`, …).
+        what: String,
+        /// Why (the reader's or the tokenizer's message).
+        reason: String,
+    },
     /// A prompt file could not be read or tokenized.
     #[error("prompt {}: {reason}", path.display())]
     PromptFile {

@@ -9,7 +9,7 @@ use aurl_model::KvCache;
 use aurl_model::vae::Latent;
 use burn::prelude::*;
 
-use super::{Generated, Generator, Request};
+use super::{CancelToken, Generated, Generator, Request};
 use crate::SamplingError;
 use crate::clock::Clock;
 use crate::controls::ControlQueue;
@@ -135,7 +135,8 @@ impl Generator<'_> {
         Ok(states
             .into_iter()
             .map(|row| {
-                let mut generated = self.finish(row.tokens, p, row.ended);
+                let constrained = self.constrained(row.request);
+                let mut generated = self.finish(row.tokens, p, row.ended, constrained);
                 generated.controls_dropped = row.controls.dropped_at_end();
                 generated
             })
@@ -151,7 +152,7 @@ impl Generator<'_> {
         request: &'r Request,
     ) -> Result<Row<'r>, SamplingError> {
         let mut state = self.grammar.start();
-        if self.config.constrained {
+        if self.constrained(request) {
             for &id in prompt {
                 self.grammar
                     .advance(&mut state, id)
@@ -201,7 +202,20 @@ impl Generator<'_> {
         if !row.active {
             return None;
         }
-        if row.tokens.len() - prompt_len < self.config.min_new_tokens {
+        if row
+            .request
+            .cancel
+            .as_ref()
+            .is_some_and(CancelToken::is_cancelled)
+        {
+            row.active = false;
+            return None;
+        }
+        let min_new_tokens = row
+            .request
+            .min_new_tokens
+            .unwrap_or(self.config.min_new_tokens);
+        if row.tokens.len() - prompt_len < min_new_tokens {
             buffers.row_copy.clear();
             buffers.row_copy.extend_from_slice(logits);
             if let Some(eos) = buffers.row_copy.get_mut(usize::from(self.eos)) {
@@ -215,13 +229,13 @@ impl Generator<'_> {
         let id = match forced {
             Some(id) => id,
             None => {
-                let allowed = if self.config.constrained {
+                let allowed = if self.constrained(row.request) {
                     self.grammar.allowed(&row.state, &mut buffers.mask);
                     Some(&buffers.mask)
                 } else {
                     None
                 };
-                let sampled = self.config.strategy.sample(
+                let sampled = self.strategy(row.request).sample(
                     logits,
                     allowed,
                     &row.tokens,

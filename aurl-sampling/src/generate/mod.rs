@@ -18,6 +18,7 @@ use crate::config::GenerationConfig;
 use crate::controls::BarControl;
 use crate::notes::StreamNote;
 use crate::schedule;
+use crate::strategy::Strategy;
 
 mod batch;
 
@@ -45,6 +46,51 @@ pub struct Request {
     /// each is placed at the first point of its bar where the grammar allows it, instead of
     /// a sampled token.
     pub controls: Vec<BarControl>,
+    /// This piece's sampling strategy in place of the generator's
+    /// ([`GenerationConfig::strategy`]), so that requests with different settings share a
+    /// batch (a server's). Beam search uses the generator's.
+    pub strategy: Option<Strategy>,
+    /// Whether this piece follows the grammar, in place of the generator's
+    /// ([`GenerationConfig::constrained`]). Beam search uses the generator's.
+    pub constrained: Option<bool>,
+    /// EOS is not sampled before this many new tokens, in place of the generator's
+    /// ([`GenerationConfig::min_new_tokens`]). Beam search uses the generator's.
+    pub min_new_tokens: Option<usize>,
+    /// Stops this piece at its next decoding step once cancelled (a client that went
+    /// away); the rest of its batch goes on. The piece ends where it stopped.
+    pub cancel: Option<CancelToken>,
+}
+
+/// A flag that cancels a [`Request`] from another thread; clones share it.
+///
+/// ```
+/// use aurl_sampling::CancelToken;
+/// let token = CancelToken::default();
+/// let shared = token.clone();
+/// shared.cancel();
+/// assert!(token.is_cancelled());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct CancelToken(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl CancelToken {
+    /// Cancels every request holding this token (or a clone of it).
+    pub fn cancel(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    #[must_use]
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// Tokens are equal when they are the same flag.
+impl PartialEq for CancelToken {
+    fn eq(&self, other: &Self) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
 }
 
 impl Request {
@@ -213,6 +259,9 @@ impl<'a> Generator<'a> {
     ) -> Result<Vec<Generated>, SamplingError> {
         for r in requests {
             BarControl::validate(&r.controls, &self.vocab)?;
+            if let Some(strategy) = &r.strategy {
+                strategy.validate()?;
+            }
         }
         let prompts: Vec<Vec<TokenId>> = requests
             .iter()
@@ -328,15 +377,26 @@ impl<'a> Generator<'a> {
         request.max_seconds.is_some_and(|m| seconds > m)
     }
 
+    /// Whether `request` follows the grammar (its own setting, or the generator's).
+    pub(crate) fn constrained(&self, request: &Request) -> bool {
+        request.constrained.unwrap_or(self.config.constrained)
+    }
+
+    /// The strategy `request` samples with (its own, or the generator's).
+    pub(crate) fn strategy<'s>(&'s self, request: &'s Request) -> &'s Strategy {
+        request.strategy.as_ref().unwrap_or(&self.config.strategy)
+    }
+
     /// The result for one finished row: constrained pieces cut by a limit are closed.
     pub(crate) fn finish(
         &self,
         mut tokens: Vec<TokenId>,
         prompt_len: usize,
         ended: bool,
+        constrained: bool,
     ) -> Generated {
         let mut closed = 0;
-        if self.config.constrained && !ended {
+        if constrained && !ended {
             let (fixed, report) = self.grammar.repair(&tokens);
             closed = report.unfinished_removed + report.closed_notes;
             tokens = fixed;
