@@ -13,7 +13,7 @@
 
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use aurl::burn::prelude::Device;
 use aurl::core::tokenize::{Tokenizer, Vocabulary};
@@ -42,10 +42,13 @@ pub struct Limits {
     pub max_body: usize,
     /// Seconds a request may take, waiting included (`--timeout`).
     pub timeout_s: f64,
+    /// How long the engine, given a request while idle, waits for more to batch with it
+    /// (`--batch-wait-ms`): requests that arrive together decode together.
+    pub batch_wait: Duration,
 }
 
 impl Default for Limits {
-    /// 4,096 tokens, batches of 16, a queue of 32, 8 MB bodies, 300 s.
+    /// 4,096 tokens, batches of 16 gathered for 5 ms, a queue of 32, 8 MB bodies, 300 s.
     fn default() -> Self {
         Self {
             max_tokens: 4096,
@@ -53,6 +56,7 @@ impl Default for Limits {
             queue: 32,
             max_body: 8 << 20,
             timeout_s: 300.0,
+            batch_wait: Duration::from_millis(5),
         }
     }
 }
@@ -158,6 +162,7 @@ impl Engine {
         };
         let thread_metrics = Arc::clone(&metrics);
         let max_batch = limits.max_batch.max(1);
+        let batch_wait = limits.batch_wait;
         std::thread::Builder::new()
             .name("aurl-engine".into())
             .spawn(move || {
@@ -178,6 +183,7 @@ impl Engine {
                     device,
                     metrics: &thread_metrics,
                     max_batch,
+                    batch_wait,
                 };
                 worker.serve(jobs);
             })?;
@@ -282,6 +288,7 @@ struct Worker<'m> {
     device: Device,
     metrics: &'m Metrics,
     max_batch: usize,
+    batch_wait: Duration,
 }
 
 /// A job's requests, ready to decode.
@@ -294,17 +301,29 @@ impl Worker<'_> {
     /// Decodes batches until every [`Engine`] handle is dropped.
     fn serve(&self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
+            // Requests that come in together (clients answered by the last batch send their
+            // next request at once) are gathered for `batch_wait` before decoding starts.
+            let deadline = Instant::now() + self.batch_wait;
             let mut batch = Vec::new();
             let mut rows = 0;
             let mut next = Some(first);
-            while let Some(job) = next.take() {
-                self.metrics.queued(-1);
-                if let Some(prepared) = self.prepare(job) {
-                    rows += prepared.requests.len();
-                    batch.push(prepared);
+            loop {
+                if let Some(job) = next.take() {
+                    self.metrics.queued(-1);
+                    if let Some(prepared) = self.prepare(job) {
+                        rows += prepared.requests.len();
+                        batch.push(prepared);
+                    }
                 }
-                if rows < self.max_batch {
-                    next = jobs.try_recv().ok();
+                if rows >= self.max_batch {
+                    break;
+                }
+                match jobs.try_recv() {
+                    Ok(job) => next = Some(job),
+                    Err(mpsc::error::TryRecvError::Empty) if Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_micros(200));
+                    }
+                    Err(_) => break,
                 }
             }
             if !batch.is_empty() {
@@ -316,8 +335,8 @@ impl Worker<'_> {
 
     /// `job`'s requests, or `None` after answering it (bad input, gone, timed out).
     fn prepare(&self, job: Job) -> Option<Prepared> {
+        // The handler counted it when its client left.
         if job.events.is_closed() || job.cancel.is_cancelled() {
-            self.metrics.outcome("cancelled");
             return None;
         }
         match self.requests(&job.spec, &job.cancel) {
@@ -450,12 +469,11 @@ impl Worker<'_> {
                     })
                 })
                 .collect::<Result<Vec<_>, ApiError>>();
-            let outcome = match (&result, job.cancel.is_cancelled()) {
-                (_, true) => "cancelled",
-                (Ok(_), false) => "ok",
-                (Err(_), false) => "failed",
-            };
-            self.metrics.outcome(outcome);
+            // A cancelled request was counted by its handler (client gone, or timed out).
+            if !job.cancel.is_cancelled() {
+                self.metrics
+                    .outcome(if result.is_ok() { "ok" } else { "failed" });
+            }
             self.metrics.latency(
                 job.queued.elapsed().as_secs_f64(),
                 started.elapsed().as_secs_f64(),

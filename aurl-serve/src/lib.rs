@@ -55,6 +55,8 @@ pub fn router(engine: Engine, cors_origin: Option<axum::http::HeaderValue>) -> R
         .route("/v1/generate/stream", post(routes::stream))
         .route("/metrics", get(routes::metrics))
         .layer(DefaultBodyLimit::max(limit))
+        // A handler that panics answers 500 instead of dropping the connection.
+        .layer(tower_http::catch_panic::CatchPanicLayer::new())
         .with_state(engine);
     match cors_origin {
         Some(origin) => router.layer(

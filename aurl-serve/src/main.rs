@@ -40,6 +40,9 @@ struct Args {
     /// Seconds a request may take, waiting included.
     #[arg(long, default_value_t = 300.0)]
     timeout: f64,
+    /// Milliseconds the idle engine waits for more requests to batch with the first.
+    #[arg(long, default_value_t = 5)]
+    batch_wait_ms: u64,
     /// Threads decoding batches at once (default: the backend's choice).
     #[arg(long)]
     workers: Option<usize>,
@@ -102,6 +105,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         queue: args.queue,
         max_body: args.max_body,
         timeout_s: args.timeout,
+        batch_wait: Duration::from_millis(args.batch_wait_ms),
     };
     let workers = args
         .workers

@@ -45,12 +45,26 @@ fn submit(engine: &Engine, body: &[u8]) -> Result<Submitted, ApiError> {
     engine.submit(spec)
 }
 
-/// Cancels its request when dropped (the handler's future was dropped: the client left).
-struct CancelOnDrop(aurl::sampling::CancelToken);
+/// A request the handler waits for: dropped before [`Pending::finish`] (the client left,
+/// so the handler's future was dropped), it cancels the request and counts it.
+struct Pending {
+    cancel: aurl::sampling::CancelToken,
+    engine: Engine,
+    finished: bool,
+}
 
-impl Drop for CancelOnDrop {
+impl Pending {
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for Pending {
     fn drop(&mut self) {
-        self.0.cancel();
+        if !self.finished {
+            self.cancel.cancel();
+            self.engine.metrics().outcome("cancelled");
+        }
     }
 }
 
@@ -65,7 +79,11 @@ pub async fn generate(State(engine): State<Engine>, headers: HeaderMap, body: By
         Ok(s) => s,
         Err(e) => return e.into_response(),
     };
-    let guard = CancelOnDrop(submitted.cancel.clone());
+    let pending = Pending {
+        cancel: submitted.cancel.clone(),
+        engine: engine.clone(),
+        finished: false,
+    };
     let timeout = Duration::from_secs_f64(engine.limits().timeout_s);
     let done = tokio::time::timeout(timeout, async {
         while let Some(event) = submitted.events.recv().await {
@@ -77,13 +95,14 @@ pub async fn generate(State(engine): State<Engine>, headers: HeaderMap, body: By
     })
     .await;
     let result = done.unwrap_or_else(|_| {
+        submitted.cancel.cancel();
         engine.metrics().outcome("timeout");
         Err(ApiError::status(
             504,
             "the request took longer than --timeout",
         ))
     });
-    drop(guard);
+    pending.finish();
     match result {
         Err(e) => e.into_response(),
         Ok(pieces) if pieces.len() == 1 && !wants_json => {
@@ -136,6 +155,7 @@ fn events(
             let next = tokio::select! {
                 () = tx.closed() => {
                     submitted.cancel.cancel();
+                    engine.metrics().outcome("cancelled");
                     return;
                 }
                 next = tokio::time::timeout_at(deadline, submitted.events.recv()) => next,
@@ -173,7 +193,10 @@ fn events(
                 Ok(Some(Event::Done(Err(e)))) => (json_event("error", &e), true),
             };
             if tx.send(Ok(event)).await.is_err() {
-                submitted.cancel.cancel();
+                if !last {
+                    submitted.cancel.cancel();
+                    engine.metrics().outcome("cancelled");
+                }
                 return;
             }
             if last {
