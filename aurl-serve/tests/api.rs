@@ -328,3 +328,83 @@ fn base64_encode(bytes: &[u8]) -> String {
     use base64::Engine as _;
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
+
+#[tokio::test]
+async fn a_vae_interpolates_between_two_uploads_into_an_array_of_pieces() {
+    use aurl::model::vae::VaeConfig;
+    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+    let device = Device::flex();
+    device.seed(4);
+    let config = VaeConfig::tiny(remi.vocab().len());
+    let model = Generative::Vae(SavedModel {
+        model: config.init(&device).unwrap(),
+        config,
+        vocabulary: remi.vocab().clone(),
+    });
+    let app = router(
+        Engine::start(model, device, limits(), 1, Default::default()).unwrap(),
+        None,
+    );
+    let (_, info, _) = call(&app, get("/v1/model")).await;
+    let info: Value = serde_json::from_slice(&info).unwrap();
+    assert_eq!(
+        (info["kind"].as_str(), info["latent"].as_bool()),
+        (Some("vae"), Some(true))
+    );
+    let fixture = |name: &str| {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fixtures")
+            .join(name);
+        base64_encode(&std::fs::read(path).unwrap())
+    };
+    let (a, b) = (
+        fixture("format0_multichannel.mid"),
+        fixture("format2_low_ppq.mid"),
+    );
+    let body = format!(
+        r#"{{"tokens": 24, "min_tokens": 24, "seed": 1, "interpolate": {{"a": "{a}", "b": "{b}", "steps": 3}}}}"#
+    );
+    let (status, json, _) = call(&app, post("/v1/generate", &body)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&json));
+    let pieces: Vec<Value> = serde_json::from_slice(&json).unwrap();
+    assert_eq!(pieces.len(), 3);
+    for p in &pieces {
+        assert_eq!(&base64_decode(p["midi"].as_str().unwrap())[..4], b"MThd");
+    }
+    // A piece from the prior: one MIDI file.
+    let (status, midi, _) = call(&app, post("/v1/generate", r#"{"tokens": 16}"#)).await;
+    assert_eq!((status, &midi[..4]), (StatusCode::OK, &b"MThd"[..]));
+}
+
+#[tokio::test]
+async fn a_request_over_the_timeout_is_a_504_and_its_row_is_cancelled() {
+    let engine = engine(Limits {
+        timeout_s: 0.05,
+        max_tokens: 4000,
+        ..limits()
+    });
+    let app = router(engine.clone(), None);
+    let long = r#"{"tokens": 4000, "min_tokens": 4000, "constrained": false}"#;
+    // Occupy the engine so that the next requests wait past their deadline.
+    let busy = {
+        let app = app.clone();
+        tokio::spawn(async move { call(&app, post("/v1/generate", long)).await.0 })
+    };
+    let (status, json, _) = call(&app, post("/v1/generate", long)).await;
+    assert_eq!(
+        status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        String::from_utf8_lossy(&json)
+    );
+    let (status, body, _) = call(&app, post("/v1/generate/stream", long)).await;
+    assert_eq!(status, StatusCode::OK);
+    let events = sse(&String::from_utf8(body).unwrap());
+    assert_eq!(
+        events.last().map(|(e, _)| e.as_str()),
+        Some("error"),
+        "{events:?}"
+    );
+    let _ = busy.await;
+    assert!(engine.metrics().count("timeout") >= 2);
+}
