@@ -395,27 +395,32 @@ impl Worker<'_> {
         Ok(template.repeated(count, codes.as_deref()))
     }
 
-    /// Decodes `batch` as one; on a failure, each job alone.
+    /// Decodes `batch` as one; on a failure, each job alone — but a job that was already
+    /// streamed notes fails instead (a retry would stream them twice).
     fn decode(&self, batch: Vec<Prepared>) {
         let started = Instant::now();
-        let result = self.run(&batch);
+        let mut streamed = vec![false; batch.len()];
+        let result = self.run(&batch, &mut streamed);
         self.metrics.busy(started.elapsed().as_secs_f64());
         match result {
             Ok(pieces) => self.answer(&batch, pieces, started),
-            Err(_) if batch.len() > 1 => {
-                for one in batch {
-                    self.decode(vec![one]);
-                }
-            }
             Err(e) => {
-                self.metrics.outcome("failed");
-                let _ = batch[0].job.events.send(Event::Done(Err(e)));
+                let several = batch.len() > 1;
+                for (one, streamed) in batch.into_iter().zip(streamed) {
+                    if several && !streamed {
+                        self.decode(vec![one]);
+                    } else {
+                        self.metrics.outcome("failed");
+                        let _ = one.job.events.send(Event::Done(Err(e.clone())));
+                    }
+                }
             }
         }
     }
 
-    /// Generates every request of `batch`, sending notes as they complete.
-    fn run(&self, batch: &[Prepared]) -> Result<Vec<Generated>, ApiError> {
+    /// Generates every request of `batch`, sending notes as they complete (and marking in
+    /// `streamed` the jobs that got some).
+    fn run(&self, batch: &[Prepared], streamed: &mut [bool]) -> Result<Vec<Generated>, ApiError> {
         let requests: Vec<Request> = batch.iter().flat_map(|p| p.requests.clone()).collect();
         // Row → (job, piece of the job).
         let owners: Vec<(usize, usize)> = batch
@@ -426,11 +431,12 @@ impl Worker<'_> {
         let generated = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.generator.generate_streaming(&requests, |event| {
                 self.metrics.tokens(1);
-                let (job, piece) = owners[event.request];
-                let job = &batch[job].job;
+                let (index, piece) = owners[event.request];
+                let job = &batch[index].job;
                 if job.events.is_closed() {
                     job.cancel.cancel();
                 } else if let Some(note) = event.note {
+                    streamed[index] = true;
                     let _ = job.events.send(Event::Note { piece, note });
                 }
             })
