@@ -13,6 +13,7 @@ mod gradients;
 mod likelihood;
 mod metrics;
 mod objective;
+mod ranks;
 mod samples;
 mod schedule;
 mod session;
