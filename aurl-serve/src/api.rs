@@ -53,7 +53,7 @@ pub struct GenerateBody {
     pub interpolate: Option<InterpolateBody>,
 }
 
-/// Control tokens for one bar: `{"bar": 4, "tokens": ["Tempo_120"]}`.
+/// Control tokens for one bar: `{"bar": 4, "tokens": ["Tempo_120.0"]}`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ControlBody {
