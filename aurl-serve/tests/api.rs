@@ -280,6 +280,9 @@ async fn bad_input_is_a_4xx_naming_the_field_and_the_server_goes_on() {
     let (status, body, _) = call(&app, post("/v1/generate", r#"{"tokens": 8}"#)).await;
     assert_eq!(status, StatusCode::OK, "still serving");
     assert_eq!(&body[..4], b"MThd");
+    let controlled = r#"{"tokens": 32, "controls": [{"bar": 1, "tokens": ["Tempo_120.0"]}]}"#;
+    let (status, body, _) = call(&app, post("/v1/generate", controlled)).await;
+    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
 }
 
 #[tokio::test]
