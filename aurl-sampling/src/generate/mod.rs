@@ -56,8 +56,10 @@ pub struct Request {
     /// EOS is not sampled before this many new tokens, in place of the generator's
     /// ([`GenerationConfig::min_new_tokens`]). Beam search uses the generator's.
     pub min_new_tokens: Option<usize>,
-    /// Stops this piece at its next decoding step once cancelled (a client that went
-    /// away); the rest of its batch goes on. The piece ends where it stopped.
+    /// Stops this piece at the decoder's next step once cancelled (a client that went
+    /// away); the rest of its batch goes on. The piece ends where it stopped. (Events reach
+    /// a streaming callback through a channel, so a cancel issued from the callback lands
+    /// a few tokens after the event it reacts to.)
     pub cancel: Option<CancelToken>,
 }
 
