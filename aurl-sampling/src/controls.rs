@@ -66,6 +66,32 @@ impl BarControl {
         Ok(Self { bar, tokens })
     }
 
+    /// Whether `token` may be forced at a bar boundary: a tempo, time signature, chord,
+    /// program (or drums) or voice token.
+    #[must_use]
+    pub fn is_control(token: &Token) -> bool {
+        matches!(
+            token,
+            Token::Tempo(_)
+                | Token::TimeSig(_)
+                | Token::Chord(_)
+                | Token::Program(_)
+                | Token::Drums
+                | Token::Voice(_)
+        )
+    }
+
+    /// The names of `vocabulary`'s control tokens (see [`BarControl::is_control`]), in id
+    /// order: what a request's controls may name.
+    #[must_use]
+    pub fn names(vocabulary: &Vocabulary) -> Vec<String> {
+        (0..vocabulary.len())
+            .filter_map(|id| TokenId::try_from(id).ok())
+            .filter(|&id| vocabulary.token(id).is_some_and(|t| Self::is_control(&t)))
+            .map(|id| vocabulary.name(id).to_string())
+            .collect()
+    }
+
     /// Checks that every token is a control token of `vocabulary`.
     ///
     /// # Errors
@@ -73,18 +99,7 @@ impl BarControl {
     pub fn validate(controls: &[Self], vocabulary: &Vocabulary) -> Result<(), SamplingError> {
         for c in controls {
             for &id in &c.tokens {
-                let ok = matches!(
-                    vocabulary.token(id),
-                    Some(
-                        Token::Tempo(_)
-                            | Token::TimeSig(_)
-                            | Token::Chord(_)
-                            | Token::Program(_)
-                            | Token::Drums
-                            | Token::Voice(_)
-                    )
-                );
-                if !ok {
+                if !vocabulary.token(id).is_some_and(|t| Self::is_control(&t)) {
                     return Err(SamplingError::InvalidConfig {
                         field: "controls".into(),
                         reason: format!(

@@ -257,16 +257,7 @@ fn model_info(model: &Generative, weights: WeightFormat) -> ModelInfo {
         Generative::Transformer(m) => ("transformer", m.model.num_params()),
         Generative::Vae(m) => ("vae", m.model.num_params()),
     };
-    let control_tokens = vocabulary
-        .names()
-        .iter()
-        .filter(|n| {
-            ["Tempo_", "TimeSig_", "Chord_", "Program_"]
-                .iter()
-                .any(|p| n.starts_with(p))
-        })
-        .cloned()
-        .collect();
+    let control_tokens = BarControl::names(vocabulary);
     ModelInfo {
         kind: kind.into(),
         scheme: vocabulary.scheme().to_string(),
@@ -371,6 +362,9 @@ impl Worker<'_> {
                     .map_err(|e| ApiError::field(format!("controls[{i}]"), e.to_string()))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // A known token that is not a control fails here, not the batch it would join.
+        BarControl::validate(&controls, self.vocabulary)
+            .map_err(|e| sampling_error("controls", e))?;
         let template = Request {
             prompt,
             max_new_tokens: spec.tokens,

@@ -105,14 +105,11 @@ pub async fn generate(State(engine): State<Engine>, headers: HeaderMap, body: By
     pending.finish();
     match result {
         Err(e) => e.into_response(),
-        Ok(pieces) if pieces.len() == 1 && !wants_json => {
-            let piece = &pieces[0];
-            (
-                [(header::CONTENT_TYPE, HeaderValue::from_static("audio/midi"))],
-                piece.midi.clone(),
-            )
-                .into_response()
-        }
+        Ok(mut pieces) if pieces.len() == 1 && !wants_json => (
+            [(header::CONTENT_TYPE, HeaderValue::from_static("audio/midi"))],
+            pieces.swap_remove(0).midi,
+        )
+            .into_response(),
         Ok(pieces) if pieces.len() == 1 => axum::Json(piece_json(&pieces[0])).into_response(),
         Ok(pieces) => axum::Json(pieces.iter().map(piece_json).collect::<Vec<_>>()).into_response(),
     }

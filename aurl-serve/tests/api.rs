@@ -1,11 +1,12 @@
 //! The API against the router, in process (no port): every endpoint, reproducibility by
 //! seed, streamed notes equal to the final piece's, cancellation, and bad input.
 
+mod common;
+
 use std::time::Duration;
 
 use aurl::burn::prelude::Device;
 use aurl::core::tokenize::{Remi, Tokenizer, TokenizerConfig};
-use aurl::model::TransformerConfig;
 use aurl::model::any::Generative;
 use aurl::model::weights::SavedModel;
 use aurl_serve::{Engine, Limits, router};
@@ -17,15 +18,7 @@ use serde_json::Value;
 use tower::ServiceExt;
 
 fn engine(limits: Limits) -> Engine {
-    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
-    let device = Device::flex();
-    device.seed(3);
-    let config = TransformerConfig::tiny(remi.vocab().len());
-    let model = Generative::Transformer(SavedModel {
-        model: config.init(&device).unwrap(),
-        config,
-        vocabulary: remi.vocab().clone(),
-    });
+    let (model, device) = common::tiny_transformer(3);
     Engine::start(model, device, limits, 1, Default::default()).unwrap()
 }
 
@@ -71,6 +64,14 @@ async fn health_model_and_metrics_answer() {
     assert!(info["vocab_size"].as_u64().unwrap() > 100);
     assert!(info["parameters"].as_u64().unwrap() > 1000);
     assert_eq!(info["latent"], false);
+    let controls: Vec<&str> = info["control_tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(controls.contains(&"Tempo_120.0") && controls.contains(&"Program_0"));
+    assert!(!controls.contains(&"Bar"), "{controls:?}");
     let (status, body, _) = call(&app, get("/metrics")).await;
     assert_eq!(status, StatusCode::OK);
     assert!(
@@ -252,6 +253,10 @@ async fn bad_input_is_a_4xx_naming_the_field_and_the_server_goes_on() {
         (
             r#"{"tokens": 8, "controls": [{"bar": 1, "tokens": ["NoSuchToken"]}]}"#,
             Some("controls[0]"),
+        ),
+        (
+            r#"{"tokens": 8, "controls": [{"bar": 1, "tokens": ["Bar"]}]}"#,
+            Some("controls"),
         ),
         (
             &format!(r#"{{"tokens": 8, "prompt_midi": "{garbage}"}}"#),

@@ -4,25 +4,13 @@
 
 #[path = "../examples/load/client.rs"]
 mod client;
+mod common;
 
-use aurl::burn::prelude::Device;
-use aurl::core::tokenize::{Remi, Tokenizer, TokenizerConfig};
-use aurl::model::TransformerConfig;
-use aurl::model::any::Generative;
-use aurl::model::weights::SavedModel;
 use aurl_serve::{Engine, Limits, router};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_concurrent_requests_all_succeed() {
-    let remi = Remi::new(&TokenizerConfig::default()).unwrap();
-    let device = Device::flex();
-    device.seed(1);
-    let config = TransformerConfig::tiny(remi.vocab().len());
-    let model = Generative::Transformer(SavedModel {
-        model: config.init(&device).unwrap(),
-        config,
-        vocabulary: remi.vocab().clone(),
-    });
+    let (model, device) = common::tiny_transformer(1);
     let engine = Engine::start(model, device, Limits::default(), 1, Default::default()).unwrap();
     let metrics = engine.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
