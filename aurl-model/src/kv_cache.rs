@@ -2,6 +2,12 @@
 //! place (amortised-doubling buffer for full attention, a rolling buffer of `window` slots for
 //! sliding attention) and attends over the cached keys, so a step costs O(current length)
 //! attention and O(1) projections per layer, never a recomputation of earlier positions.
+//!
+//! Rows may also be at different positions (continuous batching): a row that joins
+//! ([`KvCache::join`]) is placed so that its last key lands in the batch's last slot, and
+//! the slots before its first one are hidden from it; rows that finish leave
+//! ([`KvCache::retain`]). Full attention without block summaries only: a sliding window's
+//! ring and the summaries count positions for the whole batch.
 
 use burn::prelude::*;
 
@@ -19,8 +25,10 @@ pub struct KvCache {
     window: Option<usize>,
     /// Positions per summary (hierarchical and multi-scale attention).
     block: Option<usize>,
-    /// Positions cached so far (the next token's position).
+    /// Slots written so far (the next token's position when every row started at slot 0).
     len: usize,
+    /// Per row, the slot holding its position 0 (all 0 unless rows joined later).
+    starts: Vec<usize>,
     layers: Vec<LayerKv>,
     /// Bars and in-bar position so far, with musical positions.
     pub(crate) musical: Option<MusicalState>,
@@ -83,15 +91,123 @@ impl KvCache {
             window,
             block,
             len: 0,
+            starts: vec![0; batch],
             layers: vec![LayerKv::default(); n_layers],
             musical: None,
         }
     }
 
-    /// Positions cached so far: the offset of the next token.
+    /// Slots written so far: the offset of the next token (of every row, unless rows
+    /// joined at different times: see [`KvCache::row_positions`]).
     #[must_use]
     pub fn len(&self) -> usize {
         self.len
+    }
+
+    /// Whether rows are at different positions (some joined after the first slot):
+    /// the cache then takes only [`crate::Transformer::forward_rows`].
+    #[must_use]
+    pub fn is_ragged(&self) -> bool {
+        self.starts.iter().any(|&s| s > 0)
+    }
+
+    /// The position of each row's next token.
+    #[must_use]
+    pub fn row_positions(&self) -> Vec<usize> {
+        self.starts.iter().map(|&s| self.len - s).collect()
+    }
+
+    /// Per row, the first slot it attends to (slots before hold other rows' keys).
+    pub(crate) fn starts(&self) -> &[usize] {
+        &self.starts
+    }
+
+    /// Whether rows can join and leave at different positions: full attention without
+    /// block summaries.
+    #[must_use]
+    pub fn can_join(&self) -> bool {
+        self.window.is_none() && self.block.is_none()
+    }
+
+    /// Appends the rows of `other` (a cache of the same model, filled by its own forward
+    /// calls — a prompt's prefill) after this one's: each keeps its position, its keys are
+    /// placed so that its last one lands in the last slot, and the slots before its first
+    /// are hidden from it. When `other` holds more slots than this cache, this cache's rows
+    /// move right instead. The rows of `other` come last, in order.
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if either cache has a sliding window or block summaries
+    /// ([`KvCache::can_join`]), or their layers differ.
+    pub fn join(&mut self, other: KvCache) -> Result<(), ModelError> {
+        if !self.can_join() || !other.can_join() || self.layers.len() != other.layers.len() {
+            return Err(ModelError::Shape(
+                "only caches of full attention without block summaries, with equal layers, \
+                 can join"
+                    .into(),
+            ));
+        }
+        if other.batch == 0 {
+            return Ok(());
+        }
+        if self.batch == 0 {
+            *self = other;
+            return Ok(());
+        }
+        let len = self.len.max(other.len);
+        let (shift, other_shift) = (len - self.len, len - other.len);
+        for (mine, theirs) in self.layers.iter_mut().zip(other.layers) {
+            for (buf, new) in [
+                (&mut mine.keys, theirs.keys),
+                (&mut mine.values, theirs.values),
+            ] {
+                let (Some(old), Some(new)) = (buf.take(), new) else {
+                    return Err(ModelError::Shape("joining an empty cache".into()));
+                };
+                let old = placed(old, self.len, shift);
+                let new = placed(new, other.len, other_shift);
+                *buf = Some(Tensor::cat(vec![old, new], 0));
+            }
+        }
+        self.musical = match (self.musical.take(), other.musical) {
+            (Some(a), Some(b)) => Some(a.cat(b)),
+            _ => None,
+        };
+        self.starts = (self.starts.iter().map(|&s| s + shift))
+            .chain(other.starts.iter().map(|&s| s + other_shift))
+            .collect();
+        self.batch += other.batch;
+        self.len = len;
+        Ok(())
+    }
+
+    /// Keeps rows `rows` in that order (those left out leave the batch), and drops the
+    /// slots no remaining row attends to once they are a quarter of the cache or more.
+    /// An empty `rows` empties the cache.
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] if a row index is out of range.
+    pub fn retain(&mut self, rows: &[usize]) -> Result<(), ModelError> {
+        if rows.is_empty() {
+            *self = Self::new(0, self.layers.len(), self.window, self.block);
+            return Ok(());
+        }
+        self.reorder(rows)?;
+        let first = self.starts.iter().copied().min().unwrap_or(0);
+        if first > 0 && 4 * first >= self.len {
+            for layer in &mut self.layers {
+                for buf in [&mut layer.keys, &mut layer.values] {
+                    if let Some(t) = buf.take() {
+                        let [b, h, _, d] = t.dims();
+                        *buf = Some(t.slice([0..b, 0..h, first..self.len, 0..d]));
+                    }
+                }
+            }
+            self.len -= first;
+            for s in &mut self.starts {
+                *s -= first;
+            }
+        }
+        Ok(())
     }
 
     /// Whether nothing is cached yet.
@@ -152,6 +268,7 @@ impl KvCache {
             let rows = index(&m.device());
             self.musical = Some(m.select(rows));
         }
+        self.starts = rows.iter().map(|&r| self.starts[r]).collect();
         self.batch = rows.len();
         Ok(())
     }
@@ -159,6 +276,7 @@ impl KvCache {
     /// Forgets everything (buffers are kept for reuse).
     pub fn clear(&mut self) {
         self.len = 0;
+        self.starts.fill(0);
         self.musical = None;
         for layer in &mut self.layers {
             layer.summaries = None;
@@ -291,6 +409,18 @@ pub(crate) fn block_means(x: Tensor<4>, block: usize) -> (Option<Tensor<4>>, Opt
     });
     let rest = (blocks * block < n).then(|| x.narrow(2, blocks * block, n - blocks * block));
     (full, rest)
+}
+
+/// The first `len` slots of `buffer` `[b, h, capacity, d]` moved right by `shift` slots
+/// (zeros before them): `[b, h, len + shift, d]`.
+fn placed(buffer: Tensor<4>, len: usize, shift: usize) -> Tensor<4> {
+    let [b, h, _, d] = buffer.dims();
+    let kept = buffer.slice([0..b, 0..h, 0..len, 0..d]);
+    if shift == 0 {
+        return kept;
+    }
+    let zeros = Tensor::<4>::zeros([b, h, shift, d], &kept.device());
+    Tensor::cat(vec![zeros, kept], 2)
 }
 
 /// The position held by ring slot `s` once `len` positions went through a ring of `w` slots.

@@ -128,6 +128,14 @@ impl MusicalState {
         self.bars.device()
     }
 
+    /// The rows of `self`, then those of `other`.
+    pub(crate) fn cat(self, other: Self) -> Self {
+        Self {
+            bars: Tensor::cat(vec![self.bars, other.bars], 0),
+            code: Tensor::cat(vec![self.code, other.code], 0),
+        }
+    }
+
     /// Keeps the rows `rows` (beam search reordering).
     pub(crate) fn select(self, rows: Tensor<1, Int>) -> Self {
         Self {

@@ -62,4 +62,48 @@ impl Positions {
         }
         x
     }
+
+    /// Adds one absolute position per row, `positions[i]` to row `i` of `x` `[b, 1, d]`
+    /// (identity for rotary positions): rows at different positions decoded together.
+    /// The caller checks every position is below the capacity.
+    pub fn add_rows(&self, x: Tensor<3>, positions: &[usize]) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let device = x.device();
+        let ids = || {
+            let ids: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+            Tensor::<1, Int>::from_data(TensorData::new(ids, [b]), &device)
+        };
+        if let Some(table) = &self.sinusoids {
+            return x + table.clone().select(0, ids()).reshape([b, t, d]);
+        }
+        if let Some(learned) = &self.learned {
+            return x + learned.forward(ids().reshape([b, t]));
+        }
+        x
+    }
+}
+
+/// `rotary` applied to `x` `[b, h, 1, d_head]` at one position per row (`positions`
+/// `[b]`): the same arithmetic as [`RotaryEncoding::apply`], element for element, with the
+/// frequencies gathered per row instead of sliced.
+pub(crate) fn rotate_rows(
+    rotary: &RotaryEncoding,
+    x: Tensor<4>,
+    positions: Tensor<1, Int>,
+) -> Tensor<4> {
+    let [b, h, t, d] = x.dims();
+    let device = x.device();
+    // The 2-D rotation [[cos, -sin], [sin, cos]] as products with signed ones, as `apply`.
+    let sign = Tensor::<2>::from_floats([[1.0, 0.0, 0.0, 1.0], [0.0, -1.0, 1.0, 0.0]], &device);
+    let freqs = rotary
+        .freq_complex
+        .clone()
+        .select(0, positions)
+        .reshape([b, 1, d, 2]);
+    let out: Tensor<4> = x
+        .reshape([b, h * t, d / 2, 2])
+        .matmul(sign.unsqueeze())
+        .reshape([b, h * t, d, 2])
+        * freqs;
+    out.sum_dim(3).reshape([b, h, t, d])
 }

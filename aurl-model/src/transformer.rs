@@ -37,6 +37,15 @@ pub struct Transformer {
     vocab_size: usize,
 }
 
+/// Where the tokens of a forward call sit.
+#[derive(Debug, Clone, Copy)]
+enum At<'p> {
+    /// Consecutive positions from this one, for every row.
+    Offset(usize),
+    /// One token per row, at these positions.
+    Rows(&'p [usize]),
+}
+
 impl TransformerConfig {
     /// Builds the model on `device` (weights initialised at random; seed with
     /// `device.seed(..)` first for reproducibility).
@@ -243,7 +252,7 @@ impl Transformer {
         let local_bias = self.local_bias(offset, t, first_key, &device);
         let logits = self.run(
             tokens,
-            offset,
+            At::Offset(offset),
             (bias, local_bias),
             (ring, structured),
             condition,
@@ -252,6 +261,99 @@ impl Transformer {
         if let Some(c) = cache {
             c.commit(t);
         }
+        Ok(logits)
+    }
+
+    /// One token per row (`tokens` `[b, 1]`), each at its row's own position
+    /// ([`KvCache::row_positions`]), appended to the cache: how rows that joined a batch at
+    /// different times ([`KvCache::join`]) decode together, a row leaving when it is done
+    /// ([`KvCache::retain`]). Each row's logits are those of [`Transformer::forward`] on
+    /// that row alone — on Flex bit for bit, except with relative positions (equal up to
+    /// rounding there). `condition` is `[b, 1, d_model]` (one row each) or broadcast.
+    ///
+    /// ```
+    /// # use aurl_model::{TransformerConfig, burn::prelude::*};
+    /// let device = Device::default();
+    /// let model = TransformerConfig::tiny(16).init(&device).unwrap();
+    /// let ids = |v: Vec<i64>| Tensor::<2, Int>::from_data(TensorData::new(v.clone(), [1, v.len()]), &device);
+    /// // A row with a 3-token prompt, then one that joins with a 1-token prompt.
+    /// let mut cache = model.new_cache(1);
+    /// model.forward(ids(vec![1, 2, 3]), 0, Some(&mut cache)).unwrap();
+    /// let mut other = model.new_cache(1);
+    /// model.forward(ids(vec![4]), 0, Some(&mut other)).unwrap();
+    /// cache.join(other).unwrap();
+    /// assert_eq!(cache.row_positions(), [3, 1]);
+    /// let both = Tensor::<2, Int>::from_data(TensorData::new(vec![5i64, 6], [2, 1]), &device);
+    /// let logits = model.forward_rows(both, &mut cache, None).unwrap();
+    /// assert_eq!(logits.dims(), [2, 1, 16]);
+    /// assert_eq!(cache.row_positions(), [4, 2]);
+    /// ```
+    ///
+    /// # Errors
+    /// [`ModelError::Shape`] for more than one token per row, a cache of another batch or
+    /// one that cannot hold rows at different positions ([`KvCache::can_join`]);
+    /// [`ModelError::PositionOutOfRange`] when a row is past the position capacity.
+    pub fn forward_rows(
+        &self,
+        tokens: Tensor<2, Int>,
+        cache: &mut KvCache,
+        condition: Option<Tensor<3>>,
+    ) -> Result<Tensor<3>, ModelError> {
+        let [b, t] = tokens.dims();
+        self.check_condition(b, t, condition.as_ref())?;
+        if t != 1 || b != cache.batch() || !cache.can_join() || self.summary().is_some() {
+            return Err(ModelError::Shape(format!(
+                "forward_rows takes one token per row of a cache for {} rows of full \
+                 attention, given [{b}, {t}]",
+                cache.batch()
+            )));
+        }
+        let positions = cache.row_positions();
+        let capacity = self.positions.capacity();
+        if let Some(&p) = positions.iter().find(|&&p| p >= capacity) {
+            return Err(ModelError::PositionOutOfRange {
+                position: p,
+                max: capacity,
+            });
+        }
+        let device = tokens.device();
+        // Each row's keys start at its own slot: earlier slots hold other rows' keys and
+        // weigh nothing (-inf, which the Flex kernel skips, so a row's arithmetic is that
+        // of the row alone).
+        let key_bias = cache.is_ragged().then(|| {
+            let keys = cache.len() + 1;
+            let bias: Vec<f32> = cache
+                .starts()
+                .iter()
+                .flat_map(|&s| (0..keys).map(move |j| if j < s { f32::NEG_INFINITY } else { 0.0 }))
+                .collect();
+            Tensor::<2>::from_data(TensorData::new(bias, [b, keys]), &device)
+        });
+        let plain = !self.blocks.iter().any(Block::has_relative_positions);
+        let (bias, structured) = if plain {
+            let mask = StructuredMask {
+                causal: false,
+                offset: 0,
+                window: None,
+                key_bias,
+            };
+            (None, Some(mask))
+        } else {
+            let bias = key_bias.map(|k| {
+                let keys = k.dims()[1];
+                k.reshape([b, 1, 1, keys])
+            });
+            (bias, None)
+        };
+        let logits = self.run(
+            tokens,
+            At::Rows(&positions),
+            (bias, None),
+            (None, structured),
+            condition,
+            Some(&mut *cache),
+        );
+        cache.commit(1);
         Ok(logits)
     }
 
@@ -293,7 +395,7 @@ impl Transformer {
             structured.key_bias = Some(padding.float().mul_scalar(MASKED));
             let run = self.run(
                 tokens,
-                0,
+                At::Offset(0),
                 (None, None),
                 (None, Some(structured)),
                 condition,
@@ -310,7 +412,14 @@ impl Transformer {
         let local_bias = self
             .local_bias(0, t, 0, &device)
             .map(|local| local + padding);
-        Ok(self.run(tokens, 0, (bias, local_bias), (None, None), condition, None))
+        Ok(self.run(
+            tokens,
+            At::Offset(0),
+            (bias, local_bias),
+            (None, None),
+            condition,
+            None,
+        ))
     }
 
     /// Width of the residual stream.
@@ -354,6 +463,12 @@ impl Transformer {
             });
         }
         if let Some(c) = cache {
+            if c.is_ragged() {
+                return Err(ModelError::Shape(
+                    "the cache's rows are at different positions: decode it with forward_rows"
+                        .into(),
+                ));
+            }
             if c.batch() != b {
                 return Err(ModelError::Shape(format!(
                     "cache for batch {} given a batch of {b}",
@@ -373,15 +488,22 @@ impl Transformer {
     fn run(
         &self,
         tokens: Tensor<2, Int>,
-        offset: usize,
+        at: At<'_>,
         (bias, local_bias): (Option<Tensor<4>>, Option<Tensor<4>>),
         (ring, structured): (Option<Vec<usize>>, Option<StructuredMask>),
         condition: Option<Tensor<3>>,
         mut cache: Option<&mut KvCache>,
     ) -> Tensor<3> {
-        let mut x = self
-            .positions
-            .add(self.embedding.forward(tokens.clone()), offset);
+        let embedded = self.embedding.forward(tokens.clone());
+        let (mut x, offset, rows) = match at {
+            At::Offset(offset) => (self.positions.add(embedded, offset), offset, None),
+            At::Rows(positions) => {
+                let ids: Vec<i64> = positions.iter().map(|&p| p as i64).collect();
+                let ids = TensorData::new(ids, [positions.len()]);
+                let rows = Tensor::<1, Int>::from_data(ids, &embedded.device());
+                (self.positions.add_rows(embedded, positions), 0, Some(rows))
+            }
+        };
         if let Some(musical) = &self.musical {
             let state = cache.as_deref().and_then(|c| c.musical.as_ref());
             let (m, next) = musical.forward(tokens, state);
@@ -397,6 +519,7 @@ impl Transformer {
         let context = AttentionContext {
             offset,
             rotary: self.positions.rotary(),
+            rows,
             bias,
             ring,
             summaries: self.summary(),

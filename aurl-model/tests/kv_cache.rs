@@ -306,3 +306,125 @@ fn reordered_rows_continue_as_if_computed_in_that_order() {
         }
     }
 }
+
+/// Logits of `row` decoded alone through a cache: after its first `prompt` tokens, then
+/// after each later token, `[1, 1, vocab]` each.
+fn alone(m: &Transformer, row: &[i64], prompt: usize, device: &Device) -> Vec<Tensor<3>> {
+    let mut cache = m.new_cache(1);
+    let mut out = vec![
+        m.forward(ids(&[row[..prompt].to_vec()], device), 0, Some(&mut cache))
+            .unwrap()
+            .narrow(1, prompt - 1, 1),
+    ];
+    for (p, &token) in row.iter().enumerate().skip(prompt) {
+        out.push(
+            m.forward(ids(&[vec![token]], device), p, Some(&mut cache))
+                .unwrap(),
+        );
+    }
+    out
+}
+
+#[test]
+fn rows_joining_and_leaving_a_batch_decode_as_if_alone() {
+    for device in devices() {
+        let flex = device == Device::flex();
+        for config in variants() {
+            let m = model(&config, &device);
+            if !m.new_cache(1).can_join() {
+                continue;
+            }
+            // A starts with 5 tokens; B joins with 9 (A's keys move right), C with 2 (its keys
+            // go after the others' start); A leaves, then B; C ends alone.
+            let rows = random_rows(3, 18, VOCAB, 11);
+            let prompts = [5, 9, 2];
+            let expected: Vec<Vec<Tensor<3>>> = (0..3)
+                .map(|r| alone(&m, &rows[r], prompts[r], &device))
+                .collect();
+            let mut cache = m.new_cache(0);
+            // Batch rows → (request, tokens fed so far).
+            let mut live: Vec<(usize, usize)> = Vec::new();
+            let check = |r: usize, step: usize, logits: Tensor<3>| {
+                let d = max_diff(logits, expected[r][step].clone());
+                // Relative positions sum over more (masked) keys: equal up to rounding.
+                let exact = flex && config.positions != PositionEncoding::Relative;
+                assert!(
+                    if exact { d == 0.0 } else { d < 1e-4 },
+                    "{config:?} row {r} step {step}: {d}"
+                );
+            };
+            let join =
+                |cache: &mut aurl_model::KvCache, live: &mut Vec<(usize, usize)>, r: usize| {
+                    let p = prompts[r];
+                    let mut own = m.new_cache(1);
+                    let logits = m
+                        .forward(ids(&[rows[r][..p].to_vec()], &device), 0, Some(&mut own))
+                        .unwrap()
+                        .narrow(1, p - 1, 1);
+                    check(r, 0, logits);
+                    cache.join(own).unwrap();
+                    live.push((r, p));
+                };
+            let step = |cache: &mut aurl_model::KvCache, live: &mut Vec<(usize, usize)>| {
+                let next: Vec<Vec<i64>> = live.iter().map(|&(r, fed)| vec![rows[r][fed]]).collect();
+                let positions: Vec<usize> = live.iter().map(|&(_, fed)| fed).collect();
+                assert_eq!(cache.row_positions(), positions);
+                let logits = m.forward_rows(ids(&next, &device), cache, None).unwrap();
+                for (i, (r, fed)) in live.iter_mut().enumerate() {
+                    *fed += 1;
+                    check(*r, *fed - prompts[*r], logits.clone().narrow(0, i, 1));
+                }
+            };
+            join(&mut cache, &mut live, 0);
+            step(&mut cache, &mut live);
+            step(&mut cache, &mut live);
+            join(&mut cache, &mut live, 1);
+            assert!(cache.is_ragged());
+            // A ragged cache refuses the one-offset forward, and is left as it was.
+            let two = ids(&[vec![1], vec![1]], &device);
+            let at = cache.len();
+            let refused = m.forward(two, at, Some(&mut cache));
+            assert!(matches!(refused, Err(ModelError::Shape(_))));
+            step(&mut cache, &mut live);
+            join(&mut cache, &mut live, 2);
+            step(&mut cache, &mut live);
+            step(&mut cache, &mut live);
+            cache.retain(&[1, 2]).unwrap();
+            live.remove(0);
+            step(&mut cache, &mut live);
+            cache.retain(&[1]).unwrap();
+            live.remove(0);
+            for _ in 0..4 {
+                step(&mut cache, &mut live);
+            }
+            cache.retain(&[]).unwrap();
+            assert_eq!(cache.batch(), 0);
+        }
+    }
+}
+
+#[test]
+fn windowed_and_summarised_caches_refuse_to_join() {
+    let device = Device::flex();
+    for config in variants() {
+        let m = model(&config, &device);
+        let mut cache = m.new_cache(1);
+        if cache.can_join() {
+            continue;
+        }
+        m.forward(ids(&[vec![1, 2]], &device), 0, Some(&mut cache))
+            .unwrap();
+        let mut other = m.new_cache(1);
+        m.forward(ids(&[vec![3]], &device), 0, Some(&mut other))
+            .unwrap();
+        assert!(
+            matches!(cache.join(other), Err(ModelError::Shape(_))),
+            "{config:?}"
+        );
+        let next = ids(&[vec![4]], &device);
+        assert!(matches!(
+            m.forward_rows(next, &mut cache, None),
+            Err(ModelError::Shape(_))
+        ));
+    }
+}

@@ -13,6 +13,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig, Rotary
 use burn::prelude::*;
 
 use crate::kv_cache::KvCache;
+use crate::positions::rotate_rows;
 use crate::project::project;
 use crate::relative::RelativePositions;
 
@@ -110,6 +111,9 @@ pub(crate) struct AttentionContext<'a> {
     pub offset: usize,
     /// Rotary encoding applied to queries and keys, if the model uses it.
     pub rotary: Option<&'a RotaryEncoding>,
+    /// One position per row `[b]` when rows decode at different positions (one query
+    /// each; `offset` is then unused).
+    pub rows: Option<Tensor<1, Int>>,
     /// Additive bias broadcast onto the scores `[b|1, 1, t, keys]`.
     pub bias: Option<Tensor<4>>,
     /// Absolute positions of the attended keys when they are not the consecutive positions
@@ -191,9 +195,16 @@ impl SelfAttention {
         let mut q = self.heads(&self.query, x.clone());
         let mut k = self.heads(&self.key, x.clone());
         let v = self.heads(&self.value, x);
-        if let Some(rotary) = context.rotary {
-            q = rotary.apply(q, context.offset);
-            k = rotary.apply(k, context.offset);
+        match (context.rotary, &context.rows) {
+            (Some(rotary), Some(rows)) => {
+                q = rotate_rows(rotary, q, rows.clone());
+                k = rotate_rows(rotary, k, rows.clone());
+            }
+            (Some(rotary), None) => {
+                q = rotary.apply(q, context.offset);
+                k = rotary.apply(k, context.offset);
+            }
+            (None, _) => {}
         }
         let attended = match self.variant(context) {
             Variant::Structured(mask) => self.structured(q, k, v, mask, cache),

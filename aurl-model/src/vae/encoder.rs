@@ -55,6 +55,7 @@ impl SequenceEncoder {
         let context = AttentionContext {
             offset: 0,
             rotary: self.positions.rotary(),
+            rows: None,
             bias: None,
             ring: None,
             summaries: None,

@@ -111,6 +111,15 @@ pub(super) fn attend_row(
     let value =
         |j: usize| unsafe { std::slice::from_raw_parts(v.offset(j as isize * call.v.row()), d) };
     let mut out = vec![0f32; d];
+    // Leading keys biased by -inf weigh exactly nothing: skipping them (the slots before a
+    // row of a continuous batch) makes the row's sums those of the row alone.
+    let mut lo = lo;
+    if let Some(bias) = call.bias {
+        let row = &bias[b * call.tk..(b + 1) * call.tk];
+        while lo + 1 < hi && row[lo] == f32::NEG_INFINITY {
+            lo += 1;
+        }
+    }
     if lo >= hi {
         return (f32::NEG_INFINITY, out);
     }
