@@ -428,3 +428,37 @@ fn windowed_and_summarised_caches_refuse_to_join() {
         ));
     }
 }
+
+#[test]
+fn a_lone_row_decodes_as_a_row_of_a_batch_at_production_widths() {
+    // Inner dimensions within one block of gemm's (512) and past it, evenly or not, and
+    // output widths on both sides of 64: a lone row's sums follow gemm's blocking.
+    let device = Device::flex();
+    for (d_ff, vocab) in [(512, 50), (1000, 431), (1536, 431)] {
+        let config = TransformerConfig {
+            d_model: 256,
+            n_heads: 4,
+            d_ff,
+            ..TransformerConfig::tiny(vocab)
+        };
+        let m = model(&config, &device);
+        let rows = random_rows(3, 6, vocab, 9);
+        let mut lone = m.new_cache(1);
+        let mut batch = m.new_cache(3);
+        let prefix: Vec<Vec<i64>> = rows.iter().map(|r| r[..5].to_vec()).collect();
+        m.forward(ids(&prefix[..1], &device), 0, Some(&mut lone))
+            .unwrap();
+        m.forward(ids(&prefix, &device), 0, Some(&mut batch))
+            .unwrap();
+        let next: Vec<Vec<i64>> = rows.iter().map(|r| vec![r[5]]).collect();
+        let a = m
+            .forward(ids(&next[..1], &device), 5, Some(&mut lone))
+            .unwrap();
+        let b = m.forward(ids(&next, &device), 5, Some(&mut batch)).unwrap();
+        assert_eq!(
+            max_diff(a, b.narrow(0, 0, 1)),
+            0.0,
+            "d_ff {d_ff}, vocab {vocab}"
+        );
+    }
+}

@@ -24,7 +24,10 @@ pub(super) const ROW_GROUP: usize = FEW_ROWS;
 /// streamed once, row after row (a strip of columns per task when two cores are worth
 /// waking), each weight row applied to every input row while it is in cache; an f16 weight
 /// is widened as it is read. For several rows of an f32 weight, gemm computes `(wᵀ·xᵀ)ᵀ`
-/// instead, reading the weight in place (as the left operand it is not repacked).
+/// instead, reading the weight in place (as the left operand it is not repacked), on both
+/// cores when the product is worth a hand-off; a lone f32 row is summed as gemm sums a row
+/// of a batch ([`lone_row`]), so a sequence's logits do not depend on how many rows it is
+/// decoded with (what keeps a server's pieces reproducible whatever its load).
 pub(in crate::kernels::flex) fn few_rows(
     x: &FlexTensor,
     weight: &FlexTensor,
@@ -36,12 +39,13 @@ pub(in crate::kernels::flex) fn few_rows(
     let bias = bias.map(contiguous);
     let weight = weight.to_contiguous();
     if rows > 1 && weight.dtype() == DType::F32 {
-        return transposed(
+        let y = transposed(
             &x,
             weight.storage::<f32>(),
             bias.as_deref(),
             (rows, d_in, d_out),
         );
+        return tensor(y, [rows, d_out]);
     }
     let work = rows * d_in * d_out;
     // Two strips (one per core) when the product is worth a hand-off, each a multiple of
@@ -60,17 +64,18 @@ pub(in crate::kernels::flex) fn few_rows(
             for r0 in (0..rows).step_by(ROW_GROUP) {
                 let group = ROW_GROUP.min(rows - r0);
                 acc.clear();
-                match &bias {
-                    Some(bias) => {
-                        (0..group).for_each(|_| acc.extend_from_slice(&bias[j0..j0 + cols]))
-                    }
-                    None => acc.resize(group * cols, 0.0),
-                }
                 let x = &x[r0 * d_in..(r0 + group) * d_in];
                 let shape = (d_in, d_out, j0, cols);
-                match weight.dtype() {
-                    DType::F16 => accumulate_f16(x, weight.storage::<f16>(), shape, acc),
-                    _ => accumulate_f32(x, weight.storage::<f32>(), shape, acc),
+                if weight.dtype() == DType::F32 {
+                    lone_row(x, weight.storage::<f32>(), bias.as_deref(), shape, acc);
+                } else {
+                    match &bias {
+                        Some(bias) => {
+                            (0..group).for_each(|_| acc.extend_from_slice(&bias[j0..j0 + cols]))
+                        }
+                        None => acc.resize(group * cols, 0.0),
+                    }
+                    accumulate_f16(x, weight.storage::<f16>(), shape, acc);
                 }
                 for r in 0..group {
                     for c in 0..cols {
@@ -324,7 +329,7 @@ pub(super) fn transposed(
     w: &[f32],
     bias: Option<&[f32]>,
     (rows, d_in, d_out): (usize, usize, usize),
-) -> FlexTensor {
+) -> Vec<f32> {
     let mut y: Vec<f32> = Vec::with_capacity(rows * d_out);
     if let Some(bias) = bias {
         for _ in 0..rows {
@@ -353,11 +358,70 @@ pub(super) fn transposed(
             false,
             false,
             false,
-            parallelism(d_out, rows, d_in),
+            if worth_parallel(rows * d_in * d_out) {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                parallelism(d_out, rows, d_in)
+            },
         );
         y.set_len(rows * d_out);
     }
-    tensor(y, [rows, d_out])
+    y
+}
+
+/// Columns `j0..j0 + cols` of `x·w + bias` for one row `x`, into `acc`, summed as gemm 0.19
+/// sums each element of a product of several rows ([`transposed`]): the inner dimension in
+/// blocks (of 512 when `d_out` ≤ 64, else of equal size at most 512 — gemm's blocking on
+/// CPUs with 32–48 KB of L1 data cache per core), each block one fused multiply-add per
+/// term from zero, added to the bias or the sum so far. A row decoded alone then gets the
+/// logits it gets in a batch (`tests/kv_cache.rs` checks it at several widths).
+fn lone_row(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    (d_in, d_out, j0, cols): (usize, usize, usize, usize),
+    acc: &mut Vec<f32>,
+) {
+    let block = if d_out <= 64 {
+        d_in.min(512)
+    } else {
+        d_in.div_ceil(d_in.div_ceil(512).max(1))
+    };
+    acc.clear();
+    match bias {
+        Some(bias) => acc.extend_from_slice(&bias[j0..j0 + cols]),
+        None => acc.resize(cols, 0.0),
+    }
+    let mut sums = vec![0f32; cols];
+    let mut i0 = 0;
+    while i0 < d_in {
+        let n = block.max(1).min(d_in - i0);
+        sums.fill(0.0);
+        fused_sums(
+            &x[i0..i0 + n],
+            &w[i0 * d_out..],
+            (n, d_out, j0, cols),
+            &mut sums,
+        );
+        for (a, &s) in acc.iter_mut().zip(&sums) {
+            *a += s;
+        }
+        i0 += n;
+    }
+}
+
+vectorized! {
+    /// `acc += Σ_i x[i] · w[i][j0..j0 + cols]` for one row `x`, one fused multiply-add per
+    /// term in order of `i`.
+    pub(super) fn fused_sums(x: &[f32], w: &[f32], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
+        let (d_in, d_out, j0, cols) = shape;
+        for (i, &a) in x.iter().enumerate().take(d_in) {
+            let w = &w[i * d_out + j0..i * d_out + j0 + cols];
+            for (acc, &w) in acc.iter_mut().zip(w) {
+                *acc = a.mul_add(w, *acc);
+            }
+        }
+    }
 }
 
 vectorized! {
