@@ -136,7 +136,7 @@ pub(in crate::kernels::flex) fn few_rows_int8(
 /// Weight rows widened per block before a gemm call in the several-row paths.
 pub(super) const WIDEN_ROWS: usize = 64;
 
-/// [`accumulate_f32`] with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
+/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
 /// (`j0` and `cols` whole blocks, or `cols` up to the row's end). One input row: each
 /// weight row is widened, scaled and accumulated in one pass; several: blocks of weight
 /// rows are widened into f32 and multiplied by gemm.
@@ -164,7 +164,7 @@ pub(super) fn accumulate_int8(
     });
 }
 
-/// [`accumulate_f32`] with the weight in IEEE half precision, widened as it is read (one
+/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with the weight in IEEE half precision, widened as it is read (one
 /// pass per weight row for one input row, gemm over widened blocks for several).
 pub(super) fn accumulate_f16(
     x: &[f32],
@@ -419,22 +419,6 @@ vectorized! {
             let w = &w[i * d_out + j0..i * d_out + j0 + cols];
             for (acc, &w) in acc.iter_mut().zip(w) {
                 *acc = a.mul_add(w, *acc);
-            }
-        }
-    }
-}
-
-vectorized! {
-    /// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`.
-    pub(super) fn accumulate_f32(x: &[f32], w: &[f32], shape: (usize, usize, usize, usize), acc: &mut [f32]) {
-        let (d_in, d_out, j0, cols) = shape;
-        for i in 0..d_in {
-            let w = &w[i * d_out + j0..i * d_out + j0 + cols];
-            for (r, acc) in acc.chunks_exact_mut(cols).enumerate() {
-                let a = x[r * d_in + i];
-                for (acc, &w) in acc.iter_mut().zip(w) {
-                    *acc += a * w;
-                }
             }
         }
     }
