@@ -129,8 +129,8 @@ fn nearest_tempo(name: &str, vocabulary: &Vocabulary) -> Option<TokenId> {
 
 /// One row's controls still to place.
 #[derive(Debug, Clone)]
-pub(crate) struct ControlQueue<'a> {
-    controls: &'a [BarControl],
+pub(crate) struct ControlQueue {
+    controls: Vec<BarControl>,
     pending: Vec<TokenId>,
     bar: u64,
     /// Control tokens whose bar ended (or was skipped by a rest) before the grammar allowed
@@ -138,12 +138,12 @@ pub(crate) struct ControlQueue<'a> {
     dropped: usize,
 }
 
-impl<'a> ControlQueue<'a> {
+impl ControlQueue {
     /// The queue of a row whose grammar state (after its prompt) is `state`.
-    pub(crate) fn new(controls: &'a [BarControl], state: &GrammarState) -> Self {
+    pub(crate) fn new(controls: &[BarControl], state: &GrammarState) -> Self {
         let bar = state.bar_index();
         Self {
-            controls,
+            controls: controls.to_vec(),
             pending: Self::tokens_of(controls, bar),
             bar,
             dropped: 0,
@@ -173,9 +173,9 @@ impl<'a> ControlQueue<'a> {
         }
         self.dropped += self.pending.len();
         for skipped in self.bar + 1..bar {
-            self.dropped += Self::tokens_of(self.controls, skipped).len();
+            self.dropped += Self::tokens_of(&self.controls, skipped).len();
         }
-        self.pending = Self::tokens_of(self.controls, bar);
+        self.pending = Self::tokens_of(&self.controls, bar);
         self.bar = bar;
     }
 

@@ -38,7 +38,9 @@ pub use conditioned::{interpolation_from_midi, interpolation_from_midi_bytes};
 pub use config::GenerationConfig;
 pub use controls::BarControl;
 pub use export::{PieceSummary, piece_midi, prompt_from_midi, prompt_from_midi_bytes, write_piece};
-pub use generate::{CancelToken, Generated, Generator, Request, TokenEvent};
+pub use generate::{
+    CancelToken, Continuous, Generated, Generator, Request, RowToken, Step, TokenEvent,
+};
 pub use notes::{StreamNote, StreamStats};
 pub use strategy::{Scratch, Strategy};
 

@@ -118,6 +118,15 @@ where
     Ok(out)
 }
 
+/// `f()` run on rayon's pool, the calling thread waiting: as in [`run`], a kernel called
+/// from a pool thread shares its work with the pool cheaply. A panic in `f` resumes here.
+pub(crate) fn on_pool<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    let mut out = None;
+    rayon::in_place_scope(|scope| scope.spawn(|_| out = Some(f())));
+    // The scope returns once its task has run; a panic in the task propagates before this.
+    out.expect("the scope ran its task")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! One batch of requests decoded together: prompts checked and followed, then one token per
 //! row per step until every row has ended or hit its limits.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use aurl_core::rng::SeedRng;
@@ -17,29 +18,49 @@ use crate::notes::{NoteFollower, StreamNote};
 use crate::strategy::Scratch;
 
 /// One request's decoding state.
-struct Row<'r> {
-    request: &'r Request,
+pub(super) struct Row<'r> {
+    pub(super) request: Cow<'r, Request>,
     /// The grammar state after the tokens so far.
     state: GrammarState,
     /// Onset time, following the Tempo tokens.
     clock: Clock,
     /// Completes notes as their last token arrives.
     follower: NoteFollower,
-    controls: ControlQueue<'r>,
+    controls: ControlQueue,
     /// Prompt and new tokens.
-    tokens: Vec<TokenId>,
+    pub(super) tokens: Vec<TokenId>,
     rng: SeedRng,
     /// Still generating.
-    active: bool,
+    pub(super) active: bool,
     /// Ended by the model (EOS).
-    ended: bool,
+    pub(super) ended: bool,
+}
+
+impl Row<'_> {
+    /// The finished piece (`prompt_len` leading tokens were the prompt).
+    pub(super) fn finish(self, generator: &Generator<'_>, prompt_len: usize) -> Generated {
+        let constrained = generator.constrained(&self.request);
+        let mut generated = generator.finish(self.tokens, prompt_len, self.ended, constrained);
+        generated.controls_dropped = self.controls.dropped_at_end();
+        generated
+    }
 }
 
 /// Buffers reused by every row and step.
-struct Buffers {
+pub(super) struct Buffers {
     mask: TokenMask,
     scratch: Scratch,
     row_copy: Vec<f32>,
+}
+
+impl Buffers {
+    pub(super) fn new(vocab_size: usize) -> Self {
+        Self {
+            mask: TokenMask::new(vocab_size),
+            scratch: Scratch::default(),
+            row_copy: Vec::new(),
+        }
+    }
 }
 
 /// Callback of each generated token: row, token, new tokens so far, step seconds, note.
@@ -66,7 +87,7 @@ impl Generator<'_> {
         }
         let mut states = rows
             .iter()
-            .map(|&(prompt, request)| self.start_row(prompt, request))
+            .map(|&(prompt, request)| self.start_row(prompt, Cow::Borrowed(request)))
             .collect::<Result<Vec<_>, _>>()?;
         let latent = self.batch_latent(rows)?;
         let latent = latent.as_ref();
@@ -94,11 +115,7 @@ impl Generator<'_> {
         }
         let mut step_started = Instant::now();
         let mut logits = self.prefill(flat, b, cache.as_mut(), latent)?;
-        let mut buffers = Buffers {
-            mask: TokenMask::new(self.model.vocab_size()),
-            scratch: Scratch::default(),
-            row_copy: Vec::new(),
-        };
+        let mut buffers = Buffers::new(self.model.vocab_size());
         let mut next = vec![0i64; b];
         // Tokens of the pieces fed to the model so far, and tokens in the cache (fewer once
         // a sliding request has restarted its context).
@@ -132,27 +149,19 @@ impl Generator<'_> {
             (logits, position) = step;
             position += 1;
         }
-        Ok(states
-            .into_iter()
-            .map(|row| {
-                let constrained = self.constrained(row.request);
-                let mut generated = self.finish(row.tokens, p, row.ended, constrained);
-                generated.controls_dropped = row.controls.dropped_at_end();
-                generated
-            })
-            .collect())
+        Ok(states.into_iter().map(|row| row.finish(self, p)).collect())
     }
 
     /// A row's state after its prompt: the grammar (an invalid prompt is an error when
     /// constrained), and the clock and note follower through the prompt (whose notes are
     /// not reported: only generated ones are).
-    fn start_row<'r>(
+    pub(super) fn start_row<'r>(
         &self,
-        prompt: &'r [TokenId],
-        request: &'r Request,
+        prompt: &[TokenId],
+        request: Cow<'r, Request>,
     ) -> Result<Row<'r>, SamplingError> {
         let mut state = self.grammar.start();
-        if self.constrained(request) {
+        if self.constrained(&request) {
             for &id in prompt {
                 self.grammar
                     .advance(&mut state, id)
@@ -177,7 +186,6 @@ impl Generator<'_> {
             }
         }
         Ok(Row {
-            request,
             controls: ControlQueue::new(&request.controls, &state),
             state,
             clock,
@@ -186,13 +194,14 @@ impl Generator<'_> {
             rng: SeedRng::derive(request.seed, &[]),
             active: request.max_new_tokens > 0,
             ended: false,
+            request,
         })
     }
 
     /// The next token of an active `row` from its `logits` (a forced control token when
     /// one is due), with the note it completes; `None` when the row stops instead.
     #[inline]
-    fn step_row<'l>(
+    pub(super) fn step_row<'l>(
         &self,
         row: &mut Row<'_>,
         mut logits: &'l [f32],
@@ -229,13 +238,13 @@ impl Generator<'_> {
         let id = match forced {
             Some(id) => id,
             None => {
-                let allowed = if self.constrained(row.request) {
+                let allowed = if self.constrained(&row.request) {
                     self.grammar.allowed(&row.state, &mut buffers.mask);
                     Some(&buffers.mask)
                 } else {
                     None
                 };
-                let sampled = self.strategy(row.request).sample(
+                let sampled = self.strategy(&row.request).sample(
                     logits,
                     allowed,
                     &row.tokens,
@@ -250,7 +259,7 @@ impl Generator<'_> {
             }
         };
         let _ = self.grammar.advance(&mut row.state, id);
-        if self.past_limits(row.request, &row.state, &mut row.clock, id) {
+        if self.past_limits(&row.request, &row.state, &mut row.clock, id) {
             row.active = false;
             return None;
         }

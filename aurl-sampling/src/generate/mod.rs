@@ -21,6 +21,9 @@ use crate::schedule;
 use crate::strategy::Strategy;
 
 mod batch;
+mod continuous;
+
+pub use continuous::{Continuous, RowToken, Step};
 
 /// One piece to generate.
 #[derive(Debug, Clone, PartialEq, Default)]

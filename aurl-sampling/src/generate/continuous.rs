@@ -1,0 +1,318 @@
+//! Continuous batching: rows join a running batch at its next step and leave it when they
+//! are done, each at its own position in one KV cache ([`aurl_model::KvCache::join`],
+//! [`aurl_model::Transformer::forward_rows`]), so requests that arrive at different times
+//! share every decoding step.
+
+use std::borrow::Cow;
+use std::time::Instant;
+
+use aurl_core::tokenize::TokenId;
+use aurl_model::KvCache;
+use burn::prelude::*;
+
+use super::batch::{Buffers, Row};
+use super::{Generated, Generator, Request};
+use crate::SamplingError;
+use crate::controls::BarControl;
+use crate::notes::StreamNote;
+use crate::schedule::on_pool;
+
+/// A batch that rows join and leave between decoding steps.
+///
+/// Each row samples with its own seed and settings and attends only to its own keys, so a
+/// piece does not depend on which rows it shared steps with: on the CPU backend it is the
+/// piece [`Generator::generate`] gives for its request alone, token for token (models with
+/// relative positions: equal up to rounding, which can change a sampled token in rare
+/// cases). A row whose piece outgrows the model's context restarts its context from its
+/// last bars, as a lone request does, and rejoins.
+///
+/// ```
+/// # use aurl_core::tokenize::{Remi, Tokenizer, TokenizerConfig};
+/// # use aurl_model::TransformerConfig;
+/// # use aurl_sampling::{Continuous, GenerationConfig, Generator, Request};
+/// # use burn::prelude::*;
+/// # let remi = Remi::new(&TokenizerConfig::default()).unwrap();
+/// # let device = Device::flex();
+/// # let model = TransformerConfig::tiny(remi.vocab().len()).init(&device).unwrap();
+/// let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default()).unwrap();
+/// let mut batch = Continuous::new(&generator).unwrap();
+/// batch.join(1, Request { max_new_tokens: 8, seed: 1, ..Request::default() }).unwrap();
+/// let mut done = Vec::new();
+/// let mut steps = 0;
+/// while !batch.is_empty() {
+///     if steps == 3 {
+///         // A second request joins the running batch.
+///         batch.join(2, Request { max_new_tokens: 4, seed: 2, ..Request::default() }).unwrap();
+///     }
+///     done.extend(batch.step().unwrap().finished);
+///     steps += 1;
+/// }
+/// assert_eq!(done.len(), 2);
+/// ```
+#[derive(Debug)]
+pub struct Continuous<'g, 'a> {
+    generator: &'g Generator<'a>,
+    cache: KvCache,
+    rows: Vec<Live>,
+    /// Each row's logits for its next token, row-major `[rows, vocab]`.
+    logits: Vec<f32>,
+}
+
+/// One row of the batch.
+struct Live {
+    key: u64,
+    row: Row<'static>,
+    prompt_len: usize,
+    /// A VAE decoder's condition of this row, `[1, 1 or context, d_model]` (per position
+    /// when the code has local parts).
+    condition: Option<Tensor<3>>,
+}
+
+impl std::fmt::Debug for Live {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Live")
+            .field("key", &self.key)
+            .field("tokens", &self.row.tokens.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A token sampled by one row of a [`Continuous`] batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RowToken {
+    /// The key the row joined with.
+    pub key: u64,
+    /// The token.
+    pub token: TokenId,
+    /// New tokens of this row so far, this one included.
+    pub new_tokens: usize,
+    /// The note this token completed, if any.
+    pub note: Option<StreamNote>,
+}
+
+/// What one [`Continuous::step`] did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Step {
+    /// The token each row sampled (rows that stopped instead have none).
+    pub tokens: Vec<RowToken>,
+    /// Rows that finished at this step (EOS, a limit, a cancel), with their pieces; they
+    /// have left the batch.
+    pub finished: Vec<(u64, Generated)>,
+    /// Rows that decoded at this step.
+    pub rows: usize,
+    /// Wall time of the step in seconds (sampling every row, then one forward call).
+    pub seconds: f64,
+}
+
+impl<'g, 'a> Continuous<'g, 'a> {
+    /// An empty batch decoding with `generator`.
+    ///
+    /// # Errors
+    /// [`SamplingError::InvalidConfig`] when the generator decodes without a KV cache or
+    /// the model's attention keeps per-batch state (a sliding window, block summaries):
+    /// such models decode requests in fixed batches ([`Generator::generate`]).
+    pub fn new(generator: &'g Generator<'a>) -> Result<Self, SamplingError> {
+        if !Self::supports(generator) {
+            return Err(SamplingError::InvalidConfig {
+                field: "model".into(),
+                reason: "continuous batching needs the KV cache and full attention without \
+                         block summaries"
+                    .into(),
+            });
+        }
+        Ok(Self {
+            generator,
+            cache: generator.model.new_cache(0),
+            rows: Vec::new(),
+            logits: Vec::new(),
+        })
+    }
+
+    /// Whether `generator` can decode a [`Continuous`] batch.
+    #[must_use]
+    pub fn supports(generator: &Generator<'_>) -> bool {
+        generator.config.use_cache && generator.model.new_cache(0).can_join()
+    }
+
+    /// Rows in the batch.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether no row is decoding.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Adds `request` under `key` (the caller's name for it, reported with its tokens):
+    /// its prompt is prefilled alone, then the row decodes with the others from the next
+    /// step.
+    ///
+    /// # Errors
+    /// As [`Generator::generate`] for this request; the batch is unchanged.
+    pub fn join(&mut self, key: u64, request: Request) -> Result<(), SamplingError> {
+        let generator = self.generator;
+        BarControl::validate(&request.controls, &generator.vocab)?;
+        if let Some(strategy) = &request.strategy {
+            strategy.validate()?;
+        }
+        let prompt = if request.prompt.is_empty() {
+            vec![generator.bos]
+        } else {
+            request.prompt.clone()
+        };
+        let latent = generator.batch_latent(&[(&prompt, &request)])?;
+        let row = generator.start_row(&prompt, Cow::Owned(request))?;
+        let prompt_len = prompt.len();
+        let context = generator.context();
+        let condition = match (generator.vae, &latent) {
+            (Some(vae), Some(latent)) => Some(vae.condition(latent, 0, context)),
+            _ => None,
+        };
+        let fed = if prompt_len >= context {
+            generator.slid_context(&prompt, context)
+        } else {
+            prompt
+        };
+        let (cache, logits) = on_pool(|| -> Result<_, SamplingError> {
+            let mut cache = generator.model.new_cache(1);
+            let flat = fed.iter().map(|&x| i64::from(x)).collect();
+            let logits = generator.prefill(flat, 1, Some(&mut cache), latent.as_ref())?;
+            Ok((cache, floats(logits)?))
+        })?;
+        self.cache.join(cache).map_err(SamplingError::Model)?;
+        self.logits.extend_from_slice(&logits);
+        self.rows.push(Live {
+            key,
+            row,
+            prompt_len,
+            condition,
+        });
+        Ok(())
+    }
+
+    /// One decoding step: every row samples its next token, rows that are done leave (in
+    /// [`Step::finished`]), and the others' tokens go through the model together.
+    ///
+    /// # Errors
+    /// [`SamplingError::Model`] if the forward call fails; the batch is then empty (its
+    /// rows are lost).
+    pub fn step(&mut self) -> Result<Step, SamplingError> {
+        let started = Instant::now();
+        let result = on_pool(|| self.advance());
+        if result.is_err() {
+            self.clear();
+        }
+        let mut step = result?;
+        step.seconds = started.elapsed().as_secs_f64();
+        Ok(step)
+    }
+
+    /// Drops every row.
+    pub fn clear(&mut self) {
+        self.rows.clear();
+        self.logits.clear();
+        self.cache = self.generator.model.new_cache(0);
+    }
+
+    fn advance(&mut self) -> Result<Step, SamplingError> {
+        let generator = self.generator;
+        let vocab = generator.model.vocab_size();
+        let context = generator.context();
+        let mut buffers = Buffers::new(vocab);
+        let mut step = Step {
+            rows: self.rows.len(),
+            ..Step::default()
+        };
+        let mut next = Vec::with_capacity(self.rows.len());
+        for (i, live) in self.rows.iter_mut().enumerate() {
+            let logits = &self.logits[i * vocab..(i + 1) * vocab];
+            let sampled = generator.step_row(&mut live.row, logits, live.prompt_len, &mut buffers);
+            if let Some((token, note)) = sampled {
+                step.tokens.push(RowToken {
+                    key: live.key,
+                    token,
+                    new_tokens: live.row.tokens.len() - live.prompt_len,
+                    note,
+                });
+            }
+            next.push(sampled.map(|(token, _)| token));
+        }
+        // Rows going on in the cache, rows restarting their context, rows done.
+        let positions = self.cache.row_positions();
+        let mut kept = Vec::new();
+        let mut sliding = Vec::new();
+        let mut rows: Vec<Option<Live>> = self.rows.drain(..).map(Some).collect();
+        for (i, live) in rows.iter_mut().enumerate() {
+            match (next[i], positions[i] < context) {
+                (Some(_), true) => kept.push(i),
+                (Some(_), false) => sliding.push(i),
+                (None, _) => {
+                    if let Some(live) = live.take() {
+                        let generated = live.row.finish(generator, live.prompt_len);
+                        step.finished.push((live.key, generated));
+                    }
+                }
+            }
+        }
+        self.cache.retain(&kept).map_err(SamplingError::Model)?;
+        self.logits.clear();
+        if !kept.is_empty() {
+            let ids: Vec<i64> = kept.iter().map(|&i| next[i].map_or(0, i64::from)).collect();
+            let tokens = Tensor::<2, Int>::from_data(
+                TensorData::new(ids, [kept.len(), 1]),
+                &generator.device,
+            );
+            let conditions: Option<Vec<Tensor<3>>> = kept
+                .iter()
+                .map(|&i| {
+                    let c = rows[i].as_ref()?.condition.clone()?;
+                    let n = c.dims()[1];
+                    Some(if n > 1 {
+                        c.narrow(1, positions[i].min(n - 1), 1)
+                    } else {
+                        c
+                    })
+                })
+                .collect();
+            let condition = conditions.map(|c| Tensor::cat(c, 0));
+            let logits = generator
+                .model
+                .forward_rows(tokens, &mut self.cache, condition)
+                .map_err(SamplingError::Model)?;
+            self.logits = floats(logits)?;
+        }
+        self.rows = kept.iter().filter_map(|&i| rows[i].take()).collect();
+        for i in sliding {
+            if let Some(live) = rows[i].take() {
+                self.restart(live)?;
+            }
+        }
+        Ok(step)
+    }
+
+    /// Rejoins `live` (its piece at the end of the context) from about its last half
+    /// context, as a lone request slides.
+    fn restart(&mut self, live: Live) -> Result<(), SamplingError> {
+        let generator = self.generator;
+        let restart = generator.slid_context(&live.row.tokens, generator.context());
+        let latent = generator.batch_latent(&[(&live.row.tokens, &live.row.request)])?;
+        let mut cache = generator.model.new_cache(1);
+        let flat = restart.iter().map(|&x| i64::from(x)).collect();
+        let logits = generator.prefill(flat, 1, Some(&mut cache), latent.as_ref())?;
+        self.logits.extend_from_slice(&floats(logits)?);
+        self.cache.join(cache).map_err(SamplingError::Model)?;
+        self.rows.push(live);
+        Ok(())
+    }
+}
+
+/// The values of a logits tensor.
+fn floats(logits: Tensor<3>) -> Result<Vec<f32>, SamplingError> {
+    logits
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| SamplingError::Output(format!("{e:?}")))
+}
