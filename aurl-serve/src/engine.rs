@@ -1,16 +1,21 @@
-//! The decoding engine: one thread owns the model and decodes queued requests in batches.
+//! The decoding engine: one thread owns the model and decodes queued requests together.
 //!
-//! Requests wait in a bounded queue. Whenever the engine is free it takes every request
-//! waiting (up to `max_batch` rows) and decodes them as one batch through
-//! [`Generator::generate_streaming`]: each row samples with its own seed and settings
-//! ([`Request::strategy`]), so a piece does not depend on what it was batched with. A
-//! request that arrives while a batch runs joins the next one (batching at admission; rows
-//! joining a running batch mid-way would need per-row positions in the KV cache). Notes go
-//! to each request's channel the moment their last token is sampled; a client that goes
-//! away cancels its row ([`Request::cancel`]) at the next step. A panic while decoding
-//! fails that batch's requests, which are then retried one by one so only the request that
-//! caused it fails; the engine keeps serving.
+//! Requests wait in a bounded queue. With a model of full attention (the usual case) the
+//! engine runs a [`Continuous`] batch: between two decoding steps it admits waiting
+//! requests (up to `max_batch` rows), each prefilled alone and then decoding with the rest
+//! at its own position, and a row that finishes leaves at once — so a request never waits
+//! for a batch to drain, and concurrent requests share every step. Models whose attention
+//! keeps per-batch state (a sliding window, block summaries) decode in fixed batches
+//! instead: whenever the engine is free it takes every request waiting and decodes them
+//! through [`Generator::generate_streaming`]. Either way each row samples with its own
+//! seed and settings ([`Request::strategy`]), so a piece does not depend on what it was
+//! batched with. Notes go to each request's channel the moment their last token is
+//! sampled; a client that goes away cancels its row ([`Request::cancel`]) at the next
+//! step. A panic while decoding fails the requests that already streamed notes; the others
+//! are decoded again one by one, so only the request that caused it fails; the engine
+//! keeps serving.
 
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,8 +25,9 @@ use aurl::core::tokenize::{Tokenizer, Vocabulary};
 use aurl::model::WeightFormat;
 use aurl::model::any::Generative;
 use aurl::sampling::{
-    BarControl, CancelToken, Generated, GenerationConfig, Generator, PieceSummary, Request,
-    SamplingError, StreamNote, interpolation_from_midi_bytes, piece_midi, prompt_from_midi_bytes,
+    BarControl, CancelToken, Continuous, Generated, GenerationConfig, Generator, PieceSummary,
+    Request, SamplingError, Step, StreamNote, interpolation_from_midi_bytes, piece_midi,
+    prompt_from_midi_bytes,
 };
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -288,9 +294,188 @@ struct Prepared {
     requests: Vec<Request>,
 }
 
+/// A job whose rows are in the continuous batch.
+struct Running {
+    prepared: Prepared,
+    pieces: Vec<Option<Generated>>,
+    /// Rows still decoding.
+    left: usize,
+    /// Whether a note was sent (a failed job that was is not decoded again).
+    streamed: bool,
+    joined: Instant,
+}
+
+/// The key of row `piece` of job `job` in the continuous batch.
+fn row_key(job: u64, piece: usize) -> u64 {
+    (job << 16) | piece as u64
+}
+
 impl Worker<'_> {
-    /// Decodes batches until every [`Engine`] handle is dropped.
-    fn serve(&self, mut jobs: mpsc::Receiver<Job>) {
+    /// Decodes until every [`Engine`] handle is dropped: continuously when the model allows
+    /// it, in fixed batches otherwise.
+    fn serve(&self, jobs: mpsc::Receiver<Job>) {
+        match Continuous::new(&self.generator) {
+            Ok(batch) => self.serve_continuous(jobs, batch),
+            Err(_) => self.serve_batches(jobs),
+        }
+    }
+
+    /// The continuous loop: admit what waits (blocking only when idle), step, answer the
+    /// finished jobs.
+    fn serve_continuous(&self, mut jobs: mpsc::Receiver<Job>, mut batch: Continuous<'_, '_>) {
+        let mut running: HashMap<u64, Running> = HashMap::new();
+        let mut waiting: VecDeque<Prepared> = VecDeque::new();
+        let mut next_id = 0u64;
+        let mut open = true;
+        loop {
+            if batch.is_empty() && waiting.is_empty() {
+                match jobs.blocking_recv() {
+                    Some(job) => self.take(job, &mut waiting),
+                    None => return,
+                }
+            }
+            while open && batch.len() + waiting.len() < self.max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => self.take(job, &mut waiting),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            // A job joins when all its rows fit (or the batch is empty).
+            while let Some(first) = waiting.front() {
+                let rows = first.requests.len();
+                if !batch.is_empty() && batch.len() + rows > self.max_batch {
+                    break;
+                }
+                if let Some(prepared) = waiting.pop_front() {
+                    self.join(prepared, next_id, &mut batch, &mut running);
+                    next_id += 1;
+                }
+            }
+            if batch.is_empty() {
+                if !open && waiting.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            self.metrics.batch(batch.len());
+            match std::panic::catch_unwind(AssertUnwindSafe(|| batch.step())) {
+                Ok(Ok(step)) => self.dispatch(step, &mut running),
+                failed => {
+                    let error = match failed {
+                        Ok(Err(e)) => sampling_error("request", e),
+                        Err(panic) => panicked(&panic),
+                        Ok(Ok(_)) => continue,
+                    };
+                    batch.clear();
+                    for (_, job) in running.drain() {
+                        if job.streamed {
+                            self.metrics.outcome("failed");
+                            let _ = job
+                                .prepared
+                                .job
+                                .events
+                                .send(Event::Done(Err(error.clone())));
+                        } else {
+                            // Alone, through the fixed-batch path: only the faulty one fails.
+                            self.decode(vec![job.prepared]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `job` off the queue into `waiting`, unless it is answered already.
+    fn take(&self, job: Job, waiting: &mut VecDeque<Prepared>) {
+        self.metrics.queued(-1);
+        if let Some(prepared) = self.prepare(job) {
+            waiting.push_back(prepared);
+        }
+    }
+
+    /// Adds the rows of `prepared` to the batch as job `id`; a row the batch refuses (or a
+    /// panic while prefilling it) fails the job, whose other rows are cancelled.
+    fn join(
+        &self,
+        prepared: Prepared,
+        id: u64,
+        batch: &mut Continuous<'_, '_>,
+        running: &mut HashMap<u64, Running>,
+    ) {
+        let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for (k, request) in prepared.requests.iter().enumerate() {
+                batch
+                    .join(row_key(id, k), request.clone())
+                    .map_err(|e| sampling_error("request", e))?;
+            }
+            Ok(())
+        }));
+        let error = match joined {
+            Ok(Ok(())) => {
+                let rows = prepared.requests.len();
+                running.insert(
+                    id,
+                    Running {
+                        prepared,
+                        pieces: vec![None; rows],
+                        left: rows,
+                        streamed: false,
+                        joined: Instant::now(),
+                    },
+                );
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(panic) => panicked(&panic),
+        };
+        // Rows that did join leave at the next step; the job is answered now.
+        prepared.job.cancel.cancel();
+        self.metrics.outcome(if error.status < 500 {
+            "bad_request"
+        } else {
+            "failed"
+        });
+        let _ = prepared.job.events.send(Event::Done(Err(error)));
+    }
+
+    /// Sends a step's notes to their jobs and answers the jobs it finished.
+    fn dispatch(&self, step: Step, running: &mut HashMap<u64, Running>) {
+        self.metrics.busy(step.seconds);
+        self.metrics.tokens(step.tokens.len() as u64);
+        for token in &step.tokens {
+            let Some(job) = running.get_mut(&(token.key >> 16)) else {
+                continue;
+            };
+            let events = &job.prepared.job.events;
+            if events.is_closed() {
+                job.prepared.job.cancel.cancel();
+            } else if let Some(note) = token.note {
+                job.streamed = true;
+                let piece = (token.key & 0xffff) as usize;
+                let _ = events.send(Event::Note { piece, note });
+            }
+        }
+        for (key, generated) in step.finished {
+            let id = key >> 16;
+            let Some(job) = running.get_mut(&id) else {
+                continue;
+            };
+            if let Some(slot) = job.pieces.get_mut((key & 0xffff) as usize) {
+                *slot = Some(generated);
+                job.left -= 1;
+            }
+            if job.left == 0
+                && let Some(job) = running.remove(&id)
+            {
+                let pieces = job.pieces.into_iter().flatten().collect();
+                self.answer(std::slice::from_ref(&job.prepared), pieces, job.joined);
+            }
+        }
+    }
+
+    /// Decodes fixed batches until every [`Engine`] handle is dropped.
+    fn serve_batches(&self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {
             // Requests that come in together (clients answered by the last batch send their
             // next request at once) are gathered for `batch_wait` before decoding starts.
@@ -438,15 +623,7 @@ impl Worker<'_> {
         match generated {
             Ok(Ok(pieces)) => Ok(pieces),
             Ok(Err(e)) => Err(sampling_error("request", e)),
-            Err(panic) => {
-                let what = panic
-                    .downcast_ref::<String>()
-                    .map(String::as_str)
-                    .or_else(|| panic.downcast_ref::<&str>().copied())
-                    .unwrap_or("a panic");
-                tracing::error!(%what, "decoding panicked");
-                Err(ApiError::status(500, format!("decoding failed: {what}")))
-            }
+            Err(panic) => Err(panicked(&panic)),
         }
     }
 
@@ -481,6 +658,17 @@ impl Worker<'_> {
             let _ = job.events.send(Event::Done(result));
         }
     }
+}
+
+/// The 500 a panic while decoding answers (and logs).
+fn panicked(panic: &Box<dyn std::any::Any + Send>) -> ApiError {
+    let what = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("a panic");
+    tracing::error!(%what, "decoding panicked");
+    ApiError::status(500, format!("decoding failed: {what}"))
 }
 
 /// A [`SamplingError`] as the API reports it: the client's fault (4xx) when it names an

@@ -87,7 +87,8 @@ impl Metrics {
         self.queue.fetch_add(delta, Ordering::Relaxed);
     }
 
-    /// A batch of `rows` started.
+    /// A decoding step of `rows` rows ran (continuous batching), or a fixed batch of `rows`
+    /// started.
     pub fn batch(&self, rows: usize) {
         let mut h = self.histograms.lock().unwrap_or_else(|e| e.into_inner());
         h.batch.observe(&BATCH_BUCKETS, rows as f64);
@@ -156,7 +157,7 @@ impl Metrics {
         h.batch.write(
             &mut out,
             "aurl_batch_rows",
-            "Rows per decoded batch.",
+            "Rows per decoding step (continuous batching), or per batch (fixed batches).",
             &BATCH_BUCKETS,
         );
         h.latency.write(
@@ -168,7 +169,7 @@ impl Metrics {
         h.decode.write(
             &mut out,
             "aurl_batch_decode_seconds",
-            "Seconds a request's batch decoded.",
+            "Seconds from a request's start of decoding to its piece.",
             &LATENCY_BUCKETS,
         );
         h.first_note.write(

@@ -416,3 +416,48 @@ async fn a_request_over_the_timeout_is_a_504_and_its_row_is_cancelled() {
     let _ = busy.await;
     assert!(engine.metrics().count("timeout") >= 2);
 }
+
+#[tokio::test]
+async fn a_request_joins_the_running_batch_and_leaves_it_when_done() {
+    let engine = engine(Limits {
+        max_tokens: 4000,
+        ..limits()
+    });
+    let app = router(engine.clone(), None);
+    let short = r#"{"tokens": 16, "min_tokens": 16, "seed": 4, "top_k": 20}"#;
+    let alone = call(&app, post("/v1/generate", short)).await.1;
+    // A long piece streams; once its first note is out, a short request comes in.
+    let long = app
+        .clone()
+        .oneshot(post(
+            "/v1/generate/stream",
+            r#"{"tokens": 4000, "min_tokens": 4000, "seed": 9}"#,
+        ))
+        .await
+        .unwrap();
+    let mut body = long.into_body();
+    let first = body.frame().await.unwrap().unwrap();
+    assert!(first.is_data());
+    let (status, joined, _) = call(&app, post("/v1/generate", short)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        joined, alone,
+        "a piece does not depend on the rows it decoded with"
+    );
+    // The short request was answered while the long one still decodes: it joined the
+    // running batch (fixed batches would have made it wait for the long piece) and shared
+    // its steps.
+    assert_eq!(engine.metrics().count("ok"), 2);
+    let (_, metrics, _) = call(&app, get("/metrics")).await;
+    let metrics = String::from_utf8(metrics).unwrap();
+    let bucket = |le: &str| -> u64 {
+        let line = format!("aurl_batch_rows_bucket{{le=\"{le}\"}} ");
+        let at = metrics.find(&line).unwrap() + line.len();
+        metrics[at..].lines().next().unwrap().parse().unwrap()
+    };
+    assert!(
+        bucket("2") > bucket("1"),
+        "some steps decoded two rows\n{metrics}"
+    );
+    drop(body);
+}
