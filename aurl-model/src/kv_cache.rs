@@ -155,6 +155,7 @@ impl KvCache {
         }
         let len = self.len.max(other.len);
         let (shift, other_shift) = (len - self.len, len - other.len);
+        let (b1, b2) = (self.batch, other.batch);
         for (mine, theirs) in self.layers.iter_mut().zip(other.layers) {
             for (buf, new) in [
                 (&mut mine.keys, theirs.keys),
@@ -163,9 +164,20 @@ impl KvCache {
                 let (Some(old), Some(new)) = (buf.take(), new) else {
                     return Err(ModelError::Shape("joining an empty cache".into()));
                 };
-                let old = placed(old, self.len, shift);
-                let new = placed(new, other.len, other_shift);
-                *buf = Some(Tensor::cat(vec![old, new], 0));
+                let [_, h, old_cap, d] = old.dims();
+                // Room to grow as `grow_and_write` would leave it, so the next steps write in
+                // place instead of copying the joined buffer again.
+                let cap = old_cap.max((2 * (len + 1)).next_power_of_two().max(MIN_CAPACITY));
+                let joined = Tensor::<4>::zeros([b1 + b2, h, cap, d], &old.device())
+                    .slice_assign(
+                        [0..b1, 0..h, shift..len, 0..d],
+                        old.slice([0..b1, 0..h, 0..self.len, 0..d]),
+                    )
+                    .slice_assign(
+                        [b1..b1 + b2, 0..h, other_shift..len, 0..d],
+                        new.slice([0..b2, 0..h, 0..other.len, 0..d]),
+                    );
+                *buf = Some(joined);
             }
         }
         self.musical = match (self.musical.take(), other.musical) {
@@ -409,18 +421,6 @@ pub(crate) fn block_means(x: Tensor<4>, block: usize) -> (Option<Tensor<4>>, Opt
     });
     let rest = (blocks * block < n).then(|| x.narrow(2, blocks * block, n - blocks * block));
     (full, rest)
-}
-
-/// The first `len` slots of `buffer` `[b, h, capacity, d]` moved right by `shift` slots
-/// (zeros before them): `[b, h, len + shift, d]`.
-fn placed(buffer: Tensor<4>, len: usize, shift: usize) -> Tensor<4> {
-    let [b, h, _, d] = buffer.dims();
-    let kept = buffer.slice([0..b, 0..h, 0..len, 0..d]);
-    if shift == 0 {
-        return kept;
-    }
-    let zeros = Tensor::<4>::zeros([b, h, shift, d], &kept.device());
-    Tensor::cat(vec![zeros, kept], 2)
 }
 
 /// The position held by ring slot `s` once `len` positions went through a ring of `w` slots.

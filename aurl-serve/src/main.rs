@@ -40,10 +40,12 @@ struct Args {
     /// Seconds a request may take, waiting included.
     #[arg(long, default_value_t = 300.0)]
     timeout: f64,
-    /// Milliseconds the idle engine waits for more requests to batch with the first.
+    /// Fixed batches (windowed models): milliseconds the idle engine waits for more
+    /// requests to batch with the first.
     #[arg(long, default_value_t = 5)]
     batch_wait_ms: u64,
-    /// Threads decoding batches at once (default: the backend's choice).
+    /// Fixed batches (windowed models): threads decoding batches at once (default: the
+    /// backend's choice).
     #[arg(long)]
     workers: Option<usize>,
     /// Weight format decoding reads: f32, f16 or int8.

@@ -1,0 +1,187 @@
+//! The continuous loop of the engine: requests join the running batch between decoding
+//! steps and leave it when done ([`Continuous`]).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::time::Instant;
+
+use aurl::sampling::{Continuous, Generated, Step};
+use tokio::sync::mpsc;
+
+use super::{Event, Job, Prepared, Worker, panicked, sampling_error};
+
+/// A job whose rows are in the continuous batch.
+struct Running {
+    prepared: Prepared,
+    pieces: Vec<Option<Generated>>,
+    /// Rows still decoding.
+    left: usize,
+    /// Whether a note was sent (a failed job that was is not decoded again).
+    streamed: bool,
+    joined: Instant,
+}
+
+/// The key of row `piece` of job `job` in the continuous batch.
+fn row_key(job: u64, piece: usize) -> u64 {
+    (job << 16) | piece as u64
+}
+
+impl Worker<'_> {
+    /// The continuous loop: admit what waits (blocking only when idle), step, answer the
+    /// finished jobs.
+    pub(super) fn serve_continuous(
+        &self,
+        mut jobs: mpsc::Receiver<Job>,
+        mut batch: Continuous<'_, '_>,
+    ) {
+        let mut running: HashMap<u64, Running> = HashMap::new();
+        let mut waiting: VecDeque<Prepared> = VecDeque::new();
+        let mut next_id = 0u64;
+        let mut open = true;
+        loop {
+            if batch.is_empty() && waiting.is_empty() {
+                match jobs.blocking_recv() {
+                    Some(job) => self.take(job, &mut waiting),
+                    None => return,
+                }
+            }
+            while open && batch.len() + waiting.len() < self.max_batch {
+                match jobs.try_recv() {
+                    Ok(job) => self.take(job, &mut waiting),
+                    Err(mpsc::error::TryRecvError::Empty) => break,
+                    Err(mpsc::error::TryRecvError::Disconnected) => open = false,
+                }
+            }
+            // A job joins when all its rows fit (or the batch is empty).
+            while let Some(first) = waiting.front() {
+                let rows = first.requests.len();
+                if !batch.is_empty() && batch.len() + rows > self.max_batch {
+                    break;
+                }
+                if let Some(prepared) = waiting.pop_front() {
+                    self.join(prepared, next_id, &mut batch, &mut running);
+                    next_id += 1;
+                }
+            }
+            if batch.is_empty() {
+                if !open && waiting.is_empty() {
+                    return;
+                }
+                continue;
+            }
+            self.metrics.batch(batch.len());
+            match std::panic::catch_unwind(AssertUnwindSafe(|| batch.step())) {
+                Ok(Ok(step)) => self.dispatch(step, &mut running),
+                failed => {
+                    let error = match failed {
+                        Ok(Err(e)) => sampling_error("request", e),
+                        Err(panic) => panicked(&panic),
+                        Ok(Ok(_)) => continue,
+                    };
+                    batch.clear();
+                    for (_, job) in running.drain() {
+                        if job.streamed {
+                            self.metrics.outcome("failed");
+                            let _ = job
+                                .prepared
+                                .job
+                                .events
+                                .send(Event::Done(Err(error.clone())));
+                        } else {
+                            // Alone, through the fixed-batch path: only the faulty one fails.
+                            self.decode(vec![job.prepared]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Takes `job` off the queue into `waiting`, unless it is answered already.
+    fn take(&self, job: Job, waiting: &mut VecDeque<Prepared>) {
+        self.metrics.queued(-1);
+        if let Some(prepared) = self.prepare(job) {
+            waiting.push_back(prepared);
+        }
+    }
+
+    /// Adds the rows of `prepared` to the batch as job `id`; a row the batch refuses (or a
+    /// panic while prefilling it) fails the job, whose other rows are cancelled.
+    fn join(
+        &self,
+        prepared: Prepared,
+        id: u64,
+        batch: &mut Continuous<'_, '_>,
+        running: &mut HashMap<u64, Running>,
+    ) {
+        let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for (k, request) in prepared.requests.iter().enumerate() {
+                batch
+                    .join(row_key(id, k), request.clone())
+                    .map_err(|e| sampling_error("request", e))?;
+            }
+            Ok(())
+        }));
+        let error = match joined {
+            Ok(Ok(())) => {
+                let rows = prepared.requests.len();
+                running.insert(
+                    id,
+                    Running {
+                        prepared,
+                        pieces: vec![None; rows],
+                        left: rows,
+                        streamed: false,
+                        joined: Instant::now(),
+                    },
+                );
+                return;
+            }
+            Ok(Err(e)) => e,
+            Err(panic) => panicked(&panic),
+        };
+        // Rows that did join leave at the next step; the job is answered now.
+        prepared.job.cancel.cancel();
+        self.metrics.outcome(if error.status < 500 {
+            "bad_request"
+        } else {
+            "failed"
+        });
+        let _ = prepared.job.events.send(Event::Done(Err(error)));
+    }
+
+    /// Sends a step's notes to their jobs and answers the jobs it finished.
+    fn dispatch(&self, step: Step, running: &mut HashMap<u64, Running>) {
+        self.metrics.busy(step.seconds);
+        self.metrics.tokens(step.tokens.len() as u64);
+        for token in &step.tokens {
+            let Some(job) = running.get_mut(&(token.key >> 16)) else {
+                continue;
+            };
+            let events = &job.prepared.job.events;
+            if events.is_closed() {
+                job.prepared.job.cancel.cancel();
+            } else if let Some(note) = token.note {
+                job.streamed = true;
+                let piece = (token.key & 0xffff) as usize;
+                let _ = events.send(Event::Note { piece, note });
+            }
+        }
+        for (key, generated) in step.finished {
+            let id = key >> 16;
+            let Some(job) = running.get_mut(&id) else {
+                continue;
+            };
+            if let Some(slot) = job.pieces.get_mut((key & 0xffff) as usize) {
+                *slot = Some(generated);
+                job.left -= 1;
+            }
+            if job.left == 0
+                && let Some(job) = running.remove(&id)
+            {
+                let pieces = job.pieces.into_iter().flatten().collect();
+                self.answer(std::slice::from_ref(&job.prepared), pieces, job.joined);
+            }
+        }
+    }
+}
