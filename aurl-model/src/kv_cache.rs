@@ -203,7 +203,10 @@ impl KvCache {
             *self = Self::new(0, self.layers.len(), self.window, self.block);
             return Ok(());
         }
-        self.reorder(rows)?;
+        let unchanged = rows.len() == self.batch && rows.iter().enumerate().all(|(i, &r)| i == r);
+        if !unchanged {
+            self.reorder(rows)?;
+        }
         let first = self.starts.iter().copied().min().unwrap_or(0);
         if first > 0 && 4 * first >= self.len {
             for layer in &mut self.layers {

@@ -51,6 +51,10 @@ pub struct Limits {
     pub max_body: usize,
     /// Seconds a request may take, waiting included (`--timeout`).
     pub timeout_s: f64,
+    /// Whether requests join the running batch between steps (`--batching continuous`,
+    /// the default where the model allows it) or decode in fixed batches (`--batching
+    /// fixed`, for comparisons and bug reports).
+    pub continuous: bool,
     /// With fixed batches (models that cannot batch continuously), how long the engine,
     /// given a request while idle, waits for more to batch with it (`--batch-wait-ms`):
     /// requests that arrive together decode together.
@@ -66,6 +70,7 @@ impl Default for Limits {
             queue: 32,
             max_body: 8 << 20,
             timeout_s: 300.0,
+            continuous: true,
             batch_wait: Duration::from_millis(5),
         }
     }
@@ -163,6 +168,7 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         let (queue, jobs) = mpsc::channel(limits.queue.max(1));
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let workers = workers.max(1);
         let config = GenerationConfig {
             batch_size: limits.max_batch.max(1),
             workers: workers.max(1),
@@ -173,6 +179,7 @@ impl Engine {
         let thread_metrics = Arc::clone(&metrics);
         let max_batch = limits.max_batch.max(1);
         let batch_wait = limits.batch_wait;
+        let continuous = limits.continuous;
         std::thread::Builder::new()
             .name("aurl-engine".into())
             .spawn(move || {
@@ -194,8 +201,12 @@ impl Engine {
                     metrics: &thread_metrics,
                     max_batch,
                     batch_wait,
+                    shards: workers.max(1),
                 };
-                worker.serve(jobs);
+                if continuous && Continuous::supports(&worker.generator) {
+                    return worker.serve_continuous(jobs);
+                }
+                worker.serve_batches(jobs);
             })?;
         ready_rx.recv()??;
         Ok(Self {
@@ -290,6 +301,8 @@ struct Worker<'m> {
     metrics: &'m Metrics,
     max_batch: usize,
     batch_wait: Duration,
+    /// Continuous batches stepped at once (each on its own core).
+    shards: usize,
 }
 
 /// A job's requests, ready to decode.
@@ -299,15 +312,6 @@ struct Prepared {
 }
 
 impl Worker<'_> {
-    /// Decodes until every [`Engine`] handle is dropped: continuously when the model allows
-    /// it, in fixed batches otherwise.
-    fn serve(&self, jobs: mpsc::Receiver<Job>) {
-        match Continuous::new(&self.generator) {
-            Ok(batch) => self.serve_continuous(jobs, batch),
-            Err(_) => self.serve_batches(jobs),
-        }
-    }
-
     /// Decodes fixed batches until every [`Engine`] handle is dropped.
     fn serve_batches(&self, mut jobs: mpsc::Receiver<Job>) {
         while let Some(first) = jobs.blocking_recv() {

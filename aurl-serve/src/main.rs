@@ -48,6 +48,11 @@ struct Args {
     /// backend's choice).
     #[arg(long)]
     workers: Option<usize>,
+    /// How requests share decoding steps: `continuous` (join the running batch between
+    /// steps; models with a sliding window or block summaries fall back to fixed) or `fixed`
+    /// (decode in batches gathered while the engine is idle).
+    #[arg(long, value_enum, default_value_t = Batching::Continuous)]
+    batching: Batching,
     /// Weight format decoding reads: f32, f16 or int8.
     #[arg(long, default_value = "f32")]
     weights: WeightFormat,
@@ -108,6 +113,7 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
         max_body: args.max_body,
         timeout_s: args.timeout,
         batch_wait: Duration::from_millis(args.batch_wait_ms),
+        continuous: args.batching == Batching::Continuous,
     };
     let workers = args
         .workers
@@ -145,6 +151,13 @@ async fn serve(args: Args) -> Result<(), Box<dyn std::error::Error + Send + Sync
 }
 
 /// Resolves on SIGTERM or Ctrl-C.
+/// `--batching`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Batching {
+    Continuous,
+    Fixed,
+}
+
 async fn shutdown() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -113,23 +113,38 @@ async fn a_seed_gives_the_same_midi_bytes_and_json_carries_them() {
 
 #[tokio::test]
 async fn concurrent_requests_are_batched_and_each_gets_its_own_seeds_piece() {
-    let app = router(engine(limits()), None);
     let body =
         |seed: u64| format!(r#"{{"tokens": 40, "min_tokens": 40, "seed": {seed}, "top_k": 20}}"#);
-    let alone: Vec<Vec<u8>> = {
-        let mut out = Vec::new();
-        for seed in 0..4 {
-            out.push(call(&app, post("/v1/generate", &body(seed))).await.1);
-        }
-        out
-    };
-    let together = futures_join(&app, (0..4).map(body).collect()).await;
-    assert_eq!(alone, together, "a piece does not depend on its batch");
-    let (_, metrics, _) = call(&app, get("/metrics")).await;
-    let metrics = String::from_utf8(metrics).unwrap();
-    assert!(
-        metrics.contains("aurl_requests_total{outcome=\"ok\"} 8"),
-        "{metrics}"
+    let mut by_mode = Vec::new();
+    // Continuous batching, then fixed batches (`--batching fixed`): the same pieces.
+    for continuous in [true, false] {
+        let app = router(
+            engine(Limits {
+                continuous,
+                ..limits()
+            }),
+            None,
+        );
+        let alone: Vec<Vec<u8>> = {
+            let mut out = Vec::new();
+            for seed in 0..4 {
+                out.push(call(&app, post("/v1/generate", &body(seed))).await.1);
+            }
+            out
+        };
+        let together = futures_join(&app, (0..4).map(body).collect()).await;
+        assert_eq!(alone, together, "a piece does not depend on its batch");
+        let (_, metrics, _) = call(&app, get("/metrics")).await;
+        let metrics = String::from_utf8(metrics).unwrap();
+        assert!(
+            metrics.contains("aurl_requests_total{outcome=\"ok\"} 8"),
+            "{metrics}"
+        );
+        by_mode.push(alone);
+    }
+    assert_eq!(
+        by_mode[0], by_mode[1],
+        "both ways of batching give the same bytes"
     );
 }
 

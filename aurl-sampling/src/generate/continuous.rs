@@ -9,6 +9,7 @@ use std::time::Instant;
 use aurl_core::tokenize::TokenId;
 use aurl_model::KvCache;
 use burn::prelude::*;
+use rayon::prelude::*;
 
 use super::batch::{Buffers, Row};
 use super::{Generated, Generator, Request};
@@ -221,15 +222,24 @@ impl<'g, 'a> Continuous<'g, 'a> {
         let generator = self.generator;
         let vocab = generator.model.vocab_size();
         let context = generator.context();
-        let mut buffers = Buffers::new(vocab);
         let mut step = Step {
             rows: self.rows.len(),
             ..Step::default()
         };
+        // Rows sample on both cores (each has its own generator state and seed).
+        let sampled: Vec<Option<(TokenId, Option<StreamNote>)>> = self
+            .rows
+            .par_iter_mut()
+            .zip(self.logits.par_chunks(vocab))
+            .map_init(
+                || Buffers::new(vocab),
+                |buffers, (live, logits)| {
+                    generator.step_row(&mut live.row, logits, live.prompt_len, buffers)
+                },
+            )
+            .collect();
         let mut next = Vec::with_capacity(self.rows.len());
-        for (i, live) in self.rows.iter_mut().enumerate() {
-            let logits = &self.logits[i * vocab..(i + 1) * vocab];
-            let sampled = generator.step_row(&mut live.row, logits, live.prompt_len, &mut buffers);
+        for (live, sampled) in self.rows.iter().zip(sampled) {
             if let Some((token, note)) = sampled {
                 step.tokens.push(RowToken {
                     key: live.key,
