@@ -119,7 +119,10 @@ impl Worker<'_> {
                 continue;
             }
             self.metrics.batch(batch.len());
+            let started = Instant::now();
             let stepped = std::panic::catch_unwind(AssertUnwindSafe(|| batch.step()));
+            // Wall time: shards step at once.
+            self.metrics.busy(started.elapsed().as_secs_f64());
             match stepped {
                 Ok(Ok(steps)) => {
                     for step in steps {
@@ -206,7 +209,6 @@ impl Worker<'_> {
 
     /// Sends a step's notes to their jobs and answers the jobs it finished.
     fn dispatch(&self, step: Step, running: &mut HashMap<u64, Running>) {
-        self.metrics.busy(step.seconds);
         self.metrics.tokens(step.tokens.len() as u64);
         for token in &step.tokens {
             let Some(job) = running.get_mut(&(token.key >> 16)) else {
