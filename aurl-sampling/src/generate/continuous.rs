@@ -37,7 +37,9 @@ use crate::schedule::on_pool;
 /// # let model = TransformerConfig::tiny(remi.vocab().len()).init(&device).unwrap();
 /// let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default()).unwrap();
 /// let mut batch = Continuous::new(&generator).unwrap();
-/// batch.join(1, Request { max_new_tokens: 8, seed: 1, ..Request::default() }).unwrap();
+/// // Eight new tokens (no EOS before them), then a second request joins at step 3.
+/// let long = Request { max_new_tokens: 8, min_new_tokens: Some(8), seed: 1, ..Request::default() };
+/// batch.join(1, long).unwrap();
 /// let mut done = Vec::new();
 /// let mut steps = 0;
 /// while !batch.is_empty() {
