@@ -4,6 +4,7 @@
 //! share every decoding step.
 
 use std::borrow::Cow;
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use aurl_core::tokenize::TokenId;
@@ -78,6 +79,12 @@ impl std::fmt::Debug for Live {
             .field("tokens", &self.row.tokens.len())
             .finish_non_exhaustive()
     }
+}
+
+/// A request ready to join: its row and the tokens its prefill feeds.
+struct Pending {
+    live: Live,
+    fed: Vec<TokenId>,
 }
 
 /// A token sampled by one row of a [`Continuous`] batch.
@@ -156,6 +163,39 @@ impl<'g, 'a> Continuous<'g, 'a> {
     /// # Errors
     /// As [`Generator::generate`] for this request; the batch is unchanged.
     pub fn join(&mut self, key: u64, request: Request) -> Result<(), SamplingError> {
+        let mut results = self.join_all(vec![(key, request)]);
+        results.pop().map_or(Ok(()), |(_, result)| result)
+    }
+
+    /// Adds several requests at once: those whose prompts have the same length are
+    /// prefilled together in one batched forward call (a burst of arrivals reaches its
+    /// first step sooner than joining one by one), then decode with the others from the
+    /// next step. The pieces are those [`Continuous::join`] gives.
+    ///
+    /// Returns each key with its outcome: a refused request (as [`Generator::generate`]
+    /// refuses it) or a failed prefill leaves the batch without it.
+    pub fn join_all(
+        &mut self,
+        requests: Vec<(u64, Request)>,
+    ) -> Vec<(u64, Result<(), SamplingError>)> {
+        let mut out = Vec::with_capacity(requests.len());
+        let mut groups: BTreeMap<usize, Vec<Pending>> = BTreeMap::new();
+        for (key, request) in requests {
+            match self.pending(key, request) {
+                Ok(p) => groups.entry(p.fed.len()).or_default().push(p),
+                Err(e) => out.push((key, Err(e))),
+            }
+        }
+        for group in groups.into_values() {
+            let keys: Vec<u64> = group.iter().map(|p| p.live.key).collect();
+            let result = self.prefill_group(group);
+            out.extend(keys.into_iter().map(|k| (k, result.clone())));
+        }
+        out
+    }
+
+    /// `request`, checked, with its row state and what its prefill feeds.
+    fn pending(&self, key: u64, request: Request) -> Result<Pending, SamplingError> {
         let generator = self.generator;
         BarControl::validate(&request.controls, &generator.vocab)?;
         if let Some(strategy) = &request.strategy {
@@ -168,31 +208,49 @@ impl<'g, 'a> Continuous<'g, 'a> {
         };
         let latent = generator.batch_latent(&[(&prompt, &request)])?;
         let row = generator.start_row(&prompt, Cow::Owned(request))?;
-        let prompt_len = prompt.len();
         let context = generator.context();
         let condition = match (generator.vae, &latent) {
             (Some(vae), Some(latent)) => Some(vae.condition(latent, 0, context)),
             _ => None,
         };
+        let prompt_len = prompt.len();
         let fed = if prompt_len >= context {
             generator.slid_context(&prompt, context)
         } else {
             prompt
         };
+        Ok(Pending {
+            live: Live {
+                key,
+                row,
+                prompt_len,
+                condition,
+            },
+            fed,
+        })
+    }
+
+    /// Prefills `group` (prompts of one length) as one batch and adds its rows.
+    fn prefill_group(&mut self, group: Vec<Pending>) -> Result<(), SamplingError> {
+        let generator = self.generator;
+        let b = group.len();
+        let rows: Vec<(&[TokenId], &Request)> = group
+            .iter()
+            .map(|p| (p.fed.as_slice(), &*p.live.row.request))
+            .collect();
+        let latent = generator.batch_latent(&rows)?;
+        let flat: Vec<i64> = group
+            .iter()
+            .flat_map(|p| p.fed.iter().map(|&x| i64::from(x)))
+            .collect();
         let (cache, logits) = on_pool(|| -> Result<_, SamplingError> {
-            let mut cache = generator.model.new_cache(1);
-            let flat = fed.iter().map(|&x| i64::from(x)).collect();
-            let logits = generator.prefill(flat, 1, Some(&mut cache), latent.as_ref())?;
+            let mut cache = generator.model.new_cache(b);
+            let logits = generator.prefill(flat, b, Some(&mut cache), latent.as_ref())?;
             Ok((cache, floats(logits)?))
         })?;
         self.cache.join(cache).map_err(SamplingError::Model)?;
         self.logits.extend_from_slice(&logits);
-        self.rows.push(Live {
-            key,
-            row,
-            prompt_len,
-            condition,
-        });
+        self.rows.extend(group.into_iter().map(|p| p.live));
         Ok(())
     }
 

@@ -10,6 +10,7 @@ use rayon::prelude::*;
 use tokio::sync::mpsc;
 
 use super::{Event, Job, Prepared, Worker, panicked, sampling_error};
+use crate::api::ApiError;
 
 /// A job whose rows are in the continuous batch.
 struct Running {
@@ -48,11 +49,23 @@ impl<'g, 'a> Shards<'g, 'a> {
         self.0.iter().all(Continuous::is_empty)
     }
 
-    fn join(&mut self, key: u64, request: Request) -> Result<(), SamplingError> {
-        match self.0.iter_mut().min_by_key(|s| s.len()) {
-            Some(shard) => shard.join(key, request),
-            None => Ok(()),
+    /// Each request to the batch with the fewest rows (counting those just given), each
+    /// batch's share joined at once.
+    fn join_all(&mut self, requests: Vec<(u64, Request)>) -> Vec<(u64, Result<(), SamplingError>)> {
+        let mut loads: Vec<usize> = self.0.iter().map(Continuous::len).collect();
+        let mut shares: Vec<Vec<(u64, Request)>> = vec![Vec::new(); self.0.len()];
+        for request in requests {
+            let Some(i) = (0..loads.len()).min_by_key(|&i| loads[i]) else {
+                break;
+            };
+            loads[i] += 1;
+            shares[i].push(request);
         }
+        self.0
+            .iter_mut()
+            .zip(shares)
+            .flat_map(|(shard, share)| shard.join_all(share))
+            .collect()
     }
 
     /// One step of every batch with rows, at once.
@@ -101,16 +114,23 @@ impl Worker<'_> {
                     Err(mpsc::error::TryRecvError::Disconnected) => open = false,
                 }
             }
-            // A job joins when all its rows fit (or the batch is empty).
+            // A job joins when all its rows fit (or the batch is empty); the jobs admitted
+            // together are prefilled together.
+            let mut admitted = Vec::new();
+            let mut rows = batch.len();
             while let Some(first) = waiting.front() {
-                let rows = first.requests.len();
-                if !batch.is_empty() && batch.len() + rows > self.max_batch {
+                let more = first.requests.len();
+                if rows > 0 && rows + more > self.max_batch {
                     break;
                 }
                 if let Some(prepared) = waiting.pop_front() {
-                    self.join(prepared, next_id, &mut batch, &mut running);
+                    rows += more;
+                    admitted.push((next_id, prepared));
                     next_id += 1;
                 }
+            }
+            if !admitted.is_empty() {
+                self.join(admitted, &mut batch, &mut running);
             }
             if batch.is_empty() {
                 if !open && waiting.is_empty() {
@@ -162,25 +182,40 @@ impl Worker<'_> {
         }
     }
 
-    /// Adds the rows of `prepared` to the batch as job `id`; a row the batch refuses (or a
-    /// panic while prefilling it) fails the job, whose other rows are cancelled.
+    /// Adds the rows of the `admitted` jobs to the batch (prefilled together where their
+    /// prompts are as long); a row the batch refuses (or a panic while prefilling) fails
+    /// its job, whose other rows are cancelled.
     fn join(
         &self,
-        prepared: Prepared,
-        id: u64,
+        admitted: Vec<(u64, Prepared)>,
         batch: &mut Shards<'_, '_>,
         running: &mut HashMap<u64, Running>,
     ) {
-        let joined = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            for (k, request) in prepared.requests.iter().enumerate() {
-                batch
-                    .join(row_key(id, k), request.clone())
-                    .map_err(|e| sampling_error("request", e))?;
+        let requests: Vec<(u64, Request)> = admitted
+            .iter()
+            .flat_map(|(id, p)| {
+                (p.requests.iter().enumerate()).map(|(k, r)| (row_key(*id, k), r.clone()))
+            })
+            .collect();
+        let joined = std::panic::catch_unwind(AssertUnwindSafe(|| batch.join_all(requests)));
+        let mut failed: HashMap<u64, ApiError> = HashMap::new();
+        match joined {
+            Ok(results) => {
+                for (key, result) in results {
+                    if let Err(e) = result {
+                        failed
+                            .entry(key >> 16)
+                            .or_insert_with(|| sampling_error("request", e));
+                    }
+                }
             }
-            Ok(())
-        }));
-        let error = match joined {
-            Ok(Ok(())) => {
+            Err(panic) => {
+                let error = panicked(&panic);
+                failed.extend(admitted.iter().map(|(id, _)| (*id, error.clone())));
+            }
+        }
+        for (id, prepared) in admitted {
+            let Some(error) = failed.remove(&id) else {
                 let rows = prepared.requests.len();
                 running.insert(
                     id,
@@ -192,19 +227,17 @@ impl Worker<'_> {
                         joined: Instant::now(),
                     },
                 );
-                return;
-            }
-            Ok(Err(e)) => e,
-            Err(panic) => panicked(&panic),
-        };
-        // Rows that did join leave at the next step; the job is answered now.
-        prepared.job.cancel.cancel();
-        self.metrics.outcome(if error.status < 500 {
-            "bad_request"
-        } else {
-            "failed"
-        });
-        let _ = prepared.job.events.send(Event::Done(Err(error)));
+                continue;
+            };
+            // Rows that did join leave at the next step; the job is answered now.
+            prepared.job.cancel.cancel();
+            self.metrics.outcome(if error.status < 500 {
+                "bad_request"
+            } else {
+                "failed"
+            });
+            let _ = prepared.job.events.send(Event::Done(Err(error)));
+        }
     }
 
     /// Sends a step's notes to their jobs and answers the jobs it finished.
