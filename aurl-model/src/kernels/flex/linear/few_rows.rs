@@ -136,10 +136,11 @@ pub(in crate::kernels::flex) fn few_rows_int8(
 /// Weight rows widened per block before a gemm call in the several-row paths.
 pub(super) const WIDEN_ROWS: usize = 64;
 
-/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with int8 weights and a scale per [`INT8_BLOCK`] columns of a row
-/// (`j0` and `cols` whole blocks, or `cols` up to the row's end). One input row: each
-/// weight row is widened, scaled and accumulated in one pass; several: blocks of weight
-/// rows are widened into f32 and multiplied by gemm.
+/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with int8
+/// weights and a scale per [`INT8_BLOCK`] columns of a row (`j0` and `cols` whole blocks,
+/// or `cols` up to the row's end). One input row: each weight row is widened, scaled and
+/// accumulated in one pass; several: blocks of weight rows are widened into f32 and
+/// multiplied by gemm.
 pub(super) fn accumulate_int8(
     x: &[f32],
     (q, scales): (&[i8], &[f32]),
@@ -164,8 +165,9 @@ pub(super) fn accumulate_int8(
     });
 }
 
-/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with the weight in IEEE half precision, widened as it is read (one
-/// pass per weight row for one input row, gemm over widened blocks for several).
+/// `acc[r] += Σ_i x[r][i] · w[i][j0..j0 + cols]` for every row `r` of `x`, with the weight
+/// in IEEE half precision, widened as it is read (one pass per weight row for one input
+/// row, gemm over widened blocks for several).
 pub(super) fn accumulate_f16(
     x: &[f32],
     w: &[f16],
