@@ -242,3 +242,42 @@ fn models_with_per_batch_attention_state_are_refused() {
     let generator = Generator::new(&model, remi.vocab(), uncached).unwrap();
     assert!(Continuous::new(&generator).is_err());
 }
+
+#[test]
+fn a_refused_request_of_a_burst_leaves_the_others_joined() {
+    let remi = remi();
+    let device = Device::flex();
+    device.seed(5);
+    let model = TransformerConfig::tiny(remi.vocab().len())
+        .init(&device)
+        .unwrap();
+    let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default()).unwrap();
+    let mut batch = Continuous::new(&generator).unwrap();
+    let good = |seed| Request {
+        max_new_tokens: 6,
+        min_new_tokens: Some(6),
+        seed,
+        ..Request::default()
+    };
+    let bad = Request {
+        strategy: Some(Strategy {
+            temperature: -1.0,
+            ..Strategy::default()
+        }),
+        ..good(2)
+    };
+    let results = batch.join_all(vec![(1, good(1)), (2, bad), (3, good(3))]);
+    let outcome: Vec<(u64, bool)> = results.iter().map(|(k, r)| (*k, r.is_ok())).collect();
+    assert!(outcome.contains(&(1, true)) && outcome.contains(&(3, true)));
+    assert!(outcome.contains(&(2, false)));
+    assert_eq!(batch.len(), 2);
+    // The two joined together decode the pieces they decode alone.
+    let mut done = HashMap::new();
+    while !batch.is_empty() {
+        done.extend(batch.step().unwrap().finished);
+    }
+    for seed in [1, 3] {
+        let alone = generator.generate(&[good(seed)]).unwrap();
+        assert_eq!(done[&seed], alone[0]);
+    }
+}
