@@ -17,6 +17,15 @@ fn remi() -> Remi {
     Remi::new(&TokenizerConfig::default()).unwrap()
 }
 
+/// The tiny transformer over REMI, initialised from `seed`.
+fn tiny(remi: &Remi, seed: u64) -> aurl_model::Transformer {
+    let device = Device::flex();
+    device.seed(seed);
+    TransformerConfig::tiny(remi.vocab().len())
+        .init(&device)
+        .unwrap()
+}
+
 /// Requests of several prompt lengths, settings and lengths.
 fn requests(remi: &Remi) -> Vec<Request> {
     let vocab = remi.vocab();
@@ -184,11 +193,7 @@ fn a_vae_rows_follow_their_codes() {
 #[test]
 fn a_cancelled_row_leaves_at_the_next_step() {
     let remi = remi();
-    let device = Device::flex();
-    device.seed(5);
-    let model = TransformerConfig::tiny(remi.vocab().len())
-        .init(&device)
-        .unwrap();
+    let model = tiny(&remi, 5);
     let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default()).unwrap();
     let mut batch = Continuous::new(&generator).unwrap();
     let cancel = CancelToken::default();
@@ -246,11 +251,7 @@ fn models_with_per_batch_attention_state_are_refused() {
 #[test]
 fn a_refused_request_of_a_burst_leaves_the_others_joined() {
     let remi = remi();
-    let device = Device::flex();
-    device.seed(5);
-    let model = TransformerConfig::tiny(remi.vocab().len())
-        .init(&device)
-        .unwrap();
+    let model = tiny(&remi, 5);
     let generator = Generator::new(&model, remi.vocab(), GenerationConfig::default()).unwrap();
     let mut batch = Continuous::new(&generator).unwrap();
     let good = |seed| Request {

@@ -15,7 +15,6 @@ use rayon::prelude::*;
 use super::batch::{Buffers, Row};
 use super::{Generated, Generator, Request};
 use crate::SamplingError;
-use crate::controls::BarControl;
 use crate::notes::StreamNote;
 use crate::schedule::on_pool;
 
@@ -197,10 +196,7 @@ impl<'g, 'a> Continuous<'g, 'a> {
     /// `request`, checked, with its row state and what its prefill feeds.
     fn pending(&self, key: u64, request: Request) -> Result<Pending, SamplingError> {
         let generator = self.generator;
-        BarControl::validate(&request.controls, &generator.vocab)?;
-        if let Some(strategy) = &request.strategy {
-            strategy.validate()?;
-        }
+        generator.check_request(&request)?;
         let prompt = if request.prompt.is_empty() {
             vec![generator.bos]
         } else {
@@ -367,15 +363,8 @@ impl<'g, 'a> Continuous<'g, 'a> {
     /// context, as a lone request slides.
     fn restart(&mut self, live: Live) -> Result<(), SamplingError> {
         let generator = self.generator;
-        let restart = generator.slid_context(&live.row.tokens, generator.context());
-        let latent = generator.batch_latent(&[(&live.row.tokens, &live.row.request)])?;
-        let mut cache = generator.model.new_cache(1);
-        let flat = restart.iter().map(|&x| i64::from(x)).collect();
-        let logits = generator.prefill(flat, 1, Some(&mut cache), latent.as_ref())?;
-        self.logits.extend_from_slice(&floats(logits)?);
-        self.cache.join(cache).map_err(SamplingError::Model)?;
-        self.rows.push(live);
-        Ok(())
+        let fed = generator.slid_context(&live.row.tokens, generator.context());
+        self.prefill_group(vec![Pending { live, fed }])
     }
 }
 

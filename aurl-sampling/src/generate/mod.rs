@@ -263,10 +263,7 @@ impl<'a> Generator<'a> {
         mut on_token: impl FnMut(TokenEvent),
     ) -> Result<Vec<Generated>, SamplingError> {
         for r in requests {
-            BarControl::validate(&r.controls, &self.vocab)?;
-            if let Some(strategy) = &r.strategy {
-                strategy.validate()?;
-            }
+            self.check_request(r)?;
         }
         let prompts: Vec<Vec<TokenId>> = requests
             .iter()
@@ -320,6 +317,15 @@ impl<'a> Generator<'a> {
             }
         }
         Ok(out.into_iter().flatten().collect())
+    }
+
+    /// Refuses a request whose controls or own strategy are invalid.
+    fn check_request(&self, request: &Request) -> Result<(), SamplingError> {
+        BarControl::validate(&request.controls, &self.vocab)?;
+        match &request.strategy {
+            Some(strategy) => strategy.validate(),
+            None => Ok(()),
+        }
     }
 
     /// The positions the model attends to (see [`GenerationConfig::context`]).
