@@ -72,7 +72,7 @@ impl DiscriminatorConfig {
             return Err(invalid("vocab_size", "must be at least 1"));
         }
         let h = self.hidden;
-        Ok(Discriminator {
+        Ok(crate::eager::eager(Discriminator {
             embedding: Initializer::Normal {
                 mean: 0.0,
                 std: 1.0,
@@ -89,7 +89,7 @@ impl DiscriminatorConfig {
                 })
                 .collect(),
             leak: self.leak,
-        })
+        }))
     }
 }
 

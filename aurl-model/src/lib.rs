@@ -52,6 +52,7 @@ mod attention;
 mod block;
 mod config;
 mod discriminator;
+mod eager;
 mod error;
 mod feed_forward;
 pub mod kernels;

@@ -47,14 +47,15 @@ enum At<'p> {
 }
 
 impl TransformerConfig {
-    /// Builds the model on `device` (weights initialised at random; seed with
-    /// `device.seed(..)` first for reproducibility).
+    /// Builds the model on `device`, every weight drawn at random now (seed with
+    /// `device.seed(..)` first for reproducibility: what draws from the generator later
+    /// does not change them).
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] naming the bad field.
     pub fn init(&self, device: &Device) -> Result<Transformer, ModelError> {
         self.validate()?;
-        Ok(Transformer {
+        Ok(crate::eager::eager(Transformer {
             embedding: EmbeddingConfig::new(self.vocab_size, self.d_model).init(device),
             positions: Positions::new(self, device),
             musical: self
@@ -70,7 +71,7 @@ impl TransformerConfig {
             window: self.window().unwrap_or(0),
             attention: self.attention,
             vocab_size: self.vocab_size,
-        })
+        }))
     }
 }
 

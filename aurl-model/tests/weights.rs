@@ -17,6 +17,7 @@ fn temp_dir(name: &str) -> std::path::PathBuf {
 
 #[test]
 fn a_saved_model_loads_back_with_identical_outputs() {
+    let _guard = common::rng_guard();
     let device = Device::flex();
     let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
     let config = TransformerConfig {
@@ -37,7 +38,27 @@ fn a_saved_model_loads_back_with_identical_outputs() {
 }
 
 #[test]
+fn a_built_model_keeps_the_weights_of_its_seed_whatever_draws_next() {
+    let _guard = common::rng_guard();
+    let device = Device::flex();
+    let config = TransformerConfig::tiny(40);
+    let tokens = ids(&random_rows(2, 12, 40, 5), &device);
+    device.seed(7);
+    let first = config.init(&device).unwrap();
+    // Something else draws from the generator before the weights are first used.
+    device.seed(99);
+    let _: Tensor<1> = Tensor::random([8], burn::tensor::Distribution::Default, &device);
+    let a = first.forward(tokens.clone(), 0, None).unwrap();
+    device.seed(7);
+    let second = config.init(&device).unwrap();
+    let b = second.forward(tokens, 0, None).unwrap();
+    assert_eq!(max_diff(a, b), 0.0);
+}
+
+#[test]
 fn a_half_weight_decoding_copy_is_refused_and_nothing_is_written() {
+    // Every test of this file draws from the one generator.
+    let _guard = common::rng_guard();
     let device = Device::flex();
     let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
     let config = TransformerConfig::tiny(vocab.len());
@@ -53,6 +74,8 @@ fn a_half_weight_decoding_copy_is_refused_and_nothing_is_written() {
 
 #[test]
 fn mismatches_and_damage_are_typed_errors() {
+    // Every test of this file draws from the one generator.
+    let _guard = common::rng_guard();
     let device = Device::flex();
     let vocab = Vocabulary::remi(&TokenizerConfig::default()).unwrap();
     let config = TransformerConfig::tiny(vocab.len());

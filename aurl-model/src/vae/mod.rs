@@ -134,7 +134,7 @@ impl VaeConfig {
         self.loss.kl.validate()
     }
 
-    /// Builds the model on `device`.
+    /// Builds the model on `device`, every weight drawn now (see [`TransformerConfig::init`]).
     ///
     /// # Errors
     /// [`ModelError::InvalidConfig`] naming the bad field.
@@ -147,7 +147,7 @@ impl VaeConfig {
             self.encoder_layers
         };
         let local = self.local_z_dim > 0;
-        Ok(Vae {
+        Ok(crate::eager::eager(Vae {
             encoder: SequenceEncoder::new(&self.decoder, layers, device),
             to_global: LinearConfig::new(d, 2 * self.z_dim).init(device),
             to_local: local.then(|| LinearConfig::new(d, 2 * self.local_z_dim).init(device)),
@@ -167,7 +167,7 @@ impl VaeConfig {
             z_dim: self.z_dim,
             local_z_dim: self.local_z_dim,
             loss: self.loss,
-        })
+        }))
     }
 }
 
