@@ -357,10 +357,9 @@ async fn a_vae_interpolates_between_two_uploads_into_an_array_of_pieces() {
     use aurl::model::vae::VaeConfig;
     let remi = Remi::new(&TokenizerConfig::default()).unwrap();
     let device = Device::flex();
-    device.seed(4);
     let config = VaeConfig::tiny(remi.vocab().len());
     let model = Generative::Vae(SavedModel {
-        model: config.init(&device).unwrap(),
+        model: common::seeded(&device, 4, |device| config.init(device).unwrap()),
         config,
         vocabulary: remi.vocab().clone(),
     });
