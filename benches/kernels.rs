@@ -22,8 +22,9 @@ use aurl::burn::tensor::Distribution;
 use aurl::model::kernels::{self, AttentionOptions, KernelMode};
 use criterion::{Criterion, criterion_group, criterion_main};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "../examples/support/alloc.rs"]
+mod alloc;
 
 fn random<const D: usize>(shape: [usize; D], device: &Device) -> Tensor<D> {
     Tensor::random(shape, Distribution::Normal(0.0, 1.0), device)
@@ -178,5 +179,12 @@ fn bench_adam(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_kernels);
+criterion_group! {
+    name = benches;
+    config = {
+        alloc::keep_freed_memory();
+        Criterion::default()
+    };
+    targets = bench_kernels
+}
 criterion_main!(benches);

@@ -23,11 +23,9 @@ use aurl::model::train::OptimizerKind;
 use aurl::model::{Transformer, TransformerConfig};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "../examples/support/alloc.rs"]
+mod alloc;
 
 const VOCAB: usize = 431;
 
@@ -180,5 +178,12 @@ fn bench_generate(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_train, bench_decode_step, bench_generate);
+criterion_group! {
+    name = benches;
+    config = {
+        alloc::keep_freed_memory();
+        Criterion::default()
+    };
+    targets = bench_train, bench_decode_step, bench_generate
+}
 criterion_main!(benches);

@@ -26,11 +26,9 @@ use aurl::model::{AttentionKind, Transformer, TransformerConfig, WeightFormat};
 use aurl::sampling::{GenerationConfig, Generator, Request, Strategy};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "../examples/support/alloc.rs"]
+mod alloc;
 
 const NEW_TOKENS: usize = 512;
 const PROMPT: usize = 16;
@@ -263,5 +261,12 @@ fn bench_token_latency(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench_generation, bench_token_latency);
+criterion_group! {
+    name = benches;
+    config = {
+        alloc::keep_freed_memory();
+        Criterion::default()
+    };
+    targets = bench_generation, bench_token_latency
+}
 criterion_main!(benches);

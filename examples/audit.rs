@@ -15,11 +15,9 @@ use aurl::data::audit::{AuditSummary, FileStatus, TokenizerCheck, audit_files, d
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "support/alloc.rs"]
+mod alloc;
 
 /// Read every MIDI file under PATHs and report what was found.
 #[derive(Parser)]
@@ -72,6 +70,7 @@ fn tokenizer_checks(args: &Args) -> Result<Vec<TokenizerCheck>, String> {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     let args = Args::parse();
     let checks = match tokenizer_checks(&args) {
         Ok(c) => c,

@@ -23,11 +23,9 @@ use aurl::model::weights::{load_model, model_dir};
 use clap::Parser;
 use serde_json::json;
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "support/alloc.rs"]
+mod alloc;
 
 /// Evaluate generated MIDI against reference MIDI.
 #[derive(Parser)]
@@ -71,6 +69,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -28,11 +28,9 @@ use aurl::sampling::{
 };
 use clap::Parser;
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "support/alloc.rs"]
+mod alloc;
 
 /// Generate pieces with a trained model.
 #[derive(Parser)]
@@ -146,6 +144,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

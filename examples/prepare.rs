@@ -22,11 +22,9 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "support/alloc.rs"]
+mod alloc;
 
 /// Tokenize a corpus into the token cache and report on it.
 #[derive(Parser)]
@@ -59,6 +57,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

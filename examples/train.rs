@@ -32,11 +32,9 @@ use aurl::run::{Job, RunConfig, RunDir};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 
-/// mimalloc instead of the system allocator: a decoding or training step allocates and frees
-/// many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-/// README's sampling table).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// mimalloc, keeping freed memory for the next step.
+#[path = "support/alloc.rs"]
+mod alloc;
 
 /// Train a music model and generate from it.
 #[derive(Parser)]
@@ -90,6 +88,7 @@ struct Args {
 }
 
 fn main() -> ExitCode {
+    alloc::keep_freed_memory();
     match run(&Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
