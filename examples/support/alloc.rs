@@ -1,15 +1,15 @@
 //! The allocator of Aurl's example binaries and benchmarks (shared with `#[path]`).
 //!
 //! mimalloc instead of the system allocator: a decoding or training step allocates and frees
-//! many tensors, and glibc's heap trimming then faults the pages back in (measured in the
-//! README's sampling table). mimalloc itself returns ("purges") freed memory to the system
-//! about a second after it is freed, so much of what a training step frees is faulted back
-//! in, and zeroed by the kernel, in a later one (`clear_page_erms`: 2–18 % of a `small`
-//! B8 × 512 step under `perf`, varying from run to run). [`keep_freed_memory`] turns purging
-//! off and the process reuses its peak working set. `model/train_step/small_b8x512`, 8 s
-//! under `/usr/bin/time` (2026-12-06): page faults 22–35 k → 0.7 k, system time 10–16 % →
-//! 3.5 % of the CPU time, peak RSS 454–467 → 478 MB; thirteen interleaved pairs of the
-//! bench: median +6.5 % tokens/s (from −6 % to +17 %: this machine is noisy).
+//! many tensors, and glibc's heap trimming then faults the pages back in. mimalloc itself
+//! returns ("purges") freed memory to the system about a second after it is freed, so much
+//! of what a training step frees is faulted back in, and zeroed by the kernel, in a later one
+//! (`clear_page_erms`: 2–18 % of a `small` B8 × 512 step under `perf`, varying from run to
+//! run). [`keep_freed_memory`] turns purging off and the process reuses its peak working
+//! set. `model/train_step/small_b8x512`, 8 s under `/usr/bin/time` (2026-12-06): page faults
+//! 22–35 k → 0.7 k, system time 10–16 % → 3.5 % of the CPU time, peak RSS 454–467 → 478 MB;
+//! thirteen interleaved pairs of the bench: median +6.5 % tokens/s (from −6 % to +17 %: this
+//! machine is noisy).
 //!
 //! Your own binary gets the same by declaring these two items (with `mimalloc` and
 //! `libmimalloc-sys` (feature `extended`) as dependencies) and calling
