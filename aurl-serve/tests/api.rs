@@ -47,6 +47,14 @@ fn post(path: &str, json: &str) -> Request<Body> {
         .unwrap()
 }
 
+/// The response of `/v1/generate/stream` to `json`, its body not yet read.
+async fn open_stream(app: &Router, json: &str) -> axum::response::Response {
+    app.clone()
+        .oneshot(post("/v1/generate/stream", json))
+        .await
+        .unwrap()
+}
+
 fn get(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
 }
@@ -230,14 +238,7 @@ async fn the_stream_sends_each_note_then_the_piece_that_holds_them() {
 async fn a_client_that_leaves_cancels_its_row() {
     let engine = engine(limits());
     let app = router(engine.clone(), None);
-    let response = app
-        .clone()
-        .oneshot(post(
-            "/v1/generate/stream",
-            r#"{"tokens": 256, "min_tokens": 256, "seed": 9}"#,
-        ))
-        .await
-        .unwrap();
+    let response = open_stream(&app, r#"{"tokens": 256, "min_tokens": 256, "seed": 9}"#).await;
     assert_eq!(response.status(), StatusCode::OK);
     drop(response);
     for _ in 0..600 {
@@ -441,14 +442,7 @@ async fn a_request_joins_the_running_batch_and_leaves_it_when_done() {
     let short = r#"{"tokens": 16, "min_tokens": 16, "seed": 4, "top_k": 20}"#;
     let alone = call(&app, post("/v1/generate", short)).await.1;
     // A long piece streams; once its first note is out, a short request comes in.
-    let long = app
-        .clone()
-        .oneshot(post(
-            "/v1/generate/stream",
-            r#"{"tokens": 4000, "min_tokens": 4000, "seed": 9}"#,
-        ))
-        .await
-        .unwrap();
+    let long = open_stream(&app, r#"{"tokens": 4000, "min_tokens": 4000, "seed": 9}"#).await;
     let mut body = long.into_body();
     let first = body.frame().await.unwrap().unwrap();
     assert!(first.is_data());
